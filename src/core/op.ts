@@ -1,0 +1,80 @@
+import type { Shape } from './shape.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * An op card: everything about one op in one place. Kernels live in src/kernels, one file per
+ * op family; each card there fills these fields.
+ *
+ * - `shape` is the shape rule. It throws a ShapeError naming the op and the offending dims,
+ *   and it runs before any kernel, so kernels can trust their inputs.
+ * - `reference` is the spec: plain loops that accumulate in float64. Every other kernel is
+ *   tested against it.
+ * - `cpu` is the fast CPU kernel (falls back to `reference` when absent).
+ * - `macs` counts multiply-accumulates of one call, for summaries and GFLOP/s figures.
+ */
+export interface OpCard<A = void> {
+  readonly name: string;
+  shape(inputs: readonly Shape[], attrs: A): Shape;
+  reference(inputs: readonly Tensor[], attrs: A): Tensor;
+  cpu?(inputs: readonly Tensor[], attrs: A): Tensor;
+  macs?(inputs: readonly Shape[], attrs: A): number;
+}
+
+/**
+ * A backend runs cards. It is a plain object the user picks (`useBackend`); nothing registers
+ * itself at import time.
+ */
+export interface Backend {
+  readonly name: string;
+  run<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A): Tensor;
+}
+
+/** The fast TypeScript kernels; each card's reference where it has no fast kernel. */
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  run(card, inputs, attrs) {
+    return card.cpu ? card.cpu(inputs, attrs) : card.reference(inputs, attrs);
+  },
+};
+
+/** Only the reference kernels: slow, float64-accumulating, the readable definition of every op. */
+export const referenceBackend: Backend = {
+  name: 'reference',
+  run(card, inputs, attrs) {
+    return card.reference(inputs, attrs);
+  },
+};
+
+let active: Backend = cpuBackend;
+
+/** Chooses the backend that `apply` (and so every op and model) uses from now on. */
+export function useBackend(backend: Backend): void {
+  active = backend;
+}
+
+export function getBackend(): Backend {
+  return active;
+}
+
+/** Runs `fn` with `backend` active, restoring the previous one afterwards. */
+export function withBackend<T>(backend: Backend, fn: () => T): T {
+  const prev = active;
+  active = backend;
+  try {
+    return fn();
+  } finally {
+    active = prev;
+  }
+}
+
+/**
+ * The one door through which every op runs: checks shapes with the card's rule, then hands
+ * the card to the active backend. Autograd records its tape here.
+ */
+export function apply<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, backend: Backend = active): Tensor {
+  card.shape(
+    inputs.map((t) => t.shape),
+    attrs,
+  );
+  return backend.run(card, inputs, attrs);
+}

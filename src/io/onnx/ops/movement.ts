@@ -1,0 +1,4 @@
+import type { OnnxOpTable } from '../node.js';
+
+/** ONNX adapters for the movement op cards. */
+export const movementOps: OnnxOpTable = {};

@@ -1,0 +1,4 @@
+import type { OnnxOpTable } from '../node.js';
+
+/** ONNX adapters for the softmax op cards. */
+export const softmaxOps: OnnxOpTable = {};

@@ -1,0 +1,121 @@
+/**
+ * Pointwise activations, shared by the elementwise card and by the fused epilogues of conv,
+ * Gemm and batch norm (bias + activation applied while the output is still in cache).
+ *
+ * Conventions where libraries disagree, chosen here once:
+ * - Leaky-ReLU slope: given explicitly; ONNX and PyTorch default to 0.01.
+ * - hard-sigmoid: max(0, min(1, alpha·x + beta)). PyTorch's is alpha 1/6, beta 1/2
+ *   (= relu6(x+3)/6); ONNX's HardSigmoid default is alpha 0.2, beta 0.5 — read the attributes.
+ * - hard-swish: x · relu6(x + 3) / 6 (PyTorch and ONNX HardSwish agree).
+ * - SiLU (swish): x · sigmoid(x).
+ */
+export type Activation =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'relu' }
+  | { readonly kind: 'leaky_relu'; readonly alpha: number }
+  | { readonly kind: 'clip'; readonly min: number; readonly max: number }
+  | { readonly kind: 'sigmoid' }
+  | { readonly kind: 'hard_sigmoid'; readonly alpha: number; readonly beta: number }
+  | { readonly kind: 'hard_swish' }
+  | { readonly kind: 'silu' }
+  | { readonly kind: 'tanh' };
+
+export const NO_ACTIVATION: Activation = { kind: 'none' };
+
+/** The activation as a scalar function (used by reference kernels). */
+export function activationFn(a: Activation): (x: number) => number {
+  switch (a.kind) {
+    case 'none':
+      return (x) => x;
+    case 'relu':
+      return (x) => (x > 0 ? x : 0);
+    case 'leaky_relu': {
+      const s = a.alpha;
+      return (x) => (x >= 0 ? x : s * x);
+    }
+    case 'clip': {
+      const lo = a.min;
+      const hi = a.max;
+      return (x) => (x < lo ? lo : x > hi ? hi : x);
+    }
+    case 'sigmoid':
+      return sigmoid;
+    case 'hard_sigmoid': {
+      const al = a.alpha;
+      const be = a.beta;
+      return (x) => Math.max(0, Math.min(1, al * x + be));
+    }
+    case 'hard_swish':
+      return (x) => (x * Math.max(0, Math.min(6, x + 3))) / 6;
+    case 'silu':
+      return (x) => x * sigmoid(x);
+    case 'tanh':
+      return Math.tanh;
+  }
+}
+
+/** Numerically safe logistic function (no overflow of exp for large |x|). */
+export function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+/**
+ * Applies `a` in place to out[start..end). The switch sits outside the loops so each loop is
+ * monomorphic and tight — this runs on every output of every fused conv.
+ */
+export function activateInPlace(out: Float32Array, a: Activation, start = 0, end = out.length): void {
+  switch (a.kind) {
+    case 'none':
+      return;
+    case 'relu':
+      for (let i = start; i < end; i++) if (out[i]! < 0) out[i] = 0; // NaN stays NaN
+      return;
+    case 'leaky_relu': {
+      const s = a.alpha;
+      for (let i = start; i < end; i++) {
+        const x = out[i]!;
+        if (x < 0) out[i] = s * x;
+      }
+      return;
+    }
+    case 'clip': {
+      const lo = a.min;
+      const hi = a.max;
+      for (let i = start; i < end; i++) {
+        const x = out[i]!;
+        out[i] = x < lo ? lo : x > hi ? hi : x;
+      }
+      return;
+    }
+    case 'sigmoid':
+      for (let i = start; i < end; i++) out[i] = sigmoid(out[i]!);
+      return;
+    case 'hard_sigmoid': {
+      const al = a.alpha;
+      const be = a.beta;
+      for (let i = start; i < end; i++) {
+        const y = al * out[i]! + be;
+        out[i] = y < 0 ? 0 : y > 1 ? 1 : y;
+      }
+      return;
+    }
+    case 'hard_swish':
+      for (let i = start; i < end; i++) {
+        const x = out[i]!;
+        const r = x + 3;
+        out[i] = r <= 0 ? 0 : r >= 6 ? x : (x * r) / 6;
+      }
+      return;
+    case 'silu':
+      for (let i = start; i < end; i++) {
+        const x = out[i]!;
+        out[i] = x * sigmoid(x);
+      }
+      return;
+    case 'tanh':
+      for (let i = start; i < end; i++) out[i] = Math.tanh(out[i]!);
+      return;
+  }
+}
