@@ -69,6 +69,19 @@ export class OnnxNode {
     return v;
   }
 
+  /** Input `i`, or an OnnxError naming the node when that (required) input is missing. */
+  input(inputs: ReadonlyArray<Tensor | undefined>, i: number, what: string): Tensor {
+    const t = inputs[i];
+    if (!t) throw this.error(`input ${i} (${what}) is missing`);
+    return t;
+  }
+
+  /** The single value of a one-element input such as Clip's min or Dropout's ratio. */
+  scalar(t: Tensor, what: string): number {
+    if (t.size !== 1) throw this.error(`${what} must hold one value, got ${t.size}`);
+    return t.dataSync()[0]!;
+  }
+
   /** An OnnxError naming this node. */
   error(message: string): OnnxError {
     return new OnnxError(`${this.label}: ${message}`);

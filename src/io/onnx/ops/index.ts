@@ -1,4 +1,4 @@
-import type { OnnxOpTable } from '../node.js';
+import type { OnnxOp, OnnxOpTable } from '../node.js';
 import { convOps } from './conv.js';
 import { elementwiseOps } from './elementwise.js';
 import { gemmOps } from './gemm.js';
@@ -19,3 +19,8 @@ export const ONNX_OPS: OnnxOpTable = {
   ...reduceOps,
   ...movementOps,
 };
+
+/** The adapter for an op type; own properties only, so 'constructor' or '__proto__' find nothing. */
+export function lookupOp(opType: string): OnnxOp | undefined {
+  return Object.hasOwn(ONNX_OPS, opType) ? ONNX_OPS[opType] : undefined;
+}

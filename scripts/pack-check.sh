@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Packs the library, installs the tarball into an empty folder and runs the CLI from there,
+# so a broken `bin`, `files` or `exports` field fails here rather than for users.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+tgz="$(cd "$root" && npm pack --silent --pack-destination "$work" | tail -1)"
+cd "$work"
+npm init -y >/dev/null
+npm install --no-audit --no-fund --silent "./$tgz"
+
+npx --no-install lightconv info "$root/examples/digits.onnx"
+npx --no-install lightconv run "$root/examples/digits.onnx" --image "$root/examples/digit-3.png" --resize 32 --crop 32 --mean 0.5 --std 0.5 --labels "$root/examples/digits-labels.txt"
+npx --no-install lightconv conformance "$root/tests/fixtures/models"
+node --input-type=module -e "import { loadOnnx, Tensor } from 'lightconv'; import * as o from 'lightconv/onnx'; if (typeof loadOnnx !== 'function' || typeof o.loadOnnx !== 'function' || typeof Tensor !== 'function') process.exit(1); console.log('ESM import ok');"
+node -e "const l = require('lightconv'); if (typeof l.loadOnnx !== 'function') process.exit(1); console.log('CJS require ok');"

@@ -1,0 +1,26 @@
+/**
+ * lightconv — a CNN engine in TypeScript. Tensors and backends, the op kernels, ONNX models,
+ * image loading and ndarray interop. Nothing here has side effects at import.
+ */
+export { Tensor, type TensorLike } from './core/tensor.js';
+export type { DType, TypedArray } from './core/dtype.js';
+export type { Shape } from './core/shape.js';
+export { Rng } from './core/rng.js';
+export { getLimits, setLimits, type Limits } from './core/limits.js';
+export { LightconvError, OnnxError, ResourceLimitError, ShapeError, UnsupportedOpError, ValueError } from './core/errors.js';
+export { apply, cpuBackend, getBackend, referenceBackend, useBackend, withBackend, type Backend, type OpCard } from './core/op.js';
+export * from './kernels/index.js';
+export * from './onnx.js';
+export { fromNdarray, toNdarray } from './io/ndarray.js';
+export {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  centerCrop,
+  decodeImage,
+  encodePng,
+  loadImageTensor,
+  resizeShorter,
+  toTensor,
+  type LoadImageOptions,
+  type RgbImage,
+} from './io/image.js';

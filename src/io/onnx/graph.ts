@@ -1,0 +1,257 @@
+import type { DType } from '../../core/dtype.js';
+import { OnnxError, ResourceLimitError } from '../../core/errors.js';
+import { fmtBytes, getLimits } from '../../core/limits.js';
+import type { Tensor } from '../../core/tensor.js';
+import { lookupOp } from './ops/index.js';
+import { type AttrValue, OnnxNode } from './node.js';
+import { onnx } from './proto/onnx.js';
+import { type ExternalReader, dtypeFromOnnx, onnxTypeName, safeInt, tensorFromProto } from './tensor_proto.js';
+
+/** A graph input or output as declared: element type and shape (symbolic dims as their names). */
+export interface ValueInfo {
+  readonly name: string;
+  /** 'tensor', or the kind of a non-tensor value (sequence, map, optional…) the engine cannot run. */
+  readonly kind: string;
+  readonly dtype: DType | undefined;
+  /** ONNX's name for the element type, e.g. FLOAT. */
+  readonly elemType: string;
+  /** Dims: a number, a symbolic name, or null when unknown; undefined when the rank is unknown. */
+  readonly shape: ReadonlyArray<number | string | null> | undefined;
+}
+
+export interface UnsupportedOp {
+  opType: string;
+  domain: string;
+  nodes: string[];
+  reason?: string;
+}
+
+/**
+ * A decoded and validated ONNX graph: nodes in topological order, initializers as tensors,
+ * declared inputs and outputs. Structural problems (duplicate or missing values, cycles, bad
+ * tensors) raise an OnnxError naming the value or node; ops the engine lacks are collected in
+ * `unsupported` so that all of them can be reported at once.
+ */
+export class OnnxGraph {
+  private constructor(
+    readonly name: string,
+    readonly irVersion: number,
+    readonly producer: string,
+    readonly opsets: ReadonlyMap<string, number>,
+    readonly nodes: readonly OnnxNode[],
+    readonly initializers: ReadonlyMap<string, Tensor>,
+    /** Inputs the caller feeds (declared inputs that no initializer backs). */
+    readonly inputs: readonly ValueInfo[],
+    readonly outputs: readonly ValueInfo[],
+    readonly unsupported: readonly UnsupportedOp[],
+  ) {}
+
+  /** Decodes serialized ModelProto bytes. `what` names the source in errors (a file name). */
+  static decode(bytes: Uint8Array, what = 'model', readExternal?: ExternalReader): OnnxGraph {
+    const limits = getLimits();
+    if (bytes.length > limits.maxModelBytes) {
+      throw new ResourceLimitError(`${what}: ${fmtBytes(bytes.length)} exceeds the ${fmtBytes(limits.maxModelBytes)} model budget`);
+    }
+    if (bytes.length === 0) throw new OnnxError(`${what}: empty file`);
+    let m: onnx.ModelProto;
+    try {
+      m = onnx.ModelProto.decode(bytes);
+    } catch (e) {
+      throw new OnnxError(`${what}: not a valid ONNX model (${(e as Error).message})`);
+    }
+    return OnnxGraph.fromProto(m, what, readExternal);
+  }
+
+  static fromProto(m: onnx.ModelProto.$Properties, what = 'model', readExternal?: ExternalReader): OnnxGraph {
+    const g = m.graph;
+    if (!g) throw new OnnxError(`${what}: has no graph`);
+    const irVersion = safeInt(m.ir_version ?? 0, `${what} ir_version`);
+    const opsets = new Map<string, number>();
+    for (const o of m.opset_import ?? []) {
+      const domain = o.domain === 'ai.onnx' ? '' : (o.domain ?? '');
+      opsets.set(domain, safeInt(o.version ?? 0, `${what} opset of '${domain || 'ai.onnx'}'`));
+    }
+    // Models from before opset imports existed (IR 2) mean opset 1.
+    if (!opsets.has('')) opsets.set('', irVersion < 3 ? 1 : 0);
+    const nodesIn = g.node ?? [];
+    if (nodesIn.length > getLimits().maxNodes) {
+      throw new ResourceLimitError(`${what}: ${nodesIn.length} nodes exceed the limit of ${getLimits().maxNodes}`);
+    }
+
+    // Every value name is defined exactly once: by an initializer, a graph input, or a node output.
+    const producedBy = new Map<string, string>();
+    const define = (name: string, by: string) => {
+      if (!name) throw new OnnxError(`${what}: ${by} defines a value with an empty name`);
+      const prev = producedBy.get(name);
+      if (prev !== undefined) throw new OnnxError(`${what}: value '${name}' is defined twice (by ${prev} and by ${by})`);
+      producedBy.set(name, by);
+    };
+
+    const initializers = new Map<string, Tensor>();
+    for (const t of g.initializer ?? []) {
+      const name = t.name ?? '';
+      define(name, `initializer '${name}'`);
+      initializers.set(name, tensorFromProto(t, `${what}: initializer`, readExternal));
+    }
+    if ((g.sparse_initializer ?? []).length > 0) throw new OnnxError(`${what}: sparse initializers are not supported`);
+
+    const inputs: ValueInfo[] = [];
+    const seenInputs = new Set<string>();
+    for (const vi of g.input ?? []) {
+      const info = valueInfo(vi, `${what} graph input`);
+      if (seenInputs.has(info.name)) throw new OnnxError(`${what}: graph input '${info.name}' is declared twice`);
+      seenInputs.add(info.name);
+      // An input with an initializer of the same name is optional: the initializer is its default.
+      if (initializers.has(info.name)) continue;
+      define(info.name, `graph input '${info.name}'`);
+      inputs.push(info);
+    }
+
+    const rawNodes = nodesIn.map((n, i) => toNode(n, i, opsets, what, readExternal));
+    for (const n of rawNodes) for (const o of n.outputs) if (o) define(o, n.label);
+
+    for (const n of rawNodes) {
+      for (const name of n.inputs) {
+        if (name && !producedBy.has(name)) throw new OnnxError(`${what}: ${n.label} reads '${name}', which no node, initializer or graph input defines`);
+      }
+    }
+    const outputs = (g.output ?? []).map((vi) => valueInfo(vi, `${what} graph output`));
+    for (const o of outputs) {
+      if (!producedBy.has(o.name)) throw new OnnxError(`${what}: graph output '${o.name}' is not produced by anything`);
+    }
+    const nodes = topoSort(rawNodes, new Set([...initializers.keys(), ...inputs.map((i) => i.name)]), what);
+
+    return new OnnxGraph(g.name ?? '', irVersion, [m.producer_name, m.producer_version].filter(Boolean).join(' '), opsets, nodes, initializers, inputs, outputs, findUnsupported(nodes, inputs, outputs));
+  }
+
+  /** How many nodes of each op type, most frequent first. */
+  opCounts(): Map<string, number> {
+    const c = new Map<string, number>();
+    for (const n of this.nodes) c.set(n.opType, (c.get(n.opType) ?? 0) + 1);
+    return new Map([...c].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+  }
+
+  /** Elements in floating-point initializers: the model's parameters (and BN statistics). */
+  parameterCount(): number {
+    let n = 0;
+    for (const t of this.initializers.values()) if (t.dtype === 'float32' || t.dtype === 'float64') n += t.size;
+    return n;
+  }
+}
+
+function valueInfo(vi: onnx.ValueInfoProto.$Properties, what: string): ValueInfo {
+  const name = vi.name ?? '';
+  if (!name) throw new OnnxError(`${what} has no name`);
+  const tp = vi.type;
+  if (!tp || !tp.tensor_type) {
+    const kind = tp?.sequence_type ? 'sequence' : tp?.map_type ? 'map' : tp?.optional_type ? 'optional' : tp?.sparse_tensor_type ? 'sparse tensor' : 'tensor';
+    return { name, kind, dtype: undefined, elemType: kind === 'tensor' ? 'UNDEFINED' : kind, shape: undefined };
+  }
+  const elem = tp.tensor_type.elem_type ?? 0;
+  const shape = tp.tensor_type.shape
+    ? (tp.tensor_type.shape.dim ?? []).map((d, i) =>
+        d.dim_value !== undefined && d.dim_value !== null ? safeInt(d.dim_value, `${what} '${name}' dim ${i}`) : d.dim_param ? d.dim_param : null,
+      )
+    : undefined;
+  return { name, kind: 'tensor', dtype: dtypeFromOnnx(elem), elemType: onnxTypeName(elem), shape };
+}
+
+function toNode(n: onnx.NodeProto.$Properties, index: number, opsets: ReadonlyMap<string, number>, what: string, readExternal?: ExternalReader): OnnxNode {
+  const opType = n.op_type ?? '';
+  const name = n.name || `#${index}`;
+  if (!opType) throw new OnnxError(`${what}: node '${name}' has no op_type`);
+  const domain = n.domain === 'ai.onnx' ? '' : (n.domain ?? '');
+  const attrs = new Map<string, AttrValue>();
+  for (const a of n.attribute ?? []) {
+    const an = a.name ?? '';
+    if (!an) throw new OnnxError(`${what}: ${opType} node '${name}' has an attribute without a name`);
+    if (attrs.has(an)) throw new OnnxError(`${what}: ${opType} node '${name}' sets attribute '${an}' twice`);
+    attrs.set(an, attrValue(a, `${what}: ${opType} node '${name}' attribute '${an}'`, readExternal));
+  }
+  return new OnnxNode(name, opType, domain, opsets.get(domain) ?? 0, [...(n.input ?? [])], [...(n.output ?? [])], attrs);
+}
+
+const A = onnx.AttributeProto.AttributeType;
+const utf8 = new TextDecoder();
+
+function attrValue(a: onnx.AttributeProto.$Properties, what: string, readExternal?: ExternalReader): AttrValue {
+  // Old models omit `type`; infer it from the field that is set.
+  const type =
+    a.type ||
+    (a.t ? A.TENSOR : a.g ? A.GRAPH : a.floats?.length ? A.FLOATS : a.ints?.length ? A.INTS : a.strings?.length ? A.STRINGS : a.s?.length ? A.STRING : a.f !== undefined && a.f !== 0 ? A.FLOAT : A.INT);
+  switch (type) {
+    case A.FLOAT:
+      return a.f ?? 0;
+    case A.INT:
+      return safeInt(a.i ?? 0, what);
+    case A.STRING:
+      return utf8.decode(a.s ?? new Uint8Array());
+    case A.TENSOR:
+      if (!a.t) throw new OnnxError(`${what}: tensor attribute without a tensor`);
+      return tensorFromProto(a.t, what, readExternal);
+    case A.FLOATS:
+      return [...(a.floats ?? [])];
+    case A.INTS:
+      return (a.ints ?? []).map((v, i) => safeInt(v, `${what}[${i}]`));
+    case A.STRINGS:
+      return (a.strings ?? []).map((s) => utf8.decode(s));
+    case A.TENSORS:
+      return (a.tensors ?? []).map((t, i) => tensorFromProto(t, `${what}[${i}]`, readExternal));
+    default:
+      // Graphs (If/Loop bodies), sparse tensors, type protos: kept as a marker; no supported op reads them.
+      return `<${A[type] ?? type}>`;
+  }
+}
+
+/** Kahn's algorithm over value availability; a leftover node means a cycle. Stable for sorted input. */
+function topoSort(nodes: readonly OnnxNode[], available: Set<string>, what: string): OnnxNode[] {
+  const waiting = new Map<OnnxNode, number>();
+  const consumers = new Map<string, OnnxNode[]>();
+  for (const n of nodes) {
+    const missing = new Set(n.inputs.filter((i) => i && !available.has(i)));
+    waiting.set(n, missing.size);
+    for (const v of missing) {
+      const list = consumers.get(v);
+      if (list) list.push(n);
+      else consumers.set(v, [n]);
+    }
+  }
+  const order: OnnxNode[] = [];
+  const ready = nodes.filter((n) => waiting.get(n) === 0);
+  for (let i = 0; i < ready.length; i++) {
+    const n = ready[i]!;
+    order.push(n);
+    for (const o of n.outputs) {
+      for (const c of consumers.get(o) ?? []) {
+        const left = waiting.get(c)! - 1;
+        waiting.set(c, left);
+        if (left === 0) ready.push(c);
+      }
+    }
+  }
+  if (order.length !== nodes.length) {
+    const stuck = nodes.filter((n) => !order.includes(n)).slice(0, 5).map((n) => `'${n.name}'`);
+    throw new OnnxError(`${what}: the graph has a cycle through ${stuck.join(', ')}`);
+  }
+  return order;
+}
+
+function findUnsupported(nodes: readonly OnnxNode[], inputs: readonly ValueInfo[], outputs: readonly ValueInfo[]): UnsupportedOp[] {
+  const found = new Map<string, UnsupportedOp>();
+  const note = (opType: string, domain: string, node: string, reason?: string) => {
+    const key = `${domain}|${opType}|${reason ?? ''}`;
+    const e = found.get(key);
+    if (e) e.nodes.push(node);
+    else found.set(key, { opType, domain, nodes: [node], ...(reason ? { reason } : {}) });
+  };
+  for (const n of nodes) {
+    const op = n.domain === '' ? lookupOp(n.opType) : undefined;
+    if (!op) note(n.opType, n.domain, n.name);
+    else if (op.sinceVersion !== undefined && n.opset < op.sinceVersion) note(n.opType, n.domain, n.name, `opset ${n.opset}; needs ≥ ${op.sinceVersion}`);
+  }
+  for (const v of [...inputs, ...outputs]) {
+    if (v.kind !== 'tensor') note(`${v.kind} value`, '', v.name, 'only tensors are supported');
+    else if (!v.dtype) note(`${v.elemType} tensor`, '', v.name, 'element type not supported');
+  }
+  return [...found.values()];
+}

@@ -1,0 +1,187 @@
+import { LightconvError, OnnxError, ResourceLimitError, ShapeError, ValueError } from '../../core/errors.js';
+import { fmtBytes, getLimits } from '../../core/limits.js';
+import { fmtShape } from '../../core/shape.js';
+import { Tensor } from '../../core/tensor.js';
+import { externalReader } from './external.js';
+import { OnnxGraph, type ValueInfo } from './graph.js';
+import type { NodeRunner, OnnxNode } from './node.js';
+import { optimizeGraph } from './optimize.js';
+import { lookupOp } from './ops/index.js';
+import { UnsupportedOpError } from '../../core/errors.js';
+import type { ExternalReader } from './tensor_proto.js';
+
+export type ModelSource = string | Uint8Array | ArrayBuffer;
+
+export interface LoadOptions {
+  /** Apply inference rewrites (BN folding, conv + activation fusion). Default true. */
+  optimize?: boolean;
+}
+
+export interface RunOptions {
+  /** Called after every node with its outputs — for stepping through a network. */
+  onNode?: (node: OnnxNode, outputs: readonly Tensor[]) => void;
+}
+
+interface Step {
+  readonly node: OnnxNode;
+  readonly run: NodeRunner;
+  /** Values no later step (nor the caller) needs once this step has run. */
+  readonly release: readonly string[];
+}
+
+/** Reads and validates an ONNX file or buffer without compiling it (works with unsupported ops too). */
+export async function readOnnx(source: ModelSource): Promise<OnnxGraph> {
+  if (typeof source === 'string') {
+    const fs = await import('node:fs/promises');
+    let size: number;
+    try {
+      size = (await fs.stat(source)).size;
+    } catch (e) {
+      throw new OnnxError(`${source}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (size > getLimits().maxModelBytes) {
+      throw new ResourceLimitError(`${source}: ${fmtBytes(size)} exceeds the ${fmtBytes(getLimits().maxModelBytes)} model budget`);
+    }
+    const bytes = new Uint8Array(await fs.readFile(source));
+    return OnnxGraph.decode(bytes, source, await externalReader(source));
+  }
+  return OnnxGraph.decode(source instanceof Uint8Array ? source : new Uint8Array(source), 'model');
+}
+
+/**
+ * Loads an ONNX model from a file path or bytes, ready to run. Throws an UnsupportedOpError
+ * listing every op the engine lacks, or an OnnxError naming what is malformed.
+ */
+export async function loadOnnx(source: ModelSource, opts: LoadOptions = {}): Promise<OnnxModel> {
+  return new OnnxModel(await readOnnx(source), opts);
+}
+
+/** Synchronous variant for bytes already in memory (no external data). */
+export function loadOnnxSync(bytes: Uint8Array | ArrayBuffer, opts: LoadOptions & { readExternal?: ExternalReader } = {}): OnnxModel {
+  return new OnnxModel(OnnxGraph.decode(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), 'model', opts.readExternal), opts);
+}
+
+/** A compiled ONNX graph: run it with named input tensors. */
+export class OnnxModel {
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  private readonly steps: readonly Step[];
+  private readonly constants: ReadonlyMap<string, Tensor>;
+
+  constructor(
+    readonly graph: OnnxGraph,
+    opts: LoadOptions = {},
+  ) {
+    if (graph.unsupported.length > 0) throw new UnsupportedOpError(graph.unsupported, graph.name ? `model '${graph.name}'` : 'model');
+    this.inputs = graph.inputs;
+    this.outputs = graph.outputs;
+    const outNames = graph.outputs.map((o) => o.name);
+    const { nodes, initializers } =
+      opts.optimize === false ? { nodes: [...graph.nodes], initializers: new Map(graph.initializers) } : optimizeGraph(graph.nodes, graph.initializers, outNames);
+    this.constants = initializers;
+
+    // Liveness: a value is released after its last reader runs, unless the caller gets it back.
+    const lastUse = new Map<string, number>();
+    nodes.forEach((n, i) => n.inputs.forEach((v) => v && lastUse.set(v, i)));
+    const keep = new Set([...outNames, ...initializers.keys()]);
+    const releaseAt: string[][] = nodes.map(() => []);
+    for (const [v, i] of lastUse) if (!keep.has(v)) releaseAt[i]!.push(v);
+    nodes.forEach((n, i) => n.outputs.forEach((v) => v && !lastUse.has(v) && !keep.has(v) && releaseAt[i]!.push(v)));
+
+    this.steps = nodes.map((node, i) => ({ node, run: lookupOp(node.opType)!.compile(node), release: releaseAt[i]! }));
+  }
+
+  /** The nodes that will run, after optimisation, in order. */
+  get plan(): readonly OnnxNode[] {
+    return this.steps.map((s) => s.node);
+  }
+
+  /** Runs the graph. `feeds` maps input names to tensors; a single tensor feeds a one-input model. */
+  async run(feeds: Record<string, Tensor> | Tensor, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
+    return this.runSync(feeds, opts);
+  }
+
+  runSync(feeds: Record<string, Tensor> | Tensor, opts: RunOptions = {}): Record<string, Tensor> {
+    const values = new Map<string, Tensor>(this.constants);
+    for (const [name, t] of this.checkFeeds(feeds)) values.set(name, t);
+    for (const step of this.steps) {
+      const { node } = step;
+      const args = node.inputs.map((v) => {
+        if (!v) return undefined;
+        const t = values.get(v);
+        if (!t) throw new OnnxError(`${node.label}: input '${v}' has no value (an optional graph input was not fed?)`);
+        return t;
+      });
+      let outs: Tensor[];
+      try {
+        outs = step.run(args);
+      } catch (e) {
+        throw withNode(e, node, args);
+      }
+      node.outputs.forEach((v, i) => {
+        if (!v) return;
+        const t = outs[i];
+        if (!t) throw new OnnxError(`${node.label}: produced no value for output '${v}'`);
+        values.set(v, t);
+      });
+      opts.onNode?.(node, outs);
+      for (const v of step.release) values.delete(v);
+    }
+    const result: Record<string, Tensor> = {};
+    for (const o of this.outputs) result[o.name] = values.get(o.name)!;
+    return result;
+  }
+
+  private checkFeeds(feeds: Record<string, Tensor> | Tensor): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    if (feeds instanceof Tensor) {
+      if (this.inputs.length !== 1) throw new ValueError(`the model has ${this.inputs.length} inputs (${this.inputs.map((i) => `'${i.name}'`).join(', ')}); pass them by name`);
+      feeds = { [this.inputs[0]!.name]: feeds };
+    }
+    const declared = new Map(this.graph.inputs.map((i) => [i.name, i]));
+    for (const name of Object.keys(feeds)) {
+      if (!declared.has(name) && !this.graph.initializers.has(name)) {
+        throw new ValueError(`unknown input '${name}'; the model's inputs are ${[...declared.keys()].map((n) => `'${n}'`).join(', ')}`);
+      }
+    }
+    const symbols = new Map<string, number>();
+    for (const info of this.graph.inputs) {
+      const t = feeds[info.name];
+      if (!t) throw new ValueError(`input '${info.name}' is missing`);
+      if (!(t instanceof Tensor)) throw new ValueError(`input '${info.name}' is not a Tensor`);
+      if (info.dtype && t.dtype !== info.dtype) throw new ValueError(`input '${info.name}' must be ${info.dtype} (ONNX ${info.elemType}), got ${t.dtype}`);
+      if (info.shape) {
+        const want = info.shape;
+        if (want.length !== t.rank) throw new ShapeError(`input '${info.name}' must have rank ${want.length} (${fmtDecl(want)}), got ${fmtShape(t.shape)}`);
+        want.forEach((d, i) => {
+          const got = t.shape[i]!;
+          if (typeof d === 'number' && d !== got) throw new ShapeError(`input '${info.name}' dim ${i} must be ${d} (${fmtDecl(want)}), got ${fmtShape(t.shape)}`);
+          if (typeof d === 'string') {
+            const seen = symbols.get(d);
+            if (seen !== undefined && seen !== got) throw new ShapeError(`input '${info.name}' dim ${i} ('${d}') is ${got}, but another input set '${d}' = ${seen}`);
+            symbols.set(d, got);
+          }
+        });
+      }
+      out.set(info.name, t);
+    }
+    for (const [name, t] of Object.entries(feeds)) if (!out.has(name)) out.set(name, t); // an initializer overridden by the caller
+    return out;
+  }
+}
+
+function fmtDecl(s: ReadonlyArray<number | string | null>): string {
+  return `[${s.map((d) => d ?? '?').join(', ')}]`;
+}
+
+/** Prefixes a kernel's error with the node it happened in, keeping its type. */
+function withNode(e: unknown, node: OnnxNode, args: ReadonlyArray<Tensor | undefined>): unknown {
+  if (!(e instanceof LightconvError) || e.message.includes(`'${node.name}'`)) return e;
+  const shapes = args.map((t) => (t ? fmtShape(t.shape) : '-')).join(', ');
+  const msg = `${node.label} (inputs ${shapes}): ${e.message}`;
+  if (e instanceof ShapeError) return new ShapeError(msg);
+  if (e instanceof ValueError) return new ValueError(msg);
+  if (e instanceof OnnxError) return new OnnxError(msg);
+  if (e instanceof ResourceLimitError) return new ResourceLimitError(msg);
+  return e;
+}

@@ -1,0 +1,242 @@
+import { type DType, DTYPES, type TypedArray } from '../../core/dtype.js';
+import { OnnxError } from '../../core/errors.js';
+import { checkedSize } from '../../core/limits.js';
+import { Tensor } from '../../core/tensor.js';
+import { onnx } from './proto/onnx.js';
+
+type Long = { low: number; high: number; unsigned: boolean };
+export type Int64 = number | Long;
+
+/** ONNX TensorProto.DataType → the dtype the engine holds it as. */
+const FROM_ONNX: Readonly<Record<number, DType>> = {
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  9: 'bool',
+  10: 'float32', // float16, widened on read
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  16: 'float32', // bfloat16, widened on read
+};
+
+const TO_ONNX: Readonly<Record<DType, number>> = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  uint16: 4,
+  int16: 5,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float64: 11,
+  uint32: 12,
+  uint64: 13,
+};
+
+const ONNX_TYPE_NAMES: Readonly<Record<number, string>> = {
+  0: 'UNDEFINED', 1: 'FLOAT', 2: 'UINT8', 3: 'INT8', 4: 'UINT16', 5: 'INT16', 6: 'INT32', 7: 'INT64', 8: 'STRING',
+  9: 'BOOL', 10: 'FLOAT16', 11: 'DOUBLE', 12: 'UINT32', 13: 'UINT64', 14: 'COMPLEX64', 15: 'COMPLEX128', 16: 'BFLOAT16',
+};
+
+export function onnxTypeName(t: number): string {
+  return ONNX_TYPE_NAMES[t] ?? `type ${t}`;
+}
+
+/** The engine dtype for an ONNX element type, or undefined when it has none (strings, complex). */
+export function dtypeFromOnnx(t: number): DType | undefined {
+  return FROM_ONNX[t];
+}
+
+export function dtypeToOnnx(d: DType): number {
+  return TO_ONNX[d];
+}
+
+/** A protobuf int64 as a plain number, or an OnnxError if it is not a safe integer. */
+export function safeInt(v: Int64, what: string): number {
+  let n: number;
+  if (typeof v === 'number') n = v;
+  else {
+    // Long: high word signed unless unsigned; beyond ±2^53 the number would be inexact.
+    const high = v.unsigned ? v.high >>> 0 : v.high | 0;
+    if (high > 0x1fffff || high < -0x200000) throw new OnnxError(`${what}: ${fmtLong(v)} is beyond the safe integer range`);
+    n = high * 4294967296 + (v.low >>> 0);
+  }
+  if (!Number.isSafeInteger(n)) throw new OnnxError(`${what}: ${n} is not a safe integer`);
+  return n;
+}
+
+function fmtLong(v: Long): string {
+  const b = (BigInt(v.unsigned ? v.high >>> 0 : v.high | 0) << 32n) | BigInt(v.low >>> 0);
+  return b.toString();
+}
+
+/** Reads external bytes for a tensor; provided by the loader when the model came from a file. */
+export type ExternalReader = (location: string, offset: number, length: number, tensorName: string) => Uint8Array;
+
+/**
+ * Converts a TensorProto to a Tensor. The declared size is checked against the tensor budget
+ * before anything is allocated, and the data length must match the dims exactly.
+ */
+export function tensorFromProto(p: onnx.TensorProto.$Properties, what: string, readExternal?: ExternalReader): Tensor {
+  const name = p.name ? `${what} '${p.name}'` : what;
+  const type = p.data_type ?? 0;
+  const dtype = FROM_ONNX[type];
+  if (!dtype) throw new OnnxError(`${name}: element type ${onnxTypeName(type)} is not supported`);
+  const dims = (p.dims ?? []).map((d, i) => safeInt(d, `${name} dim ${i}`));
+  const n = checkedSize(dims, name, DTYPES[dtype].bytes);
+  if (p.segment) throw new OnnxError(`${name}: segmented tensors are not supported`);
+  const out = DTYPES[dtype].make(n);
+  const elemBytes = type === 10 || type === 16 ? 2 : DTYPES[dtype].bytes;
+
+  let raw = p.raw_data && p.raw_data.length > 0 ? p.raw_data : undefined;
+  if (p.data_location === onnx.TensorProto.DataLocation.EXTERNAL) {
+    if (!readExternal) throw new OnnxError(`${name}: uses external data, which needs the model to be loaded from a file path`);
+    const entries = new Map((p.external_data ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+    const location = entries.get('location');
+    if (!location) throw new OnnxError(`${name}: external data without a 'location'`);
+    const offset = entries.has('offset') ? parseIntStrict(entries.get('offset')!, `${name} external offset`) : 0;
+    const length = entries.has('length') ? parseIntStrict(entries.get('length')!, `${name} external length`) : n * elemBytes;
+    if (length !== n * elemBytes) {
+      throw new OnnxError(`${name}: external data length ${length} does not match ${n} elements of ${onnxTypeName(type)} (${n * elemBytes} bytes)`);
+    }
+    raw = readExternal(location, offset, length, name);
+  }
+
+  if (raw) {
+    if (raw.length !== n * elemBytes) {
+      throw new OnnxError(`${name}: raw_data has ${raw.length} bytes, but dims [${dims.join(', ')}] of ${onnxTypeName(type)} need ${n * elemBytes}`);
+    }
+    readRaw(raw, type, out, name);
+    return new Tensor(out, dims, dtype);
+  }
+
+  const typed = typedField(p, type);
+  if (typed.length !== n) {
+    if (n === 0 || typed.length === 0) {
+      if (n !== 0) throw new OnnxError(`${name}: no data for dims [${dims.join(', ')}] (${n} elements)`);
+    } else {
+      throw new OnnxError(`${name}: has ${typed.length} values, but dims [${dims.join(', ')}] need ${n}`);
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    const v = typed[i]!;
+    if (type === 7 || type === 13) out[i] = safeInt(v, `${name} value ${i}`);
+    else if (type === 10) out[i] = halfToFloat((v as number) & 0xffff);
+    else if (type === 16) out[i] = bf16ToFloat((v as number) & 0xffff);
+    else out[i] = v as number;
+  }
+  return new Tensor(out, dims, dtype);
+}
+
+function typedField(p: onnx.TensorProto.$Properties, type: number): ArrayLike<Int64> {
+  switch (type) {
+    case 1:
+      return p.float_data ?? [];
+    case 11:
+      return p.double_data ?? [];
+    case 7:
+      return p.int64_data ?? [];
+    case 12:
+    case 13:
+      return p.uint64_data ?? [];
+    case 8:
+      throw new OnnxError('string tensors are not supported');
+    default:
+      // int8/16/32, uint8/16, bool, float16 and bfloat16 all travel in int32_data.
+      return p.int32_data ?? [];
+  }
+}
+
+function parseIntStrict(s: string, what: string): number {
+  if (!/^\d+$/.test(s)) throw new OnnxError(`${what}: '${s}' is not a non-negative integer`);
+  const n = Number(s);
+  if (!Number.isSafeInteger(n)) throw new OnnxError(`${what}: ${s} is too large`);
+  return n;
+}
+
+/** Little-endian raw bytes into the output array (copied, so alignment never matters). */
+function readRaw(raw: Uint8Array, type: number, out: TypedArray, name: string): void {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const n = out.length;
+  switch (type) {
+    case 1:
+      new Uint8Array(out.buffer, out.byteOffset, n * 4).set(raw);
+      return;
+    case 11:
+      new Uint8Array(out.buffer, out.byteOffset, n * 8).set(raw);
+      return;
+    case 10:
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+      return;
+    case 16:
+      for (let i = 0; i < n; i++) out[i] = bf16ToFloat(view.getUint16(2 * i, true));
+      return;
+    case 7:
+    case 13:
+      for (let i = 0; i < n; i++) {
+        const v = type === 7 ? view.getBigInt64(8 * i, true) : view.getBigUint64(8 * i, true);
+        const x = Number(v);
+        if (!Number.isSafeInteger(x)) throw new OnnxError(`${name}: value ${i} (${v}) is beyond the safe integer range`);
+        out[i] = x;
+      }
+      return;
+    case 9:
+      for (let i = 0; i < n; i++) out[i] = raw[i] ? 1 : 0;
+      return;
+    default:
+      new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(raw);
+  }
+}
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+function bf16ToFloat(b: number): number {
+  const buf = new DataView(new ArrayBuffer(4));
+  buf.setUint32(0, b << 16);
+  return buf.getFloat32(0);
+}
+
+/** A Tensor as a TensorProto (raw_data, little-endian). */
+export function tensorToProto(t: Tensor, name = ''): onnx.TensorProto {
+  const d = t.dataSync();
+  let raw: Uint8Array;
+  if (t.dtype === 'int64' || t.dtype === 'uint64') {
+    const b = t.dtype === 'int64' ? new BigInt64Array(d.length) : new BigUint64Array(d.length);
+    for (let i = 0; i < d.length; i++) b[i] = BigInt(d[i]!);
+    raw = new Uint8Array(b.buffer);
+  } else {
+    raw = new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+  }
+  return new onnx.TensorProto({ name, dims: [...t.shape], data_type: TO_ONNX[t.dtype], raw_data: raw });
+}
+
+/** Decodes one serialized TensorProto (a `.pb` file of ONNX's test layout) with its name. */
+export function decodeTensorProto(bytes: Uint8Array, what = 'TensorProto'): { name: string; tensor: Tensor } {
+  let p: onnx.TensorProto;
+  try {
+    p = onnx.TensorProto.decode(bytes);
+  } catch (e) {
+    throw new OnnxError(`${what}: not a valid TensorProto (${(e as Error).message})`);
+  }
+  return { name: p.name ?? '', tensor: tensorFromProto(p, what) };
+}
+
+export function decodeTensor(bytes: Uint8Array, what = 'TensorProto'): Tensor {
+  return decodeTensorProto(bytes, what).tensor;
+}
+
+export function encodeTensor(t: Tensor, name = ''): Uint8Array {
+  return onnx.TensorProto.encode(tensorToProto(t, name)).finish();
+}

@@ -1,0 +1,487 @@
+import { ShapeError } from '../core/errors.js';
+import { checkedSize } from '../core/limits.js';
+import { apply, type OpCard } from '../core/op.js';
+import { type Shape, fmtShape } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { type Activation, NO_ACTIVATION, activateInPlace, activationFn } from './activation.js';
+import { requireF32, rowMajor, sgemm } from './gemm.js';
+import { outputLength, windowParams } from './window.js';
+
+/**
+ * Convolution (ONNX Conv, really cross-correlation) over NCHW data: 1-D (input [N, C, L],
+ * weight [M, C/group, k]) and 2-D (input [N, C, H, W], weight [M, C/group, kH, kW]), with an
+ * optional bias [M] and a fused activation applied to the output.
+ */
+export interface ConvAttrs {
+  /** One per spatial axis. */
+  readonly strides: readonly number[];
+  /** ONNX order: [begin_0, begin_1, …, end_0, end_1, …]; may be asymmetric. */
+  readonly pads: readonly number[];
+  readonly dilations: readonly number[];
+  /** Channel groups: C and M must both be multiples; group = C = M is depthwise. */
+  readonly group: number;
+  readonly activation: Activation;
+}
+
+/**
+ * Everything the kernels need, with a 1-D conv seen as a 2-D conv of height 1 (a 1-D conv
+ * is exactly that), so each kernel is written once.
+ */
+interface ConvGeometry {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  m: number;
+  group: number;
+  /** Input channels per group (= weight dim 1). */
+  cg: number;
+  /** Output channels per group. */
+  mg: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  /** Pads: top, left, bottom, right. */
+  pt: number;
+  pl: number;
+  pb: number;
+  pr: number;
+  oh: number;
+  ow: number;
+  outShape: number[];
+}
+
+function convGeometry(inputs: readonly Shape[], attrs: ConvAttrs): ConvGeometry {
+  if (inputs.length < 2 || inputs.length > 3) throw new ShapeError(`Conv: expected 2 or 3 inputs (X, W, B?), got ${inputs.length}`);
+  const [x, wt, bias] = inputs as [Shape, Shape, Shape?];
+  if (x.length !== 3 && x.length !== 4) {
+    throw new ShapeError(`Conv: input must be [N, C, L] (1-D) or [N, C, H, W] (2-D), got ${fmtShape(x)}`);
+  }
+  if (wt.length !== x.length) throw new ShapeError(`Conv: weight ${fmtShape(wt)} must have the input's rank ${x.length} (input ${fmtShape(x)})`);
+  const group = attrs.group;
+  if (!Number.isSafeInteger(group) || group < 1) throw new ShapeError(`Conv: group must be a positive integer, got ${group}`);
+  const [n, c] = [x[0]!, x[1]!];
+  const [m, cg] = [wt[0]!, wt[1]!];
+  if (cg * group !== c) {
+    throw new ShapeError(`Conv: input ${fmtShape(x)} has ${c} channels but weight ${fmtShape(wt)} with group ${group} expects ${cg} × ${group} = ${cg * group}`);
+  }
+  if (m % group !== 0) throw new ShapeError(`Conv: ${m} output channels (weight ${fmtShape(wt)}) are not divisible by group ${group}`);
+  if (bias && (bias.length !== 1 || bias[0] !== m)) {
+    throw new ShapeError(`Conv: bias ${fmtShape(bias)} must be [${m}], one per output channel of weight ${fmtShape(wt)}`);
+  }
+  const rank = x.length - 2;
+  const p = windowParams('Conv', rank, { kernel: wt.slice(2), strides: attrs.strides, dilations: attrs.dilations, pads: attrs.pads });
+  const spatial = x.slice(2);
+  const out = spatial.map((size, i) =>
+    outputLength('Conv', i, size, p.kernel[i]!, p.strides[i]!, p.dilations[i]!, p.pads[i]!, p.pads[i + rank]!),
+  );
+  checkedSize([n, m, ...out], 'Conv output');
+  // Height-1 view of a 1-D conv: the extra leading axis has kernel 1, stride 1, no pads.
+  const two = rank === 2;
+  return {
+    n,
+    c,
+    h: two ? spatial[0]! : 1,
+    w: spatial[rank - 1]!,
+    m,
+    group,
+    cg,
+    mg: m / group,
+    kh: two ? p.kernel[0]! : 1,
+    kw: p.kernel[rank - 1]!,
+    sh: two ? p.strides[0]! : 1,
+    sw: p.strides[rank - 1]!,
+    dh: two ? p.dilations[0]! : 1,
+    dw: p.dilations[rank - 1]!,
+    pt: two ? p.pads[0]! : 0,
+    pl: p.pads[rank - 1]!,
+    pb: two ? p.pads[2]! : 0,
+    pr: p.pads[2 * rank - 1]!,
+    oh: two ? out[0]! : 1,
+    ow: out[rank - 1]!,
+    outShape: [n, m, ...out],
+  };
+}
+
+export const convCard: OpCard<ConvAttrs> = {
+  name: 'Conv',
+  shape(inputs, attrs) {
+    return convGeometry(inputs, attrs).outShape;
+  },
+  macs(inputs, attrs) {
+    const g = convGeometry(inputs, attrs);
+    return g.n * g.m * g.oh * g.ow * g.cg * g.kh * g.kw;
+  },
+  reference(inputs, attrs) {
+    const g = convGeometry(
+      inputs.map((t) => t.shape),
+      attrs,
+    );
+    const [X, W, B] = convData(inputs);
+    const act = activationFn(attrs.activation);
+    const y = new Float32Array(g.n * g.m * g.oh * g.ow);
+    let o = 0;
+    for (let n = 0; n < g.n; n++) {
+      for (let m = 0; m < g.m; m++) {
+        const c0 = Math.floor(m / g.mg) * g.cg; // first input channel of m's group
+        for (let oy = 0; oy < g.oh; oy++) {
+          for (let ox = 0; ox < g.ow; ox++) {
+            let s = B ? B[m]! : 0;
+            for (let ci = 0; ci < g.cg; ci++) {
+              for (let ky = 0; ky < g.kh; ky++) {
+                const iy = oy * g.sh - g.pt + ky * g.dh;
+                if (iy < 0 || iy >= g.h) continue; // zero padding
+                for (let kx = 0; kx < g.kw; kx++) {
+                  const ix = ox * g.sw - g.pl + kx * g.dw;
+                  if (ix < 0 || ix >= g.w) continue;
+                  s += X[((n * g.c + c0 + ci) * g.h + iy) * g.w + ix]! * W[((m * g.cg + ci) * g.kh + ky) * g.kw + kx]!;
+                }
+              }
+            }
+            y[o++] = act(s);
+          }
+        }
+      }
+    }
+    return new Tensor(y, g.outShape);
+  },
+  cpu(inputs, attrs) {
+    const g = convGeometry(
+      inputs.map((t) => t.shape),
+      attrs,
+    );
+    const [X, W, B] = convData(inputs);
+    const y = new Float32Array(g.n * g.m * g.oh * g.ow);
+    const unpadded = g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
+    if (g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && unpadded) pointwiseConv(X, W, B, y, g, attrs.activation);
+    else if (g.group === g.c && g.m === g.c && padsWithinWindow(g)) depthwiseConv(X, W, B, y, g, attrs.activation);
+    else im2colConv(X, W, B, y, g, attrs.activation);
+    return new Tensor(y, g.outShape);
+  },
+};
+
+/**
+ * Whether every pad is smaller than the window span, so each window still touches the input.
+ * Larger pads are legal but would make the depthwise scratch plane arbitrarily big; those
+ * rare convs take the im2col path.
+ */
+function padsWithinWindow(g: ConvGeometry): boolean {
+  const spanH = (g.kh - 1) * g.dh + 1;
+  const spanW = (g.kw - 1) * g.dw + 1;
+  return g.pt < spanH && g.pb < spanH && g.pl < spanW && g.pr < spanW;
+}
+
+function convData(inputs: readonly Tensor[]): [Float32Array, Float32Array, Float32Array | null] {
+  const b = inputs[2];
+  return [requireF32(inputs[0]!, 'Conv', 'input'), requireF32(inputs[1]!, 'Conv', 'weight'), b ? requireF32(b, 'Conv', 'bias') : null];
+}
+
+/** A 1×1, stride-1, unpadded conv is a GEMM on NCHW as it stands: Y[m, p] = Σc W[m, c]·X[c, p]. */
+function pointwiseConv(X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
+  const hw = g.h * g.w;
+  for (let n = 0; n < g.n; n++) {
+    for (let gi = 0; gi < g.group; gi++) {
+      const epilogue = B ? { bias: B, biasOffset: gi * g.mg, activation: act } : { activation: act };
+      sgemm(
+        g.mg,
+        hw,
+        g.cg,
+        1,
+        rowMajor(W, gi * g.mg * g.cg, g.cg),
+        rowMajor(X, (n * g.c + gi * g.cg) * hw, hw),
+        0,
+        y,
+        (n * g.m + gi * g.mg) * hw,
+        hw,
+        epilogue,
+      );
+    }
+  }
+}
+
+/**
+ * Depthwise conv (group = C = M): one small filter per channel, done directly. Outputs whose
+ * window lies inside the input (the interior) take loops with no bounds tests; 3×3 and 5×5
+ * filters (all that MobileNetV3 and EfficientNet use) get unrolled kernels with the taps in
+ * locals. Border outputs clip their window instead. When the border is a large share of the
+ * work (small planes: 7×7 with a 5×5 filter has 40 border outputs of 49), the channel is first
+ * copied into a zero-bordered scratch plane so that every output is interior.
+ */
+function depthwiseConv(X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
+  const { c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const taps = kh * kw;
+  // Interior: oy·sh − pt ≥ 0 and oy·sh − pt + (kh−1)·dh ≤ h − 1 (likewise for ox).
+  const oyLo = Math.min(oh, Math.ceil(pt / sh));
+  const oyHi = Math.max(oyLo, Math.min(oh, Math.floor((h - 1 + pt - (kh - 1) * dh) / sh) + 1));
+  const oxLo = Math.min(ow, Math.ceil(pl / sw));
+  const oxHi = Math.max(oxLo, Math.min(ow, Math.floor((w - 1 + pl - (kw - 1) * dw) / sw) + 1));
+  const border = oh * ow - (oyHi - oyLo) * (oxHi - oxLo);
+  // Copying costs about one tap per input pixel; clipped border outputs cost a slow tap each.
+  const copy = border > 0 && h * w < border * taps;
+  const wp = w + pl + g.pr;
+  if (copy) depthwiseScratch = growZeroed(depthwiseScratch, (h + pt + g.pb) * wp);
+  else if (border > 0) clipColumns(g);
+  for (let plane = 0; plane < g.n * c; plane++) {
+    const ch = plane % c;
+    const xo = plane * h * w;
+    const yo = plane * oh * ow;
+    const wo = ch * taps;
+    const bias = B ? B[ch]! : 0;
+    if (copy) {
+      // Only the interior is written, so the zero border stays zero from channel to channel.
+      const pad = depthwiseScratch;
+      for (let iy = 0, s = xo; iy < h; iy++) {
+        for (let ix = 0, d = (iy + pt) * wp + pl; ix < w; ix++) pad[d++] = X[s++]!;
+      }
+      depthwiseInterior(pad, 0, wp, W, wo, bias, y, yo, g, 0, oh, 0, ow);
+    } else {
+      depthwiseInterior(X, xo - pt * w - pl, w, W, wo, bias, y, yo, g, oyLo, oyHi, oxLo, oxHi);
+      if (border > 0) depthwiseBorder(X, xo, W, wo, bias, y, yo, g, oyLo, oyHi, oxLo, oxHi);
+    }
+    activateInPlace(y, act, yo, yo + oh * ow);
+  }
+}
+
+/** Zero-padded plane for depthwiseConv; reused across calls, re-zeroed per call. */
+let depthwiseScratch: Float32Array = new Float32Array(0);
+
+function growZeroed(buf: Float32Array, size: number): Float32Array {
+  if (buf.length < size) return new Float32Array(size);
+  buf.fill(0, 0, size);
+  return buf;
+}
+
+/** Per output column ox: the taps kx in [kxRange[2·ox], kxRange[2·ox + 1]) land inside the row. */
+let kxRange = new Int32Array(0);
+
+function clipColumns(g: ConvGeometry): void {
+  if (kxRange.length < 2 * g.ow) kxRange = new Int32Array(2 * g.ow);
+  for (let ox = 0; ox < g.ow; ox++) {
+    const ix0 = ox * g.sw - g.pl;
+    kxRange[2 * ox] = ix0 >= 0 ? 0 : Math.ceil(-ix0 / g.dw);
+    kxRange[2 * ox + 1] = Math.min(g.kw, Math.floor((g.w - 1 - ix0) / g.dw) + 1);
+  }
+}
+
+/**
+ * The depthwise outputs outside the interior [oyLo, oyHi) × [oxLo, oxHi): each window is
+ * clipped to the input, rows per output row and columns through kxRange (see clipColumns).
+ */
+function depthwiseBorder(
+  X: Float32Array,
+  xo: number,
+  W: Float32Array,
+  wo: number,
+  bias: number,
+  y: Float32Array,
+  yo: number,
+  g: ConvGeometry,
+  oyLo: number,
+  oyHi: number,
+  oxLo: number,
+  oxHi: number,
+): void {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const kx = kxRange;
+  for (let oy = 0; oy < oh; oy++) {
+    const iy0 = oy * sh - pt;
+    const kyLo = iy0 >= 0 ? 0 : Math.ceil(-iy0 / dh);
+    const kyHi = Math.min(kh, Math.floor((h - 1 - iy0) / dh) + 1);
+    const skip = oy >= oyLo && oy < oyHi; // interior row: only its ends are border
+    for (let ox = 0; ox < ow; ox++) {
+      if (skip && ox >= oxLo && ox < oxHi) {
+        ox = oxHi - 1;
+        continue;
+      }
+      const kxLo = kx[2 * ox]!;
+      const kxHi = kx[2 * ox + 1]!;
+      let s = bias;
+      for (let ky = kyLo; ky < kyHi; ky++) {
+        const r = xo + (iy0 + ky * dh) * w + ox * sw - pl;
+        const wk = wo + ky * kw;
+        for (let k = kxLo; k < kxHi; k++) s += W[wk + k]! * X[r + k * dw]!;
+      }
+      y[yo + oy * ow + ox] = s;
+    }
+  }
+}
+
+/**
+ * Depthwise outputs [oy0, oy1) × [ox0, ox1) of one channel, whose windows all lie inside `src`:
+ * window (oy, ox) starts at src[so + oy·sh·stride + ox·sw].
+ */
+function depthwiseInterior(
+  src: Float32Array,
+  so: number,
+  stride: number,
+  W: Float32Array,
+  wo: number,
+  bias: number,
+  y: Float32Array,
+  yo: number,
+  g: ConvGeometry,
+  oy0: number,
+  oy1: number,
+  ox0: number,
+  ox1: number,
+): void {
+  if (ox0 >= ox1) return;
+  if (g.kh === 3 && g.kw === 3) depthwise3x3(src, so, stride, W, wo, bias, y, yo, g, oy0, oy1, ox0, ox1);
+  else if (g.kh === 5 && g.kw === 5) depthwise5x5(src, so, stride, W, wo, bias, y, yo, g, oy0, oy1, ox0, ox1);
+  else depthwiseAny(src, so, stride, W, wo, bias, y, yo, g, oy0, oy1, ox0, ox1);
+}
+
+/** Any filter size. */
+function depthwiseAny(src: Float32Array, so: number, stride: number, W: Float32Array, wo: number, bias: number, y: Float32Array, yo: number, g: ConvGeometry, oy0: number, oy1: number, ox0: number, ox1: number): void {
+  const { kh, kw, sh, sw, dh, dw, ow } = g;
+  const rowStep = dh * stride;
+  for (let oy = oy0; oy < oy1; oy++) {
+    for (let ox = ox0, o = yo + oy * ow + ox0, a = so + oy * sh * stride + ox0 * sw; ox < ox1; ox++, o++, a += sw) {
+      let s = bias;
+      for (let ky = 0; ky < kh; ky++) {
+        const r = a + ky * rowStep;
+        const wk = wo + ky * kw;
+        for (let kx = 0; kx < kw; kx++) s += W[wk + kx]! * src[r + kx * dw]!;
+      }
+      y[o] = s;
+    }
+  }
+}
+
+function depthwise3x3(src: Float32Array, so: number, stride: number, W: Float32Array, wo: number, bias: number, y: Float32Array, yo: number, g: ConvGeometry, oy0: number, oy1: number, ox0: number, ox1: number): void {
+  const { sh, sw, dh, dw, ow } = g;
+  const w00 = W[wo]!, w01 = W[wo + 1]!, w02 = W[wo + 2]!;
+  const w10 = W[wo + 3]!, w11 = W[wo + 4]!, w12 = W[wo + 5]!;
+  const w20 = W[wo + 6]!, w21 = W[wo + 7]!, w22 = W[wo + 8]!;
+  const rowStep = dh * stride;
+  const d1 = dw, d2 = 2 * dw;
+  for (let oy = oy0; oy < oy1; oy++) {
+    for (let ox = ox0, o = yo + oy * ow + ox0, r0 = so + oy * sh * stride + ox0 * sw; ox < ox1; ox++, o++, r0 += sw) {
+      const r1 = r0 + rowStep, r2 = r1 + rowStep;
+      y[o] = bias +
+        w00 * src[r0]! + w01 * src[r0 + d1]! + w02 * src[r0 + d2]! +
+        w10 * src[r1]! + w11 * src[r1 + d1]! + w12 * src[r1 + d2]! +
+        w20 * src[r2]! + w21 * src[r2 + d1]! + w22 * src[r2 + d2]!;
+    }
+  }
+}
+
+function depthwise5x5(src: Float32Array, so: number, stride: number, W: Float32Array, wo: number, bias: number, y: Float32Array, yo: number, g: ConvGeometry, oy0: number, oy1: number, ox0: number, ox1: number): void {
+  const { sh, sw, dh, dw, ow } = g;
+  const w00 = W[wo]!, w01 = W[wo + 1]!, w02 = W[wo + 2]!, w03 = W[wo + 3]!, w04 = W[wo + 4]!;
+  const w10 = W[wo + 5]!, w11 = W[wo + 6]!, w12 = W[wo + 7]!, w13 = W[wo + 8]!, w14 = W[wo + 9]!;
+  const w20 = W[wo + 10]!, w21 = W[wo + 11]!, w22 = W[wo + 12]!, w23 = W[wo + 13]!, w24 = W[wo + 14]!;
+  const w30 = W[wo + 15]!, w31 = W[wo + 16]!, w32 = W[wo + 17]!, w33 = W[wo + 18]!, w34 = W[wo + 19]!;
+  const w40 = W[wo + 20]!, w41 = W[wo + 21]!, w42 = W[wo + 22]!, w43 = W[wo + 23]!, w44 = W[wo + 24]!;
+  const rowStep = dh * stride;
+  const d1 = dw, d2 = 2 * dw, d3 = 3 * dw, d4 = 4 * dw;
+  for (let oy = oy0; oy < oy1; oy++) {
+    for (let ox = ox0, o = yo + oy * ow + ox0, r0 = so + oy * sh * stride + ox0 * sw; ox < ox1; ox++, o++, r0 += sw) {
+      const r1 = r0 + rowStep, r2 = r1 + rowStep, r3 = r2 + rowStep, r4 = r3 + rowStep;
+      y[o] = bias +
+        w00 * src[r0]! + w01 * src[r0 + d1]! + w02 * src[r0 + d2]! + w03 * src[r0 + d3]! + w04 * src[r0 + d4]! +
+        w10 * src[r1]! + w11 * src[r1 + d1]! + w12 * src[r1 + d2]! + w13 * src[r1 + d3]! + w14 * src[r1 + d4]! +
+        w20 * src[r2]! + w21 * src[r2 + d1]! + w22 * src[r2 + d2]! + w23 * src[r2 + d3]! + w24 * src[r2 + d4]! +
+        w30 * src[r3]! + w31 * src[r3 + d1]! + w32 * src[r3 + d2]! + w33 * src[r3 + d3]! + w34 * src[r3 + d4]! +
+        w40 * src[r4]! + w41 * src[r4 + d1]! + w42 * src[r4 + d2]! + w43 * src[r4 + d3]! + w44 * src[r4 + d4]!;
+    }
+  }
+}
+
+/** Largest im2col chunk, in floats (1 MiB): big enough for long GEMM rows, small enough for L2/L3. */
+const COL_BUDGET = 1 << 18;
+/** Reused im2col scratch; grows to the largest chunk seen and is never shrunk. */
+let colScratch = new Float32Array(0);
+
+/**
+ * General conv: for each image and group, unfold the receptive fields of a range of output
+ * positions into columns (im2col, K = C/group·kH·kW rows) and multiply by the group's weights
+ * [M/group, K]. Chunking the positions bounds the scratch and keeps it in cache for the GEMM.
+ */
+function im2colConv(X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
+  const k = g.cg * g.kh * g.kw;
+  const positions = g.oh * g.ow;
+  const chunk = Math.max(1, Math.min(positions, Math.floor(COL_BUDGET / Math.max(1, k))));
+  if (colScratch.length < k * chunk) colScratch = new Float32Array(k * chunk);
+  const col = colScratch;
+  for (let n = 0; n < g.n; n++) {
+    for (let gi = 0; gi < g.group; gi++) {
+      const epilogue = B ? { bias: B, biasOffset: gi * g.mg, activation: act } : { activation: act };
+      const xo = (n * g.c + gi * g.cg) * g.h * g.w;
+      for (let p0 = 0; p0 < positions; p0 += chunk) {
+        const cols = Math.min(chunk, positions - p0);
+        im2col(X, xo, g, p0, cols, col);
+        sgemm(g.mg, cols, k, 1, rowMajor(W, gi * g.mg * k, k), rowMajor(col, 0, cols), 0, y, (n * g.m + gi * g.mg) * positions + p0, positions, epilogue);
+      }
+    }
+  }
+}
+
+/**
+ * Writes col[r, q] = input tap r of output position p0 + q (0 in the padding), for the cg
+ * channels starting at `xo`; r runs over (channel, ky, kx).
+ */
+function im2col(X: Float32Array, xo: number, g: ConvGeometry, p0: number, cols: number, col: Float32Array): void {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow } = g;
+  let r = 0;
+  for (let ci = 0; ci < g.cg; ci++) {
+    const plane = xo + ci * h * w;
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++, r++) {
+        // Output columns whose tap (ky, kx) lands inside the row: ox in [lo, hi).
+        const shift = kx * dw - pl;
+        const lo = Math.max(0, Math.ceil(-shift / sw));
+        const hi = Math.max(lo, Math.floor((w - 1 - shift) / sw) + 1);
+        let d = r * cols;
+        let oy = Math.floor(p0 / ow);
+        let ox = p0 - oy * ow;
+        let left = cols;
+        while (left > 0) {
+          const end = Math.min(ow, ox + left);
+          left -= end - ox;
+          const iy = oy * sh - pt + ky * dh;
+          if (iy < 0 || iy >= h) {
+            for (; ox < end; ox++) col[d++] = 0;
+          } else {
+            const src = plane + iy * w + shift;
+            const a = Math.min(Math.max(ox, lo), end);
+            const b = Math.min(Math.max(a, hi), end);
+            for (; ox < a; ox++) col[d++] = 0;
+            for (; ox < b; ox++) col[d++] = X[src + ox * sw]!;
+            for (; ox < end; ox++) col[d++] = 0;
+          }
+          ox = 0;
+          oy++;
+        }
+      }
+    }
+  }
+}
+
+/** Conv attributes as a caller gives them: everything optional. */
+export interface ConvOptions {
+  strides?: readonly number[];
+  pads?: readonly number[];
+  dilations?: readonly number[];
+  group?: number;
+  activation?: Activation;
+}
+
+/**
+ * Conv over [N, C, L] or [N, C, H, W] with weight [M, C/group, k…] and optional bias [M].
+ * Defaults: stride 1, no padding, dilation 1, group 1, no activation.
+ */
+export function conv(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOptions = {}): Tensor {
+  const r = Math.max(0, w.rank - 2);
+  const attrs: ConvAttrs = {
+    strides: opts.strides ?? new Array<number>(r).fill(1),
+    pads: opts.pads ?? new Array<number>(2 * r).fill(0),
+    dilations: opts.dilations ?? new Array<number>(r).fill(1),
+    group: opts.group ?? 1,
+    activation: opts.activation ?? NO_ACTIVATION,
+  };
+  return apply(convCard, bias ? [x, w, bias] : [x, w], attrs);
+}

@@ -1,0 +1,382 @@
+import { type DType, DTYPES, castValue } from '../core/dtype.js';
+import { ValueError } from '../core/errors.js';
+import { type OpCard, apply } from '../core/op.js';
+import { type Shape, broadcastShapes, sizeOf, stridesOf } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { type Activation, activateInPlace, activationFn } from './activation.js';
+
+/**
+ * Elementwise ops: one unary card (an activation or a math function) and one binary card
+ * (Add/Sub/Mul/Div/Pow with numpy broadcasting).
+ *
+ * Integer tensors follow numpy/onnxruntime: results wrap modulo 2^bits (uint8 250 + 10 = 4),
+ * integer Div truncates toward zero (and gives 0 for a zero divisor, as numpy does), Pow keeps
+ * the base's dtype (int64 base, float exponent → trunc(pow)). int64/uint64 live in a
+ * Float64Array, so they are exact only while results stay within ±2^53; they do not wrap.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Unary
+
+/** A pointwise function: an activation (shared with the fused epilogues) or a math function. */
+export type UnaryOp = Activation | { readonly kind: 'erf' | 'exp' | 'sqrt' | 'neg' | 'abs' };
+
+/** Kinds ONNX also defines on integer tensors (Relu, Clip, Neg, Abs); the others need floats. */
+const INTEGER_KINDS: ReadonlySet<UnaryOp['kind']> = new Set(['none', 'relu', 'clip', 'neg', 'abs']);
+
+/** The op as a scalar function on float64 values (the reference kernel's definition). */
+export function unaryFn(op: UnaryOp): (x: number) => number {
+  switch (op.kind) {
+    case 'erf':
+      return erfScalar;
+    case 'exp':
+      return Math.exp;
+    case 'sqrt':
+      return Math.sqrt;
+    case 'neg':
+      return (x) => -x;
+    case 'abs':
+      return Math.abs;
+    default:
+      return activationFn(op);
+  }
+}
+
+function checkUnaryDtype(op: UnaryOp, dtype: DType): void {
+  if (!DTYPES[dtype].isFloat && !INTEGER_KINDS.has(op.kind)) {
+    throw new ValueError(`Unary '${op.kind}': needs a float tensor, got ${dtype}`);
+  }
+}
+
+export const unaryCard: OpCard<UnaryOp> = {
+  name: 'Unary',
+  shape: ([x]) => x!,
+  reference([x], op) {
+    checkUnaryDtype(op, x!.dtype);
+    const f = unaryFn(op);
+    const src = x!.dataSync();
+    const out = DTYPES[x!.dtype].make(x!.size);
+    for (let i = 0; i < src.length; i++) out[i] = castValue(x!.dtype, f(src[i]!));
+    return new Tensor(out, x!.shape, x!.dtype);
+  },
+  cpu(inputs, op) {
+    const x = inputs[0]!;
+    if (x.dtype !== 'float32') return unaryCard.reference(inputs, op);
+    const src = x.f32();
+    const out = new Float32Array(src.length);
+    const n = src.length;
+    // One loop per kind, so each stays monomorphic (a shared loop calling f would not inline).
+    switch (op.kind) {
+      case 'erf':
+        for (let i = 0; i < n; i++) out[i] = erfScalar(src[i]!);
+        break;
+      case 'exp':
+        for (let i = 0; i < n; i++) out[i] = Math.exp(src[i]!);
+        break;
+      case 'sqrt':
+        for (let i = 0; i < n; i++) out[i] = Math.sqrt(src[i]!);
+        break;
+      case 'neg':
+        for (let i = 0; i < n; i++) out[i] = -src[i]!;
+        break;
+      case 'abs':
+        for (let i = 0; i < n; i++) out[i] = Math.abs(src[i]!);
+        break;
+      default:
+        out.set(src);
+        activateInPlace(out, op);
+    }
+    return new Tensor(out, x.shape, 'float32');
+  },
+};
+
+export function unary(x: Tensor, op: UnaryOp): Tensor {
+  return apply(unaryCard, [x], op);
+}
+
+export const relu = (x: Tensor): Tensor => unary(x, { kind: 'relu' });
+/** ONNX and PyTorch both default the slope to 0.01. */
+export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => unary(x, { kind: 'leaky_relu', alpha });
+/** max(0, min(1, alpha·x + beta)); defaults are ONNX's (PyTorch's Hardsigmoid is alpha 1/6, beta 0.5). */
+export const hardSigmoid = (x: Tensor, alpha = 0.2, beta = 0.5): Tensor => unary(x, { kind: 'hard_sigmoid', alpha, beta });
+export const hardSwish = (x: Tensor): Tensor => unary(x, { kind: 'hard_swish' });
+export const sigmoid = (x: Tensor): Tensor => unary(x, { kind: 'sigmoid' });
+export const silu = (x: Tensor): Tensor => unary(x, { kind: 'silu' });
+export const tanh = (x: Tensor): Tensor => unary(x, { kind: 'tanh' });
+export const erf = (x: Tensor): Tensor => unary(x, { kind: 'erf' });
+export const exp = (x: Tensor): Tensor => unary(x, { kind: 'exp' });
+export const sqrt = (x: Tensor): Tensor => unary(x, { kind: 'sqrt' });
+export const neg = (x: Tensor): Tensor => unary(x, { kind: 'neg' });
+export const abs = (x: Tensor): Tensor => unary(x, { kind: 'abs' });
+
+/** Clip to [min, max]. As in ONNX (numpy's clip), min > max sets every value to max. */
+export function clipOp(min = -Infinity, max = Infinity): UnaryOp {
+  return { kind: 'clip', min: Math.min(min, max), max };
+}
+
+export const clip = (x: Tensor, min?: number, max?: number): Tensor => unary(x, clipOp(min, max));
+
+/**
+ * erf(x) in float64, accurate to about 1 ulp: the rational approximations of Sun's fdlibm
+ * s_erf.c (also used by musl, Go and FreeBSD). erf is odd, so work with |x|:
+ * - |x| < 0.84375: erf(x) = x + x·P(x²)/Q(x²);
+ * - |x| < 1.25: erf(x) = erx + P(s)/Q(s) with s = |x| − 1 (erx = erf(1) rounded to float);
+ * - |x| < 6: erf(x) = 1 − exp(−x² − 0.5625 + R(1/x²)/S(1/x²)) / |x|, one R/S pair below
+ *   1/0.35 and another above (the asymptotic form of erfc);
+ * - |x| ≥ 6: erf(x) = 1 to double precision.
+ * fdlibm splits x² into two parts to keep exp's argument exact; without the split the error
+ * stays below 2e-16, far beneath float32's resolution.
+ */
+export function erfScalar(x: number): number {
+  if (Number.isNaN(x)) return x;
+  const ax = Math.abs(x);
+  if (ax < 0.84375) {
+    const z = x * x;
+    return x + x * (polyval(ERF_PP, z) / polyval(ERF_QQ, z));
+  }
+  let r: number;
+  if (ax < 1.25) {
+    const s = ax - 1;
+    r = ERF_ERX + polyval(ERF_PA, s) / polyval(ERF_QA, s);
+  } else if (ax < 6) {
+    const s = 1 / (ax * ax);
+    const g = ax < 1 / 0.35 ? polyval(ERF_RA, s) / polyval(ERF_SA, s) : polyval(ERF_RB, s) / polyval(ERF_SB, s);
+    r = 1 - Math.exp(-ax * ax - 0.5625 + g) / ax;
+  } else {
+    r = 1;
+  }
+  return x < 0 ? -r : r;
+}
+
+/** c[0] + c[1]·z + c[2]·z² + … (Horner). */
+function polyval(c: readonly number[], z: number): number {
+  let r = 0;
+  for (let i = c.length - 1; i >= 0; i--) r = r * z + c[i]!;
+  return r;
+}
+
+// fdlibm's coefficients, lowest degree first; each Q/S polynomial with its leading 1 written out.
+const ERF_ERX = 8.45062911510467529297e-1;
+const ERF_PP = [1.28379167095512558561e-1, -3.25042107247001499370e-1, -2.84817495755985104766e-2, -5.77027029648944159157e-3, -2.37630166566501626084e-5];
+const ERF_QQ = [1, 3.97917223959155352819e-1, 6.50222499887672944485e-2, 5.08130628187576562776e-3, 1.32494738004321644526e-4, -3.96022827877536812320e-6];
+const ERF_PA = [
+  -2.36211856075265944077e-3, 4.14856118683748331666e-1, -3.72207876035701323847e-1, 3.18346619901161753674e-1, -1.10894694282396677476e-1,
+  3.54783043256182359371e-2, -2.16637559486879084300e-3,
+];
+const ERF_QA = [
+  1, 1.06420880400844228286e-1, 5.40397917702171048937e-1, 7.18286544141962662868e-2, 1.26171219808761642112e-1, 1.36370839120290507362e-2,
+  1.19844998467991074170e-2,
+];
+const ERF_RA = [
+  -9.86494403484714822705e-3, -6.93858572707181764372e-1, -1.05586262253232909814e1, -6.23753324503260060396e1, -1.62396669462573470355e2,
+  -1.84605092906711035994e2, -8.12874355063065934246e1, -9.81432934416914548592,
+];
+const ERF_SA = [
+  1, 1.96512716674392571292e1, 1.37657754143519042600e2, 4.34565877475229228821e2, 6.45387271733267880336e2, 4.29008140027567833386e2,
+  1.08635005541779435134e2, 6.57024977031928170135, -6.04244152148580987438e-2,
+];
+const ERF_RB = [
+  -9.86494292470009928597e-3, -7.99283237680523006574e-1, -1.77579549177547519889e1, -1.60636384855821916062e2, -6.37566443368389627722e2,
+  -1.02509513161107724954e3, -4.83519191608651397019e2,
+];
+const ERF_SB = [
+  1, 3.03380607434824582924e1, 3.25792512996573918826e2, 1.53672958608443695994e3, 3.19985821950859553908e3, 2.55305040643316442583e3,
+  4.74528541206955367215e2, -2.24409524465858183362e1,
+];
+
+// ---------------------------------------------------------------------------------------------
+// Binary
+
+export type BinaryOp = 'Add' | 'Sub' | 'Mul' | 'Div' | 'Pow';
+
+/** The output dtype: both operands share it, except Pow, whose exponent may differ (output = base's). */
+function binaryDtype(op: BinaryOp, a: Tensor, b: Tensor): DType {
+  if (op !== 'Pow' && a.dtype !== b.dtype) throw new ValueError(`${op}: operands are ${a.dtype} and ${b.dtype}; they must have the same dtype`);
+  return a.dtype;
+}
+
+/**
+ * The op on two float64 values, with the integer semantics of `dtype` where storing the result
+ * does not give them already (typed arrays wrap and truncate on store; castValue does int64).
+ */
+export function binaryFn(op: BinaryOp, dtype: DType): (a: number, b: number) => number {
+  const isInt = !DTYPES[dtype].isFloat;
+  switch (op) {
+    case 'Add':
+      return (a, b) => a + b;
+    case 'Sub':
+      return (a, b) => a - b;
+    case 'Mul':
+      // A 32-bit product can exceed 2^53; imul keeps its low 32 bits exact.
+      return dtype === 'int32' || dtype === 'uint32' ? Math.imul : (a, b) => a * b;
+    case 'Div':
+      return isInt ? (a, b) => (b === 0 ? 0 : Math.trunc(a / b)) : (a, b) => a / b;
+    case 'Pow':
+      return Math.pow;
+  }
+}
+
+/** Element strides of `shape` read as `out` under broadcasting: 0 along broadcast dims. */
+function broadcastStrides(shape: Shape, out: Shape): number[] {
+  const own = stridesOf(shape);
+  const lead = out.length - shape.length;
+  return out.map((_, i) => (i < lead || shape[i - lead] === 1 ? 0 : own[i - lead]!));
+}
+
+/** The output's dims with each operand's element strides along them. */
+interface RowPlan {
+  readonly dims: Float64Array;
+  readonly sa: Float64Array;
+  readonly sb: Float64Array;
+}
+
+/**
+ * The output as rows: dims of size 1 are dropped and neighbouring dims merged where both
+ * operands are contiguous (or both broadcast) across them. Along the last dim each operand's
+ * stride is then 1 or 0, so every pattern becomes rows of one of three kinds — vector∘vector,
+ * vector∘scalar, scalar∘vector:
+ * same shape → one vector∘vector row; a scalar operand → one vector∘scalar row;
+ * NCHW ∘ [N,C,1,1] → N·C rows of H·W against one value each (the SE gate);
+ * NCHW ∘ [C,1,1] → N·C such rows, the channel index wrapping; NCHW ∘ [W] → N·C·H vector rows.
+ */
+function rowPlan(out: Shape, a: Shape, b: Shape): RowPlan {
+  const fa = broadcastStrides(a, out);
+  const fb = broadcastStrides(b, out);
+  const dims: number[] = [];
+  const sa: number[] = [];
+  const sb: number[] = [];
+  out.forEach((d, i) => {
+    if (d === 1) return;
+    const k = dims.length - 1;
+    if (k >= 0 && sa[k] === fa[i]! * d && sb[k] === fb[i]! * d) {
+      dims[k]! *= d;
+      sa[k] = fa[i]!;
+      sb[k] = fb[i]!;
+    } else {
+      dims.push(d);
+      sa.push(fa[i]!);
+      sb.push(fb[i]!);
+    }
+  });
+  if (dims.length === 0) return { dims: Float64Array.of(1), sa: Float64Array.of(1), sb: Float64Array.of(1) };
+  return { dims: Float64Array.from(dims), sa: Float64Array.from(sa), sb: Float64Array.from(sb) };
+}
+
+/** Calls visit(outOffset, aOffset, bOffset, length) for each row of the plan, in output order. */
+function forEachRow(p: RowPlan, visit: (o: number, ia: number, ib: number, n: number) => void): void {
+  const last = p.dims.length - 1;
+  const n = p.dims[last]!;
+  let rows = 1;
+  for (let d = 0; d < last; d++) rows *= p.dims[d]!;
+  if (n === 0 || rows === 0) return;
+  const idx = new Float64Array(last);
+  let ia = 0;
+  let ib = 0;
+  for (let r = 0; r < rows; r++) {
+    visit(r * n, ia, ib, n);
+    for (let d = last - 1; d >= 0; d--) {
+      ia += p.sa[d]!;
+      ib += p.sb[d]!;
+      if (++idx[d]! < p.dims[d]!) break;
+      ia -= p.sa[d]! * p.dims[d]!;
+      ib -= p.sb[d]! * p.dims[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+type FloatArray = Float32Array | Float64Array;
+/** y[o+k] = a[ia+k] ∘ b[ib+k] for k < n, with one operand held fixed in the scalar variants. */
+type RowKernel = (y: FloatArray, o: number, a: FloatArray, ia: number, b: FloatArray, ib: number, n: number) => void;
+
+/** Float row kernels per op: [vector∘vector, vector∘scalar, scalar∘vector]. */
+const ROW_KERNELS: Readonly<Record<BinaryOp, readonly [RowKernel, RowKernel, RowKernel]>> = {
+  Add: [
+    (y, o, a, ia, b, ib, n) => { for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! + b[ib + k]!; },
+    (y, o, a, ia, b, ib, n) => { const s = b[ib]!; for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! + s; },
+    (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = s + b[ib + k]!; },
+  ],
+  Sub: [
+    (y, o, a, ia, b, ib, n) => { for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! - b[ib + k]!; },
+    (y, o, a, ia, b, ib, n) => { const s = b[ib]!; for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! - s; },
+    (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = s - b[ib + k]!; },
+  ],
+  Mul: [
+    (y, o, a, ia, b, ib, n) => { for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! * b[ib + k]!; },
+    (y, o, a, ia, b, ib, n) => { const s = b[ib]!; for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! * s; },
+    (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = s * b[ib + k]!; },
+  ],
+  Div: [
+    (y, o, a, ia, b, ib, n) => { for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! / b[ib + k]!; },
+    (y, o, a, ia, b, ib, n) => { const s = b[ib]!; for (let k = 0; k < n; k++) y[o + k] = a[ia + k]! / s; },
+    (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = s / b[ib + k]!; },
+  ],
+  Pow: [
+    (y, o, a, ia, b, ib, n) => { for (let k = 0; k < n; k++) y[o + k] = Math.pow(a[ia + k]!, b[ib + k]!); },
+    (y, o, a, ia, b, ib, n) => { const s = b[ib]!; for (let k = 0; k < n; k++) y[o + k] = Math.pow(a[ia + k]!, s); },
+    (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = Math.pow(s, b[ib + k]!); },
+  ],
+};
+
+export const binaryCard: OpCard<BinaryOp> = {
+  name: 'Binary',
+  shape: ([a, b], op) => broadcastShapes(a!, b!, op),
+
+  reference([a, b], op) {
+    const dtype = binaryDtype(op, a!, b!);
+    const f = binaryFn(op, dtype);
+    const shape = broadcastShapes(a!.shape, b!.shape, op);
+    const sa = broadcastStrides(a!.shape, shape);
+    const sb = broadcastStrides(b!.shape, shape);
+    const ad = a!.dataSync();
+    const bd = b!.dataSync();
+    const out = DTYPES[dtype].make(sizeOf(shape));
+    for (let i = 0; i < out.length; i++) {
+      let rest = i;
+      let ia = 0;
+      let ib = 0;
+      for (let d = shape.length - 1; d >= 0; d--) {
+        const k = rest % shape[d]!;
+        rest = (rest - k) / shape[d]!;
+        ia += k * sa[d]!;
+        ib += k * sb[d]!;
+      }
+      out[i] = castValue(dtype, f(ad[ia]!, bd[ib]!));
+    }
+    return new Tensor(out, shape, dtype);
+  },
+
+  cpu([a, b], op) {
+    const dtype = binaryDtype(op, a!, b!);
+    const shape = broadcastShapes(a!.shape, b!.shape, op);
+    const out = DTYPES[dtype].make(sizeOf(shape));
+    const plan = rowPlan(shape, a!.shape, b!.shape);
+    const ad = a!.dataSync();
+    const bd = b!.dataSync();
+    const last = plan.dims.length - 1;
+    const sa = plan.sa[last]!;
+    const sb = plan.sb[last]!;
+    if (DTYPES[dtype].isFloat && a!.dtype === b!.dtype) {
+      const kernel = ROW_KERNELS[op][sa === 0 ? 2 : sb === 0 ? 1 : 0];
+      const y = out as FloatArray;
+      forEachRow(plan, (o, ia, ib, n) => kernel(y, o, ad as FloatArray, ia, bd as FloatArray, ib, n));
+    } else {
+      // Integer and mixed-dtype Pow: the generic strided rows with the dtype's semantics.
+      const f = binaryFn(op, dtype);
+      forEachRow(plan, (o, ia, ib, n) => {
+        for (let k = 0; k < n; k++) out[o + k] = castValue(dtype, f(ad[ia + k * sa]!, bd[ib + k * sb]!));
+      });
+    }
+    return new Tensor(out, shape, dtype);
+  },
+};
+
+export function binary(a: Tensor, b: Tensor, op: BinaryOp): Tensor {
+  return apply(binaryCard, [a, b], op);
+}
+
+export const add = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Add');
+export const sub = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Sub');
+export const mul = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Mul');
+export const div = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Div');
+export const pow = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Pow');

@@ -1,0 +1,284 @@
+import { DTYPES } from '../core/dtype.js';
+import { ShapeError } from '../core/errors.js';
+import { type OpCard, apply } from '../core/op.js';
+import { type Shape, fmtShape, sizeOf } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { type Activation, NO_ACTIVATION, activateInPlace, activationFn } from './activation.js';
+
+/**
+ * Batch normalisation at inference, per channel (axis 1) of any [N, C, …] input:
+ * y = scale·(x − mean)/sqrt(var + epsilon) + bias, then an optional fused activation.
+ * Epsilon is the model's: MobileNetV3 uses 1e-3, EfficientNet 1e-5 (ONNX's default).
+ */
+export interface BatchNormAttrs {
+  readonly epsilon: number;
+  /** Applied to the normalised value (BN + ReLU fused); default none. */
+  readonly activation?: Activation;
+}
+
+const PARAMS = ['scale', 'bias', 'mean', 'var'] as const;
+
+function checkParams(op: string, channels: number, params: readonly (Shape | undefined)[], names: readonly string[] = PARAMS): void {
+  names.forEach((name, i) => {
+    const p = params[i];
+    if (!p || p.length !== 1 || p[0] !== channels) {
+      throw new ShapeError(`${op}: ${name} has shape ${p ? fmtShape(p) : '(missing)'}, expected [${channels}]`);
+    }
+  });
+}
+
+/**
+ * The per-channel affine map y = a·x + b equivalent to the normalisation, in float64:
+ * a = scale/sqrt(var + eps), b = bias − mean·a.
+ */
+export function batchNormAffine(scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: number): { a: Float64Array; b: Float64Array } {
+  return affineOf(scale.dataSync(), bias.dataSync(), mean.dataSync(), variance.dataSync(), epsilon);
+}
+
+function affineOf(s: ArrayLike<number>, bi: ArrayLike<number>, m: ArrayLike<number>, v: ArrayLike<number>, epsilon: number): { a: Float64Array; b: Float64Array } {
+  const c = s.length;
+  const a = new Float64Array(c);
+  const b = new Float64Array(c);
+  for (let i = 0; i < c; i++) {
+    a[i] = s[i]! / Math.sqrt(v[i]! + epsilon);
+    b[i] = bi[i]! - m[i]! * a[i]!;
+  }
+  return { a, b };
+}
+
+/** The fast loop of every batch norm: y = a[c]·x + b[c] per channel plane of a float32 [N, C, …] input. */
+function applyChannelAffine(x: Tensor, { a, b }: { a: Float64Array; b: Float64Array }, activation?: Activation): Tensor {
+  const C = x.shape[1]!;
+  const inner = sizeOf(x.shape.slice(2));
+  const xd = x.f32();
+  const out = new Float32Array(xd.length);
+  for (let start = 0, c = 0; start < out.length; start += inner, c = (c + 1) % C) {
+    const ac = a[c]!;
+    const bc = b[c]!;
+    const end = start + inner;
+    for (let i = start; i < end; i++) out[i] = ac * xd[i]! + bc;
+    // While the plane is still in cache.
+    if (activation) activateInPlace(out, activation, start, end);
+  }
+  return new Tensor(out, x.shape, 'float32');
+}
+
+export const batchNormCard: OpCard<BatchNormAttrs> = {
+  name: 'BatchNormalization',
+  shape([x, ...params]) {
+    if (x!.length < 2) throw new ShapeError(`BatchNormalization: input must be [N, C, …], got ${fmtShape(x!)}`);
+    checkParams('BatchNormalization', x![1]!, params);
+    return x!;
+  },
+
+  reference([x, scale, bias, mean, variance], attrs) {
+    const act = activationFn(attrs.activation ?? NO_ACTIVATION);
+    const C = x!.shape[1]!;
+    const inner = sizeOf(x!.shape.slice(2));
+    const xd = x!.dataSync();
+    const s = scale!.dataSync();
+    const b = bias!.dataSync();
+    const m = mean!.dataSync();
+    const v = variance!.dataSync();
+    const out = DTYPES[x!.dtype].make(x!.size);
+    for (let i = 0; i < out.length; i++) {
+      const c = Math.floor(i / inner) % C;
+      out[i] = act((s[c]! * (xd[i]! - m[c]!)) / Math.sqrt(v[c]! + attrs.epsilon) + b[c]!);
+    }
+    return new Tensor(out, x!.shape, x!.dtype);
+  },
+
+  cpu(inputs, attrs) {
+    const [x, scale, bias, mean, variance] = inputs as Tensor[];
+    if (x!.dtype !== 'float32') return batchNormCard.reference(inputs, attrs);
+    return applyChannelAffine(x!, batchNormAffine(scale!, bias!, mean!, variance!, attrs.epsilon), attrs.activation);
+  },
+};
+
+export function batchNorm(
+  x: Tensor,
+  scale: Tensor,
+  bias: Tensor,
+  mean: Tensor,
+  variance: Tensor,
+  attrs: BatchNormAttrs = { epsilon: 1e-5 },
+): Tensor {
+  return apply(batchNormCard, [x, scale, bias, mean, variance], attrs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training mode: normalise with the statistics of the batch itself.
+
+/**
+ * Batch normalisation in training mode (ONNX BatchNormalization with training_mode=1, opset 14+):
+ * y = scale·(x − μ)/sqrt(σ² + epsilon) + bias, where μ and σ² are the mean and the *biased*
+ * (population, divide by n) variance of channel c over N and every spatial position. The inputs
+ * are [x, scale, bias]; the running statistics are not inputs of the card (see
+ * `updateRunningStats`). It is the forward of training-mode BN for autograd.
+ */
+export interface BatchNormTrainAttrs {
+  readonly epsilon: number;
+}
+
+/** Per-channel batch statistics, in float64: mean and biased variance. */
+export interface BatchStats {
+  readonly mean: Float64Array;
+  readonly variance: Float64Array;
+  /** Elements per channel, N·spatial. */
+  readonly count: number;
+}
+
+/**
+ * The mean and biased variance of every channel of an [N, C, …] input over N and the spatial
+ * dims, accumulated in float64 with two passes (the mean first, then the squared deviations, so
+ * a large mean does not cancel the variance away). A channel with no elements gets NaN.
+ */
+export function batchStats(x: Tensor): BatchStats {
+  const C = x.shape[1]!;
+  const inner = sizeOf(x.shape.slice(2));
+  const count = C === 0 ? 0 : x.size / C;
+  const xd = x.dataSync();
+  const mean = new Float64Array(C);
+  const variance = new Float64Array(C);
+  for (let start = 0, c = 0; start < xd.length; start += inner, c = (c + 1) % C) {
+    let s = 0;
+    for (let i = start; i < start + inner; i++) s += xd[i]!;
+    mean[c] += s;
+  }
+  for (let c = 0; c < C; c++) mean[c] /= count;
+  for (let start = 0, c = 0; start < xd.length; start += inner, c = (c + 1) % C) {
+    const m = mean[c]!;
+    let q = 0;
+    for (let i = start; i < start + inner; i++) q += (xd[i]! - m) * (xd[i]! - m);
+    variance[c] += q;
+  }
+  for (let c = 0; c < C; c++) variance[c] /= count;
+  return { mean, variance, count };
+}
+
+/**
+ * The statistics each training-mode kernel normalised its output with, keyed by that output, so
+ * that `batchNormTrain` can return them without a second pass (a backend whose kernel does not
+ * record them costs one recomputation, with the same result).
+ */
+const usedStats = new WeakMap<Tensor, BatchStats>();
+
+export const batchNormTrainingCard: OpCard<BatchNormTrainAttrs> = {
+  name: 'BatchNormalizationTraining',
+  shape([x, ...params]) {
+    if (x!.length < 2) throw new ShapeError(`BatchNormalizationTraining: input must be [N, C, …], got ${fmtShape(x!)}`);
+    checkParams('BatchNormalizationTraining', x![1]!, params, ['scale', 'bias']);
+    return x!;
+  },
+
+  reference([x, scale, bias], attrs) {
+    const stats = batchStats(x!);
+    const C = x!.shape[1]!;
+    const inner = sizeOf(x!.shape.slice(2));
+    const xd = x!.dataSync();
+    const s = scale!.dataSync();
+    const b = bias!.dataSync();
+    const out = DTYPES[x!.dtype].make(x!.size);
+    for (let i = 0; i < out.length; i++) {
+      const c = Math.floor(i / inner) % C;
+      out[i] = (s[c]! * (xd[i]! - stats.mean[c]!)) / Math.sqrt(stats.variance[c]! + attrs.epsilon) + b[c]!;
+    }
+    const y = new Tensor(out, x!.shape, x!.dtype);
+    usedStats.set(y, stats);
+    return y;
+  },
+
+  cpu(inputs, attrs) {
+    const [x, scale, bias] = inputs as Tensor[];
+    if (x!.dtype !== 'float32') return batchNormTrainingCard.reference(inputs, attrs);
+    const stats = batchStats(x!);
+    const y = applyChannelAffine(x!, affineOf(scale!.dataSync(), bias!.dataSync(), stats.mean, stats.variance, attrs.epsilon));
+    usedStats.set(y, stats);
+    return y;
+  },
+};
+
+/**
+ * Training-mode batch norm: the output and the batch mean and biased variance it was normalised
+ * with ([C] tensors in x's dtype; what ONNX opsets 9–13 called saved_mean / saved_var, before
+ * inversion). Feed them to `updateRunningStats` for the new running statistics.
+ */
+export function batchNormTrain(
+  x: Tensor,
+  scale: Tensor,
+  bias: Tensor,
+  attrs: BatchNormTrainAttrs = { epsilon: 1e-5 },
+): { y: Tensor; mean: Tensor; variance: Tensor } {
+  const y = apply(batchNormTrainingCard, [x, scale, bias], attrs);
+  const stats = usedStats.get(y) ?? batchStats(x);
+  const C = x.shape[1]!;
+  const dtype = DTYPES[x.dtype].isFloat ? x.dtype : 'float32';
+  const mean = DTYPES[dtype].make(C);
+  const variance = DTYPES[dtype].make(C);
+  mean.set(stats.mean);
+  variance.set(stats.variance);
+  return { y, mean: new Tensor(mean, [C], dtype), variance: new Tensor(variance, [C], dtype) };
+}
+
+/**
+ * The running statistics after one training step, in float64, returned in the running tensors'
+ * dtype: running_mean·momentum + batch_mean·(1 − momentum), and likewise for the variance.
+ *
+ * - `momentum` follows ONNX (default 0.9): the weight of the *old* value. PyTorch's momentum m is
+ *   the weight of the new batch value, so PyTorch's m is ONNX's 1 − m (its default 0.1 is 0.9 here).
+ * - The variance blended in: ONNX's spec and ONNX 1.12's reference (and so its node tests) use
+ *   the biased batch variance, as returned by `batchNormTrain`. PyTorch blends the unbiased one,
+ *   σ²·n/(n − 1); pass `unbiasedCount: n` (the elements per channel, N·spatial) for that.
+ */
+export function updateRunningStats(
+  runningMean: Tensor,
+  runningVar: Tensor,
+  batchMean: Tensor,
+  batchVar: Tensor,
+  opts: { momentum: number; unbiasedCount?: number },
+): { mean: Tensor; variance: Tensor } {
+  const C = batchMean.size;
+  checkParams('updateRunningStats', C, [runningMean.shape, runningVar.shape, batchMean.shape, batchVar.shape], ['running_mean', 'running_var', 'batch_mean', 'batch_var']);
+  const { momentum, unbiasedCount: n } = opts;
+  const bessel = n === undefined ? 1 : n / (n - 1);
+  const blend = (running: Tensor, batch: Tensor, factor: number): Tensor => {
+    const r = running.dataSync();
+    const b = batch.dataSync();
+    const out = DTYPES[running.dtype].make(C);
+    for (let c = 0; c < C; c++) out[c] = r[c]! * momentum + b[c]! * factor * (1 - momentum);
+    return new Tensor(out, [C], running.dtype);
+  };
+  return { mean: blend(runningMean, batchMean, 1), variance: blend(runningVar, batchVar, bessel) };
+}
+
+/**
+ * Folds an inference batch norm into the conv (or Gemm) before it: with a = scale/sqrt(var + eps),
+ * W'[o, …] = a[o]·W[o, …] and b'[o] = a[o]·(b[o] − mean[o]) + bnBias[o]. The weight's first dim
+ * must be the output channels (Conv, and Gemm with transB=1; not ConvTranspose). Computed in
+ * float64, returned in the weight's dtype.
+ */
+export function foldBatchNorm(
+  weight: Tensor,
+  bias: Tensor | undefined,
+  scale: Tensor,
+  bnBias: Tensor,
+  mean: Tensor,
+  variance: Tensor,
+  epsilon: number,
+): { weight: Tensor; bias: Tensor } {
+  const cout = weight.shape[0];
+  if (cout === undefined) throw new ShapeError('foldBatchNorm: weight must have an output-channel dim, got a scalar');
+  checkParams('foldBatchNorm', cout, [scale.shape, bnBias.shape, mean.shape, variance.shape]);
+  if (bias && (bias.rank !== 1 || bias.size !== cout)) throw new ShapeError(`foldBatchNorm: conv bias has shape ${fmtShape(bias.shape)}, expected [${cout}]`);
+  const { a } = batchNormAffine(scale, bnBias, mean, variance, epsilon);
+  const per = weight.size / cout;
+  const w = weight.dataSync();
+  const w2 = DTYPES[weight.dtype].make(weight.size);
+  for (let i = 0; i < w.length; i++) w2[i] = w[i]! * a[Math.floor(i / per)]!;
+  const bb = bnBias.dataSync();
+  const m = mean.dataSync();
+  const b0 = bias?.dataSync();
+  const b2 = DTYPES[weight.dtype].make(cout);
+  for (let o = 0; o < cout; o++) b2[o] = a[o]! * ((b0 ? b0[o]! : 0) - m[o]!) + bb[o]!;
+  return { weight: new Tensor(w2, weight.shape, weight.dtype), bias: new Tensor(b2, [cout], weight.dtype) };
+}
