@@ -16,6 +16,6 @@ export default defineConfig([
     format: ['esm'],
     target: 'node20',
     sourcemap: true,
-    banner: { js: '#!/usr/bin/env node' },
+    // The shebang comes from src/cli/main.ts; esbuild keeps it at the top of the bundle.
   },
 ]);

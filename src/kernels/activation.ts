@@ -28,7 +28,7 @@ export function activationFn(a: Activation): (x: number) => number {
     case 'none':
       return (x) => x;
     case 'relu':
-      return (x) => (x > 0 ? x : 0);
+      return (x) => (x < 0 ? 0 : x); // NaN stays NaN, as in the fast kernel
     case 'leaky_relu': {
       const s = a.alpha;
       return (x) => (x >= 0 ? x : s * x);
@@ -39,7 +39,7 @@ export function activationFn(a: Activation): (x: number) => number {
       return (x) => (x < lo ? lo : x > hi ? hi : x);
     }
     case 'sigmoid':
-      return sigmoid;
+      return logistic;
     case 'hard_sigmoid': {
       const al = a.alpha;
       const be = a.beta;
@@ -48,14 +48,14 @@ export function activationFn(a: Activation): (x: number) => number {
     case 'hard_swish':
       return (x) => (x * Math.max(0, Math.min(6, x + 3))) / 6;
     case 'silu':
-      return (x) => x * sigmoid(x);
+      return (x) => x * logistic(x);
     case 'tanh':
       return Math.tanh;
   }
 }
 
 /** Numerically safe logistic function (no overflow of exp for large |x|). */
-export function sigmoid(x: number): number {
+export function logistic(x: number): number {
   if (x >= 0) return 1 / (1 + Math.exp(-x));
   const e = Math.exp(x);
   return e / (1 + e);
@@ -90,7 +90,7 @@ export function activateInPlace(out: Float32Array, a: Activation, start = 0, end
       return;
     }
     case 'sigmoid':
-      for (let i = start; i < end; i++) out[i] = sigmoid(out[i]!);
+      for (let i = start; i < end; i++) out[i] = logistic(out[i]!);
       return;
     case 'hard_sigmoid': {
       const al = a.alpha;
@@ -111,7 +111,7 @@ export function activateInPlace(out: Float32Array, a: Activation, start = 0, end
     case 'silu':
       for (let i = start; i < end; i++) {
         const x = out[i]!;
-        out[i] = x * sigmoid(x);
+        out[i] = x * logistic(x);
       }
       return;
     case 'tanh':

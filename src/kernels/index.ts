@@ -49,7 +49,16 @@ export {
   unsqueezeCard,
   type PadMode,
 } from './movement.js';
-export { batchNorm, batchNormCard, foldBatchNorm, type BatchNormAttrs } from './normalization.js';
+export {
+  batchNorm,
+  batchNormCard,
+  batchNormTrain,
+  batchNormTrainingCard,
+  batchStats,
+  foldBatchNorm,
+  updateRunningStats,
+  type BatchNormAttrs,
+} from './normalization.js';
 export {
   averagePool,
   averagePoolCard,
@@ -58,6 +67,8 @@ export {
   globalMaxPool,
   maxPool,
   maxPoolCard,
+  maxPoolIndicesCard,
+  maxPoolWithIndices,
   type PoolAttrs,
 } from './pool.js';
 export { reduceMax, reduceMean, reduceMeanCard, reduceMin, reduceSum, reduceSumCard, type ReduceAttrs } from './reduce.js';

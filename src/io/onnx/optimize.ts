@@ -1,4 +1,5 @@
-import { Tensor } from '../../core/tensor.js';
+import type { Tensor } from '../../core/tensor.js';
+import { foldBatchNorm } from '../../kernels/normalization.js';
 import type { AttrValue } from './node.js';
 import { OnnxNode } from './node.js';
 import { lookupOp } from './ops/index.js';
@@ -130,9 +131,8 @@ function activationAttrs(n: OnnxNode, inits: ReadonlyMap<string, Tensor>): Recor
 }
 
 /**
- * Folds inference BN into the conv: s = scale / sqrt(var + eps); W' = W·s (per output
- * channel); b' = (b − mean)·s + beta. Computed in float64, stored as float32. Returns
- * undefined when a parameter is not a constant float32 tensor of the right length.
+ * Folds inference BN into the conv (see foldBatchNorm). Returns undefined when a parameter is
+ * not a constant float32 tensor of the right length, leaving the BN node to run as is.
  */
 function foldBn(conv: OnnxNode, bn: OnnxNode, inits: Map<string, Tensor>): OnnxNode | undefined {
   const get = (name: string | undefined) => (name ? inits.get(name) : undefined);
@@ -140,24 +140,13 @@ function foldBn(conv: OnnxNode, bn: OnnxNode, inits: Map<string, Tensor>): OnnxN
   const b = get(conv.inputs[2]);
   const [scale, beta, mean, variance] = [1, 2, 3, 4].map((i) => get(bn.inputs[i]));
   if (!w || !scale || !beta || !mean || !variance || (conv.inputs[2] && !b)) return undefined;
-  const m = w.shape[0]!;
-  const all = [w, scale, beta, mean, variance, ...(b ? [b] : [])];
-  if (all.some((t) => t.dtype !== 'float32') || w.rank < 3) return undefined;
-  if ([scale, beta, mean, variance, ...(b ? [b] : [])].some((t) => t.size !== m)) return undefined;
-  const eps = bn.float('epsilon', 1e-5);
-  const per = w.size / m;
-  const wd = w.f32();
-  const w2 = new Float32Array(w.size);
-  const b2 = new Float32Array(m);
-  const [sd, bd, md, vd] = [scale, beta, mean, variance].map((t) => t.f32());
-  for (let o = 0; o < m; o++) {
-    const s = sd![o]! / Math.sqrt(vd![o]! + eps);
-    for (let k = 0; k < per; k++) w2[o * per + k] = wd[o * per + k]! * s;
-    b2[o] = ((b ? b.f32()[o]! : 0) - md![o]!) * s + bd![o]!;
-  }
+  const params = [scale, beta, mean, variance, ...(b ? [b] : [])];
+  if ([w, ...params].some((t) => t.dtype !== 'float32') || w.rank < 3) return undefined;
+  if (params.some((t) => t.rank !== 1 || t.size !== w.shape[0])) return undefined;
+  const folded = foldBatchNorm(w, b, scale, beta, mean, variance, bn.float('epsilon', 1e-5));
   const wName = freshName(`${conv.name}/folded_weight`, inits);
+  inits.set(wName, folded.weight);
   const bName = freshName(`${conv.name}/folded_bias`, inits);
-  inits.set(wName, new Tensor(w2, w.shape));
-  inits.set(bName, new Tensor(b2, [m]));
+  inits.set(bName, folded.bias);
   return new OnnxNode(conv.name, conv.opType, conv.domain, conv.opset, [conv.inputs[0]!, wName, bName], [bn.outputs[0]!], conv.attrs);
 }
