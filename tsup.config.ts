@@ -2,8 +2,12 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', onnx: 'src/onnx.ts' },
+    entry: { index: 'src/index.ts', onnx: 'src/onnx.ts', gpu: 'src/gpu.ts' },
     format: ['esm', 'cjs'],
+    // gpu.js compiles the kernels in src/gpu/kernels from their source text: never minify (a
+    // minifier rewrites them), and leave gpu.js (an optional peer) out of the bundle.
+    minify: false,
+    external: ['gpu.js'],
     dts: true,
     sourcemap: true,
     clean: true,

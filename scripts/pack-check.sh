@@ -16,3 +16,5 @@ npx --no-install lightconv run "$root/examples/digits.onnx" --image "$root/examp
 npx --no-install lightconv conformance "$root/tests/fixtures/models"
 node --input-type=module -e "import { loadOnnx, Tensor } from 'lightconv'; import * as o from 'lightconv/onnx'; if (typeof loadOnnx !== 'function' || typeof o.loadOnnx !== 'function' || typeof Tensor !== 'function') process.exit(1); console.log('ESM import ok');"
 node -e "const l = require('lightconv'); if (typeof l.loadOnnx !== 'function') process.exit(1); console.log('CJS require ok');"
+# lightconv/gpu imports without gpu.js (an optional peer, not installed here) and says what is missing when used.
+node --input-type=module -e "import { gpu } from 'lightconv/gpu'; try { await gpu(); process.exit(1); } catch (e) { if (!/gpu\.js/.test(e.message)) throw e; console.log('lightconv/gpu without gpu.js: ' + e.message); }"

@@ -4,11 +4,16 @@ import { Command, InvalidArgumentError } from 'commander';
 import { LightconvError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
+import { referenceBackend, useBackend } from '../core/op.js';
 import { fmtShape } from '../core/shape.js';
 import { loadImageTensor } from '../io/image.js';
 import { loadOnnx, readOnnx } from '../io/onnx/model.js';
 import { decodeTensor } from '../io/onnx/tensor_proto.js';
 import { DEFAULT_TOLERANCE, findCases, runCase } from './conformance.js';
+import { isAutogradCase, runAutogradCase } from './conformance_autograd.js';
+import { register as registerModelCommands } from './models.js';
+import { register as registerBenchCommand } from './bench.js';
+import { runNativeCase } from './native.js';
 
 const program = new Command();
 program.name('lightconv').description('Run, inspect and check ONNX CNNs with the lightconv engine.').showHelpAfterError();
@@ -19,6 +24,20 @@ const positiveInt = (v: string) => {
   return n;
 };
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+const BACKEND_HELP = "kernels: cpu (default), reference, gpu (gpu.js, mode chosen explicitly) or gpu:MODE (webgl2, webgl, headlessgl, webasm, cpu)";
+
+/** Makes --backend the active backend; gpu.js (an optional peer) is loaded only when asked for. */
+async function selectBackend(name: string | undefined): Promise<void> {
+  if (!name || name === 'cpu') return;
+  if (name === 'reference') return useBackend(referenceBackend);
+  const m = /^gpu(?::(webgl2|webgl|headlessgl|webasm|cpu))?$/.exec(name);
+  if (!m) throw new LightconvError(`--backend: '${name}' is not one of cpu, reference, gpu, gpu:MODE`);
+  const { gpu } = await import('../gpu.js');
+  const b = await gpu(m[1] ? { mode: m[1] as 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu' } : {});
+  console.error(`backend: ${b.name}${b.info.renderer ? ` (${b.info.renderer})` : ''}`);
+  useBackend(b);
+}
 
 program
   .command('info')
@@ -65,8 +84,10 @@ program
   .option('--seed <n>', 'seed for random inputs', (v) => Number(v), 0)
   .option('--runs <n>', 'timed runs after one warm-up; the median is printed', positiveInt, 1)
   .option('--no-optimize', 'run the graph exactly as written (no BN folding or fusion)')
+  .option('--backend <name>', BACKEND_HELP)
   .option('--json', 'print JSON')
   .action(async (file: string, o: RunOpts) => {
+    await selectBackend(o.backend);
     const model = await loadOnnx(file, { optimize: o.optimize });
     const feeds: Record<string, Tensor> = {};
     for (const [k, pb] of o.input.entries()) {
@@ -122,17 +143,25 @@ program
   .option('--atol <x>', 'absolute tolerance where meta.json sets none', Number, DEFAULT_TOLERANCE.abs)
   .option('--rtol <x>', 'relative tolerance where meta.json sets none', Number, DEFAULT_TOLERANCE.rel)
   .option('--json', 'print JSON')
-  .action(async (dirs: string[], o: { atol: number; rtol: number; json?: boolean }) => {
+  .option('--native', 'assemble the native model (MobileNetV3 / EfficientNet / light_cnn) from the ONNX weights and run that instead of the graph')
+  .option('--backend <name>', BACKEND_HELP)
+  .action(async (dirs: string[], o: { atol: number; rtol: number; json?: boolean; native?: boolean; backend?: string }) => {
+    await selectBackend(o.backend);
     const counts = { pass: 0, fail: 0, skip: 0 };
     const results = [];
     for (const root of dirs) {
       for (const dir of await findCases([root])) {
-        const r = await runCase(dir, root, { abs: o.atol, rel: o.rtol });
+        // A folder with manifest.json is a training reference (autograd): one result per check group.
+        const rs = !o.native && (await isAutogradCase(dir))
+          ? await runAutogradCase(dir, root)
+          : [o.native ? await runNativeCase(dir, root, { abs: o.atol, rel: o.rtol }) : await runCase(dir, root, { abs: o.atol, rel: o.rtol })];
+        for (const r of rs) {
         counts[r.status]++;
         results.push(r);
         if (!o.json) {
           const err = r.status === 'skip' ? '' : `  max abs ${r.maxAbs.toExponential(1)}  max rel ${r.maxRel.toExponential(1)}  ${r.ms.toFixed(0)} ms`;
           console.log(`${r.status.toUpperCase().padEnd(4)}  ${r.name}${err}${r.detail ? `  — ${r.detail}` : ''}`);
+        }
         }
       }
     }
@@ -154,6 +183,7 @@ interface RunOpts {
   seed: number;
   runs: number;
   optimize: boolean;
+  backend?: string;
   json?: boolean;
 }
 
@@ -181,6 +211,9 @@ function topK(t: Tensor, k: number, labels?: string[]) {
   }
   return out;
 }
+
+registerModelCommands(program);
+registerBenchCommand(program);
 
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof LightconvError) {

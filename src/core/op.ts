@@ -1,3 +1,5 @@
+import { isGradEnabled, record } from './autograd.js';
+import type { TypedArray } from './dtype.js';
 import type { Shape } from './shape.js';
 import type { Tensor } from './tensor.js';
 
@@ -18,6 +20,13 @@ export interface OpCard<A = void> {
   reference(inputs: readonly Tensor[], attrs: A): Tensor;
   cpu?(inputs: readonly Tensor[], attrs: A): Tensor;
   macs?(inputs: readonly Shape[], attrs: A): number;
+  /**
+   * The gradient (autograd, src/core/autograd.ts): given the inputs and attributes of one call,
+   * its output and the gradient of the loss with respect to that output, the gradient with
+   * respect to each input (same shape and dtype as the input), or null where there is none
+   * (integer inputs, labels). Cards without it are not differentiable.
+   */
+  grad?(inputs: readonly Tensor[], attrs: A, output: Tensor, gradOutput: Tensor): (Tensor | null)[];
 }
 
 /**
@@ -27,6 +36,20 @@ export interface OpCard<A = void> {
 export interface Backend {
   readonly name: string;
   run<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A): Tensor;
+  /**
+   * Device backends (src/gpu) keep tensors in their own memory (`Tensor.device`). These members
+   * serve such tensors; the CPU backends have none of them.
+   * - `read`: copies a device tensor's elements back to the host (what `dataSync()` calls);
+   * - `readAsync`: the same without blocking, where the device can (what `await data()` calls);
+   * - `dispose`: frees the device buffer (what `tensor.dispose()` calls);
+   * - `view`: the same buffer under another shape (what `tensor.reshape()` calls);
+   * - `upload`: a device copy of a host tensor.
+   */
+  read?(t: Tensor): TypedArray;
+  readAsync?(t: Tensor): Promise<TypedArray>;
+  dispose?(t: Tensor): void;
+  view?(t: Tensor, shape: Shape): Tensor;
+  upload?(t: Tensor): Tensor;
 }
 
 /** The fast TypeScript kernels; each card's reference where it has no fast kernel. */
@@ -76,5 +99,7 @@ export function apply<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, b
     inputs.map((t) => t.shape),
     attrs,
   );
-  return backend.run(card, inputs, attrs);
+  const out = backend.run(card, inputs, attrs);
+  if (card.grad && isGradEnabled()) record(card, inputs, attrs, out);
+  return out;
 }

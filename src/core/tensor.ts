@@ -1,10 +1,28 @@
+import { AutogradError, type GradFn, backward as runBackward } from './autograd.js';
 import { type DType, DTYPES, type TypedArray } from './dtype.js';
 import { ShapeError, ValueError } from './errors.js';
 import { checkedSize } from './limits.js';
 import { Rng } from './rng.js';
 import { type Shape, fmtShape, sizeOf } from './shape.js';
+import type { Backend } from './op.js';
 
 export type TensorLike = ArrayLike<number> | TypedArray;
+
+/**
+ * Where a device backend (src/gpu) keeps a tensor's elements: `handle` is the backend's own
+ * buffer (a gpu.js texture). The backend reads it back (`Backend.read`) and frees it
+ * (`Backend.dispose`); a CPU tensor has none.
+ */
+export interface DeviceStorage {
+  readonly backend: Backend;
+  readonly handle: unknown;
+}
+
+/** The host array of a device tensor that has not been read back yet. */
+const NO_HOST = new Float32Array(0);
+
+/** Open `tidy` scopes: each collects the device tensors made while it is innermost. */
+const scopes: Tensor[][] = [];
 
 /**
  * An n-dimensional array: row-major, contiguous, float32 unless stated (images are NCHW).
@@ -15,16 +33,31 @@ export class Tensor {
   readonly dtype: DType;
   readonly size: number;
   private _data: TypedArray;
+  /** Device tensors only: the backend's buffer, until dispose(). */
+  private _device: DeviceStorage | null = null;
 
   /** Set by training code: whether gradients should flow to this tensor. */
   requiresGrad = false;
   /** The gradient accumulated by backward(), when requiresGrad is set. */
   grad: Tensor | null = null;
+  /**
+   * The tape node that made this tensor (autograd, src/core/autograd.ts): null for leaves
+   * (tensors made directly, e.g. parameters), for results computed without grad, and after a
+   * backward has freed the graph.
+   */
+  gradFn: GradFn | null = null;
 
-  /** Wraps `data` (not copied). Its length must equal the product of `shape`. */
-  constructor(data: TypedArray, shape: Shape, dtype: DType = 'float32') {
+  /**
+   * Wraps `data` (not copied). Its length must equal the product of `shape`. Device backends
+   * pass their storage instead of an array; such a tensor is read back on demand.
+   */
+  constructor(data: TypedArray | DeviceStorage, shape: Shape, dtype: DType = 'float32') {
     const n = checkedSize(shape, 'Tensor', DTYPES[dtype].bytes);
-    if (data.length !== n) {
+    if (!ArrayBuffer.isView(data)) {
+      this._device = data;
+      data = NO_HOST;
+      scopes[scopes.length - 1]?.push(this);
+    } else if (data.length !== n) {
       throw new ShapeError(`Tensor: data has ${data.length} elements but shape ${fmtShape(shape)} needs ${n}`);
     }
     this.shape = Object.freeze([...shape]);
@@ -90,25 +123,44 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** The elements, synchronously (the backing array itself, not a copy). */
+  /**
+   * The elements, synchronously (the backing array itself, not a copy). A device tensor is read
+   * back once and the host copy kept.
+   */
   dataSync(): TypedArray {
+    if (this._data === NO_HOST) this._data = this.deviceStorage('dataSync').backend.read!(this);
     return this._data;
   }
 
-  /** The elements; async so that device backends can read back. */
+  /** The elements; async so that device backends can read back without blocking. */
   async data(): Promise<TypedArray> {
+    if (this._data === NO_HOST) {
+      const { backend } = this.deviceStorage('data');
+      this._data = backend.readAsync ? await backend.readAsync(this) : backend.read!(this);
+    }
     return this._data;
+  }
+
+  /** The device buffer, or null for a CPU tensor (and after dispose()). */
+  get device(): DeviceStorage | null {
+    return this._device;
+  }
+
+  private deviceStorage(what: string): DeviceStorage {
+    if (!this._device) throw new ValueError(`Tensor.${what}: the tensor ${fmtShape(this.shape)} was disposed before it was read`);
+    return this._device;
   }
 
   /** The float32 elements; throws if the tensor holds another dtype. */
   f32(): Float32Array {
-    if (!(this._data instanceof Float32Array)) throw new ValueError(`expected a float32 tensor, got ${this.dtype}`);
-    return this._data;
+    const d = this.dataSync();
+    if (!(d instanceof Float32Array)) throw new ValueError(`expected a float32 tensor, got ${this.dtype}`);
+    return d;
   }
 
   /** The elements as a plain array of numbers (a copy). */
   toArray(): number[] {
-    return Array.from(this._data);
+    return Array.from(this.dataSync());
   }
 
   /** The element at a multi-index. */
@@ -121,7 +173,7 @@ export class Tensor {
       if (!Number.isInteger(k) || k < 0 || k >= d) throw new ShapeError(`Tensor.get: index ${k} out of range for dim ${i} of size ${d}`);
       off = off * d + k;
     }
-    return this._data[off]!;
+    return this.dataSync()[off]!;
   }
 
   /** Same data, new shape; one dim may be -1 (inferred). */
@@ -138,22 +190,91 @@ export class Tensor {
     if (sizeOf(target) !== this.size) {
       throw new ShapeError(`Tensor.reshape: ${fmtShape(this.shape)} (${this.size} elements) cannot become ${fmtShape(target)}`);
     }
-    return new Tensor(this._data, target, this.dtype);
+    if (this._device) return this._device.backend.view!(this, target);
+    return new Tensor(this.dataSync(), target, this.dtype);
   }
 
+  /** A host copy (of a device tensor too). */
   clone(): Tensor {
-    return new Tensor(this._data.slice(), this.shape, this.dtype);
+    return new Tensor(this.dataSync().slice(), this.shape, this.dtype);
   }
 
-  /** Releases device memory; a no-op for CPU tensors, present so code is backend-agnostic. */
-  dispose(): void {}
+  /** A leaf with requiresGrad set (returns this): `Tensor.randn(…).requireGrad()`. */
+  requireGrad(on = true): this {
+    this.requiresGrad = on;
+    return this;
+  }
+
+  /**
+   * Back-propagates from this tensor: every leaf with requiresGrad that it depends on gets its
+   * gradient added to `.grad`. A non-scalar tensor needs `grad`, the gradient of the final result
+   * with respect to it (same shape). The graph is freed afterwards.
+   */
+  backward(grad?: Tensor): void {
+    if (!grad && this.size !== 1) {
+      throw new AutogradError(`backward: the tensor has shape ${fmtShape(this.shape)}; a non-scalar needs the gradient of the result with respect to it`);
+    }
+    if (grad && grad.shape.join() !== this.shape.join()) {
+      throw new ShapeError(`backward: gradient ${fmtShape(grad.shape)} does not match the tensor's shape ${fmtShape(this.shape)}`);
+    }
+    runBackward(this, grad ?? Tensor.ones(this.shape, DTYPES[this.dtype].isFloat ? this.dtype : 'float32'));
+  }
+
+  /** The same data, cut from the tape: no gradFn, requiresGrad false. */
+  detach(): Tensor {
+    if (this._device) return this._device.backend.view!(this, this.shape);
+    return new Tensor(this.dataSync(), this.shape, this.dtype);
+  }
+
+  /**
+   * Releases device memory; a no-op for CPU tensors, present so code is backend-agnostic.
+   * Idempotent; a host copy already read back stays readable.
+   */
+  dispose(): void {
+    const d = this._device;
+    if (!d) return;
+    d.backend.dispose?.(this);
+    this._device = null;
+  }
 
   [Symbol.dispose](): void {
     this.dispose();
   }
 
   toString(): string {
-    const head = Array.from(this._data.subarray(0, 8), (v) => +v.toPrecision(5)).join(', ');
+    const head = Array.from(this.dataSync().subarray(0, 8), (v) => +v.toPrecision(5)).join(', ');
     return `Tensor(${this.dtype} ${fmtShape(this.shape)} [${head}${this.size > 8 ? ', …' : ''}])`;
   }
+}
+
+/**
+ * Runs `fn` and then disposes every device tensor made during it, except those it returns (a
+ * tensor, or an array or record of tensors), which pass to the enclosing scope. CPU tensors are
+ * left to the garbage collector. `fn` must be synchronous.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Tensor[] = [];
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    for (const t of scope) t.dispose();
+    throw e;
+  } finally {
+    scopes.pop();
+  }
+  if (result instanceof Promise) throw new ValueError('tidy: fn must be synchronous (it returned a Promise)');
+  const kept = new Set<Tensor>();
+  const collect = (v: unknown): void => {
+    if (v instanceof Tensor) kept.add(v);
+    else if (Array.isArray(v)) v.forEach(collect);
+    else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(collect);
+  };
+  collect(result);
+  for (const t of scope) {
+    if (kept.has(t)) scopes[scopes.length - 1]?.push(t);
+    else t.dispose();
+  }
+  return result;
 }

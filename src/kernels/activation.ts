@@ -119,3 +119,51 @@ export function activateInPlace(out: Float32Array, a: Activation, start = 0, end
       return;
   }
 }
+
+/**
+ * The derivative dy/dx of an activation at input x (y = f(x) given too, for the activations
+ * whose derivative is cheaper from the output). Sub-gradients at the kinks are PyTorch's:
+ * - relu: 0 at x = 0 (threshold_backward passes the gradient only where x > 0);
+ * - leaky-relu: the slope at x = 0 (leaky_relu_backward: x > 0 ? 1 : slope);
+ * - clip / relu6: 1 strictly inside (min, max), 0 at and beyond the bounds (hardtanh_backward;
+ *   note torch.clamp's own backward passes the gradient *at* the bounds — ReLU6 is hardtanh);
+ * - hard-sigmoid: alpha strictly inside 0 < alpha·x + beta < 1, else 0 (hardsigmoid_backward);
+ * - hard-swish: 0 for x < −3, x/3 + 1/2 for −3 ≤ x ≤ 3, 1 above (hardswish_backward, so −1/2
+ *   at x = −3 and 3/2 at x = 3, one-sided values PyTorch chose).
+ */
+export function activationDerivative(a: Activation): (x: number, y: number) => number {
+  switch (a.kind) {
+    case 'none':
+      return () => 1;
+    case 'relu':
+      return (x) => (x > 0 ? 1 : 0);
+    case 'leaky_relu': {
+      const s = a.alpha;
+      return (x) => (x > 0 ? 1 : s);
+    }
+    case 'clip': {
+      const lo = a.min;
+      const hi = a.max;
+      return (x) => (x > lo && x < hi ? 1 : 0);
+    }
+    case 'sigmoid':
+      return (_x, y) => y * (1 - y);
+    case 'hard_sigmoid': {
+      const al = a.alpha;
+      const be = a.beta;
+      return (x) => {
+        const z = al * x + be;
+        return z > 0 && z < 1 ? al : 0;
+      };
+    }
+    case 'hard_swish':
+      return (x) => (x < -3 ? 0 : x <= 3 ? x / 3 + 0.5 : 1);
+    case 'silu':
+      return (x) => {
+        const s = logistic(x);
+        return s * (1 + x * (1 - s));
+      };
+    case 'tanh':
+      return (_x, y) => 1 - y * y;
+  }
+}

@@ -4,8 +4,11 @@ import { apply, type OpCard } from '../core/op.js';
 import { type Shape, fmtShape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { type Activation, NO_ACTIVATION, activateInPlace, activationFn } from './activation.js';
-import { requireF32, rowMajor, sgemm } from './gemm.js';
+import { gradArray, gradOf, preActivationGrad } from './grad.js';
+import { matmulF32, requireF32, rowMajor, sgemm } from './gemm.js';
 import { outputLength, windowParams } from './window.js';
+import { wasmConv } from './wasm/conv.js';
+import { wasmKernelsEnabled } from './wasm/runtime.js';
 
 /**
  * Convolution (ONNX Conv, really cross-correlation) over NCHW data: 1-D (input [N, C, L],
@@ -155,12 +158,15 @@ export const convCard: OpCard<ConvAttrs> = {
     );
     const [X, W, B] = convData(inputs);
     const y = new Float32Array(g.n * g.m * g.oh * g.ow);
+    // WebAssembly SIMD kernels first (src/kernels/wasm); the TS kernels below are the fallback.
+    if (wasmKernelsEnabled() && wasmConv(X, W, B, y, g, attrs.activation)) return new Tensor(y, g.outShape);
     const unpadded = g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
     if (g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && unpadded) pointwiseConv(X, W, B, y, g, attrs.activation);
     else if (g.group === g.c && g.m === g.c && padsWithinWindow(g)) depthwiseConv(X, W, B, y, g, attrs.activation);
     else im2colConv(X, W, B, y, g, attrs.activation);
     return new Tensor(y, g.outShape);
   },
+  grad: convGrad,
 };
 
 /**
@@ -484,4 +490,161 @@ export function conv(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOptio
     activation: opts.activation ?? NO_ACTIVATION,
   };
   return apply(convCard, bias ? [x, w, bias] : [x, w], attrs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient (autograd). For dY = ∂loss/∂Y (after the fused activation's derivative):
+//   ∂B[m] = Σ dY[n, m, ·]; ∂W[m, c, ky, kx] = Σ dY[n, m, o]·X[n, c, tap(o)]; ∂X[n, c, i] = Σ dY·W
+// over the same taps as the forward, so stride, padding, dilation and groups need no special
+// case. Float32 dense convs use im2col + sgemm (∂W = dY·colᵀ, ∂col = Wᵀ·dY then col2im); float64
+// inputs (gradient checks) and depthwise convs use the direct loops, accumulating in float64.
+
+function convGrad(inputs: readonly Tensor[], attrs: ConvAttrs, y: Tensor, gOut: Tensor): (Tensor | null)[] {
+  const g = convGeometry(
+    inputs.map((t) => t.shape),
+    attrs,
+  );
+  const [x, w, b] = inputs as [Tensor, Tensor, Tensor?];
+  const dY = preActivationGrad(convCard, inputs, attrs, y, gOut);
+  const needX = x.requiresGrad;
+  const needW = w.requiresGrad;
+  const P = g.oh * g.ow;
+  let gB: Float32Array | Float64Array | null = null;
+  if (b && b.requiresGrad) {
+    gB = gradArray(b);
+    for (let n = 0; n < g.n; n++) {
+      for (let m = 0; m < g.m; m++) {
+        let s = 0;
+        const o = (n * g.m + m) * P;
+        for (let p = 0; p < P; p++) s += dY[o + p]!;
+        gB[m] += s;
+      }
+    }
+  }
+  const allF32 = x.dtype === 'float32' && w.dtype === 'float32' && dY instanceof Float32Array;
+  const depthwise = g.cg === 1 && g.mg === 1;
+  let gX: Float32Array | Float64Array | null = null;
+  let gW: Float32Array | Float64Array | null = null;
+  if (allF32 && !depthwise) {
+    ({ gX, gW } = convGradGemm(x.f32(), w.f32(), dY, g, needX, needW));
+  } else {
+    ({ gX, gW } = convGradDirect(x.dataSync(), w.dataSync(), dY, g, needX, needW));
+  }
+  return [needX && gX ? gradOf(x, castTo(x, gX)) : null, needW && gW ? gradOf(w, castTo(w, gW)) : null, b ? (gB ? gradOf(b, gB) : null) : null].slice(0, inputs.length);
+}
+
+function castTo(t: Tensor, a: Float32Array | Float64Array): Float32Array | Float64Array {
+  if (t.dtype === 'float64') return a instanceof Float64Array ? a : Float64Array.from(a);
+  return a instanceof Float32Array ? a : Float32Array.from(a);
+}
+
+/**
+ * The direct loops, one filter tap at a time: for each (image, output channel, input channel,
+ * ky, kx), the outputs whose tap lands inside the input form a rectangle [oyLo, oyHi) ×
+ * [oxLo, oxHi), so the inner loop runs without bounds tests:
+ * ∂W[m, ci, ky, kx] += Σ dY[o]·X[tap(o)] and ∂X[tap(o)] += dY[o]·W[m, ci, ky, kx].
+ */
+function convGradDirect(X: ArrayLike<number>, W: ArrayLike<number>, dY: ArrayLike<number>, g: ConvGeometry, needX: boolean, needW: boolean) {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const gX = needX ? new Float64Array(g.n * g.c * h * w) : null;
+  const gW = needW ? new Float64Array(g.m * g.cg * kh * kw) : null;
+  // Valid output ranges per tap row / column.
+  const yLo = new Int32Array(kh);
+  const yHi = new Int32Array(kh);
+  const xLo = new Int32Array(kw);
+  const xHi = new Int32Array(kw);
+  for (let ky = 0; ky < kh; ky++) {
+    const off = ky * dh - pt; // iy = oy·sh + off
+    yLo[ky] = Math.min(oh, Math.max(0, Math.ceil(-off / sh)));
+    yHi[ky] = Math.max(yLo[ky]!, Math.min(oh, Math.floor((h - 1 - off) / sh) + 1));
+  }
+  for (let kx = 0; kx < kw; kx++) {
+    const off = kx * dw - pl;
+    xLo[kx] = Math.min(ow, Math.max(0, Math.ceil(-off / sw)));
+    xHi[kx] = Math.max(xLo[kx]!, Math.min(ow, Math.floor((w - 1 - off) / sw) + 1));
+  }
+  for (let n = 0; n < g.n; n++) {
+    for (let m = 0; m < g.m; m++) {
+      const c0 = Math.floor(m / g.mg) * g.cg;
+      const yo = (n * g.m + m) * oh * ow;
+      for (let ci = 0; ci < g.cg; ci++) {
+        const xo = (n * g.c + c0 + ci) * h * w;
+        for (let ky = 0; ky < kh; ky++) {
+          for (let kx = 0; kx < kw; kx++) {
+            const wi = ((m * g.cg + ci) * kh + ky) * kw + kx;
+            const wv = W[wi]!;
+            const x0 = xLo[kx]!;
+            const x1 = xHi[kx]!;
+            let s = 0;
+            for (let oy = yLo[ky]!; oy < yHi[ky]!; oy++) {
+              const yr = yo + oy * ow;
+              const xr = xo + (oy * sh - pt + ky * dh) * w + kx * dw - pl; // + ox·sw
+              if (gX) for (let ox = x0; ox < x1; ox++) gX[xr + ox * sw] += dY[yr + ox]! * wv;
+              if (gW) for (let ox = x0; ox < x1; ox++) s += dY[yr + ox]! * X[xr + ox * sw]!;
+            }
+            if (gW) gW[wi] += s;
+          }
+        }
+      }
+    }
+  }
+  return { gX, gW };
+}
+
+/**
+ * Float32 dense convs: per image and group, ∂W += dY·colᵀ and ∂X = col2im(Wᵀ·dY), the products
+ * through the Gemm card's fast kernel (matmulF32). A 1×1 stride-1 unpadded conv reads X as col.
+ */
+function convGradGemm(X: Float32Array, W: Float32Array, dY: Float32Array, g: ConvGeometry, needX: boolean, needW: boolean) {
+  const k = g.cg * g.kh * g.kw;
+  const P = g.oh * g.ow;
+  const gX = needX ? new Float32Array(g.n * g.c * g.h * g.w) : null;
+  const gW = needW ? new Float32Array(g.m * k) : null;
+  const direct = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
+  const col = direct || !needW ? null : new Float32Array(k * P);
+  for (let n = 0; n < g.n; n++) {
+    for (let gi = 0; gi < g.group; gi++) {
+      const xo = (n * g.c + gi * g.cg) * g.h * g.w;
+      const yo = (n * g.m + gi * g.mg) * P;
+      if (gW) {
+        // col: [k, P], the receptive fields of every output position.
+        if (col) im2col(X, xo, g, 0, P, col);
+        const part = col ? matmulF32(dY, yo, g.mg, P, false, col, 0, k, P, true) : matmulF32(dY, yo, g.mg, P, false, X, xo, k, P, true);
+        const wo = gi * g.mg * k;
+        for (let i = 0; i < part.length; i++) gW[wo + i] += part[i]!;
+      }
+      if (gX) {
+        const dcol = matmulF32(W, gi * g.mg * k, g.mg, k, true, dY, yo, g.mg, P, false); // [k, P]
+        if (direct) gX.set(dcol, xo);
+        else col2imAdd(dcol, gX, xo, g);
+      }
+    }
+  }
+  return { gX, gW };
+}
+
+/** Adds col[r, p] back onto the input tap it was read from (the adjoint of im2col). */
+function col2imAdd(col: Float32Array, gX: Float32Array, xo: number, g: ConvGeometry): void {
+  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  let r = 0;
+  for (let ci = 0; ci < g.cg; ci++) {
+    const plane = xo + ci * h * w;
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++, r++) {
+        let q = r * oh * ow;
+        for (let oy = 0; oy < oh; oy++) {
+          const iy = oy * sh - pt + ky * dh;
+          if (iy < 0 || iy >= h) {
+            q += ow;
+            continue;
+          }
+          const row = plane + iy * w;
+          for (let ox = 0; ox < ow; ox++, q++) {
+            const ix = ox * sw - pl + kx * dw;
+            if (ix >= 0 && ix < w) gX[row + ix] += col[q]!;
+          }
+        }
+      }
+    }
+  }
 }

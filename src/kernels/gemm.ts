@@ -4,6 +4,9 @@ import { apply, type OpCard } from '../core/op.js';
 import { type Shape, fmtShape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { type Activation, NO_ACTIVATION, activateInPlace, activationFn } from './activation.js';
+import { gradOf, preActivationGrad, unbroadcast } from './grad.js';
+import { wasmGemm } from './wasm/gemm.js';
+import { wasmKernelsEnabled } from './wasm/runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // sgemm: the shared single-precision matrix multiply (also used by conv).
@@ -384,6 +387,11 @@ export const gemmCard: OpCard<GemmAttrs> = {
     const [a, b, c] = inputs as [Tensor, Tensor, Tensor?];
     const { m, k, n } = gemmDims([a.shape, b.shape], attrs);
     const y = new Float32Array(m * n);
+    // WebAssembly SIMD kernels first (src/kernels/wasm); the TS sgemm below is the fallback.
+    if (wasmKernelsEnabled() && a.dtype === 'float32' && b.dtype === 'float32' && (!c || c.dtype === 'float32')) {
+      const C = c ? requireF32(c, 'Gemm', 'C') : null;
+      if (wasmGemm(requireF32(a, 'Gemm', 'A'), requireF32(b, 'Gemm', 'B'), C, c?.shape ?? [], attrs, m, k, n, y)) return new Tensor(y, [m, n]);
+    }
     let beta = 0;
     if (c && attrs.beta !== 0) {
       // Broadcast beta·C into Y first; the product then accumulates onto it.
@@ -398,6 +406,7 @@ export const gemmCard: OpCard<GemmAttrs> = {
     });
     return new Tensor(y, [m, n]);
   },
+  grad: gemmGrad,
 };
 
 /** ONNX Gemm: alpha·op(A)·op(B) + beta·C, with C (optional) broadcast to [M, N]. */
@@ -535,9 +544,142 @@ export const matmulCard: OpCard<void> = {
     }
     return new Tensor(y, p.out);
   },
+  grad: matmulGrad,
 };
 
 /** numpy-style matrix product with 1-D promotion and batch broadcasting. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return apply(matmulCard, [a, b], undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients (autograd). Plain loops accumulating in float64 (the classifier GEMMs of the CNNs
+// here are small next to their convs).
+
+/**
+ * Gemm: with Z = alpha·A'·B' + beta·C and dZ the gradient before the fused activation,
+ * ∂A' = alpha·dZ·B'ᵀ, ∂B' = alpha·A'ᵀ·dZ (transposed back when transA/transB), ∂C = beta·dZ
+ * summed over C's broadcast dims.
+ */
+function gemmGrad(inputs: readonly Tensor[], attrs: GemmAttrs, y: Tensor, gOut: Tensor): (Tensor | null)[] {
+  const [a, b, c] = inputs as [Tensor, Tensor, Tensor?];
+  const { m, k, n } = gemmDims([a.shape, b.shape], attrs);
+  const dZ = preActivationGrad(gemmCard, inputs, attrs, y, gOut);
+  const out32 = a.dtype === 'float32' && b.dtype === 'float32' && dZ instanceof Float32Array ? gemmGradF32(a, b, dZ, attrs, m, k, n) : null;
+  const A = a.dataSync();
+  const B = b.dataSync();
+  // Element (i, p) of A' and (p, j) of B'.
+  const aAt = attrs.transA ? (i: number, p: number) => p * m + i : (i: number, p: number) => i * k + p;
+  const bAt = attrs.transB ? (p: number, j: number) => j * k + p : (p: number, j: number) => p * n + j;
+  const out: (Tensor | null)[] = out32 ?? [null, null];
+  if (a.requiresGrad && !out32) {
+    const gA = new Float64Array(a.size);
+    for (let i = 0; i < m; i++) {
+      for (let p = 0; p < k; p++) {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += dZ[i * n + j]! * B[bAt(p, j)]!;
+        gA[aAt(i, p)] = attrs.alpha * s;
+      }
+    }
+    out[0] = a.dtype === 'float64' ? gradOf(a, gA) : gradOf(a, Float32Array.from(gA));
+  }
+  if (b.requiresGrad && !out32) {
+    const gB = new Float64Array(b.size);
+    for (let p = 0; p < k; p++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let i = 0; i < m; i++) s += A[aAt(i, p)]! * dZ[i * n + j]!;
+        gB[bAt(p, j)] = attrs.alpha * s;
+      }
+    }
+    out[1] = b.dtype === 'float64' ? gradOf(b, gB) : gradOf(b, Float32Array.from(gB));
+  }
+  if (c) {
+    if (!c.requiresGrad || attrs.beta === 0) out.push(null);
+    else {
+      const scaled = new Float64Array(m * n);
+      for (let i = 0; i < scaled.length; i++) scaled[i] = attrs.beta * dZ[i]!;
+      out.push(unbroadcast(scaled, [m, n], c));
+    }
+  }
+  return out;
+}
+
+/**
+ * MatMul: per output batch matrix q, ∂A[q] += dY[q]·B[q]ᵀ and ∂B[q] += A[q]ᵀ·dY[q]. Adding into
+ * the operand's own matrix offset sums the broadcast batch dims; 1-D operands are the promoted
+ * [1, K] / [K, 1] matrices, whose data layout is the vector's.
+ */
+function matmulGrad(inputs: readonly Tensor[], _attrs: void, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  const [a, b] = inputs as [Tensor, Tensor];
+  const p = matmulPlan([a.shape, b.shape]);
+  const { m, k, n } = p;
+  const { aOff, bOff } = batchOffsets(a.shape, b.shape, p);
+  const A = a.dataSync();
+  const B = b.dataSync();
+  const G = g.dataSync();
+  const gA = a.requiresGrad ? new Float64Array(a.size) : null;
+  const gB = b.requiresGrad ? new Float64Array(b.size) : null;
+  for (let q = 0; q < aOff.length; q++) {
+    const ao = aOff[q]!;
+    const bo = bOff[q]!;
+    const go = q * m * n;
+    if (gA) {
+      for (let i = 0; i < m; i++) {
+        for (let t = 0; t < k; t++) {
+          let s = 0;
+          for (let j = 0; j < n; j++) s += G[go + i * n + j]! * B[bo + t * n + j]!;
+          gA[ao + i * k + t] += s;
+        }
+      }
+    }
+    if (gB) {
+      for (let t = 0; t < k; t++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let i = 0; i < m; i++) s += A[ao + i * k + t]! * G[go + i * n + j]!;
+          gB[bo + t * n + j] += s;
+        }
+      }
+    }
+  }
+  const wrap = (t: Tensor, d: Float64Array | null) => (d ? gradOf(t, t.dtype === 'float64' ? d : Float32Array.from(d)) : null);
+  return [wrap(a, gA), wrap(b, gB)];
+}
+
+/**
+ * The float32 case of gemmGrad, through the Gemm card's fast kernel (WebAssembly SIMD where
+ * available), with B' = op(B), A' = op(A): ∂A = alpha·dZ·B'ᵀ ([m, k]), or alpha·B'·dZᵀ ([k, m])
+ * when transA; ∂B = alpha·A'ᵀ·dZ ([k, n]), or alpha·dZᵀ·A' ([n, k]) when transB. The transposes
+ * are Gemm flags, so nothing is copied.
+ */
+function gemmGradF32(a: Tensor, b: Tensor, dZ: Float32Array, attrs: GemmAttrs, m: number, _k: number, n: number): (Tensor | null)[] {
+  const dz = new Tensor(dZ, [m, n]);
+  const mm = (x: Tensor, y: Tensor, transA: boolean, transB: boolean) => gemmCard.cpu!([x, y], { ...GEMM_DEFAULTS, alpha: attrs.alpha, beta: 0, transA, transB });
+  let gA: Tensor | null = null;
+  let gB: Tensor | null = null;
+  if (a.requiresGrad) gA = attrs.transA ? mm(b, dz, attrs.transB, true) : mm(dz, b, false, !attrs.transB);
+  if (b.requiresGrad) gB = attrs.transB ? mm(dz, a, true, attrs.transA) : mm(a, dz, !attrs.transA, false);
+  return [gA, gB];
+}
+
+/**
+ * alpha·op(A)·op(B) for float32 matrices held in bigger arrays (rows × cols from an offset),
+ * through the Gemm card's fast kernel — the products of the conv gradients.
+ */
+export function matmulF32(
+  a: Float32Array,
+  aOff: number,
+  aRows: number,
+  aCols: number,
+  transA: boolean,
+  b: Float32Array,
+  bOff: number,
+  bRows: number,
+  bCols: number,
+  transB: boolean,
+): Float32Array {
+  const A = new Tensor(a.subarray(aOff, aOff + aRows * aCols), [aRows, aCols]);
+  const B = new Tensor(b.subarray(bOff, bOff + bRows * bCols), [bRows, bCols]);
+  return gemmCard.cpu!([A, B], { ...GEMM_DEFAULTS, beta: 0, transA, transB }).f32();
 }

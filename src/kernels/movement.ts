@@ -74,6 +74,7 @@ export const reshapeCard: OpCard<ReshapeAttrs> = {
   reference(inputs, attrs) {
     return relabel(inputs[0]!, reshapeCard.shape([inputs[0]!.shape], attrs));
   },
+  grad: relabelGrad,
 };
 
 export function reshape(x: Tensor, shape: readonly number[], allowzero = false): Tensor {
@@ -101,6 +102,7 @@ export const flattenCard: OpCard<FlattenAttrs> = {
   reference(inputs, attrs) {
     return relabel(inputs[0]!, flattenCard.shape([inputs[0]!.shape], attrs));
   },
+  grad: relabelGrad,
 };
 
 export function flatten(x: Tensor, axis = 1): Tensor {
@@ -177,6 +179,7 @@ export const transposeCard: OpCard<TransposeAttrs> = {
     }
     return new Tensor(out, outShape, x.dtype);
   },
+  grad: transposeGrad,
 };
 
 /**
@@ -293,6 +296,7 @@ export const concatCard: OpCard<AxisAttrs> = {
     }
     return new Tensor(out, outShape, first.dtype);
   },
+  grad: concatGrad,
 };
 
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
@@ -322,6 +326,7 @@ export const squeezeCard: OpCard<AxesAttrs> = {
   reference(inputs, attrs) {
     return relabel(inputs[0]!, squeezeCard.shape([inputs[0]!.shape], attrs));
   },
+  grad: relabelGrad,
 };
 
 export const unsqueezeCard: OpCard<AxesAttrs> = {
@@ -339,6 +344,7 @@ export const unsqueezeCard: OpCard<AxesAttrs> = {
   reference(inputs, attrs) {
     return relabel(inputs[0]!, unsqueezeCard.shape([inputs[0]!.shape], attrs));
   },
+  grad: relabelGrad,
 };
 
 /** Drops the given size-1 axes, or every size-1 axis when `axes` is omitted. */
@@ -394,6 +400,7 @@ export const gatherCard: OpCard<AxisAttrs> = {
     }
     return new Tensor(out, outShape, data.dtype);
   },
+  grad: gatherGrad,
 };
 
 /** Picks entries along `axis` of `data` by `indices` (negative indices count from the end). */
@@ -505,6 +512,7 @@ export const padCard: OpCard<PadAttrs> = {
     }
     return new Tensor(out, outShape, x.dtype);
   },
+  grad: padGrad,
 };
 
 export function pad(x: Tensor, pads: readonly number[], opts: { mode?: PadMode; value?: number } = {}): Tensor {
@@ -556,8 +564,98 @@ export const identityCard: OpCard<void> = {
   reference(inputs) {
     return relabel(inputs[0]!, inputs[0]!.shape);
   },
+  grad: relabelGrad,
 };
 
 export function identity(x: Tensor): Tensor {
   return apply(identityCard, [x], undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients (autograd). Movement ops move gradients back the way the forward moved elements.
+
+/** Reshape, Flatten, Squeeze, Unsqueeze, Identity: the gradient relabelled to the input's shape. */
+function relabelGrad(inputs: readonly Tensor[], _attrs: unknown, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  const x = inputs[0]!;
+  return [DTYPES[x.dtype].isFloat ? new Tensor(g.dataSync(), x.shape, g.dtype) : null];
+}
+
+/** Transpose: the gradient transposed by the inverse permutation. */
+function transposeGrad([x]: readonly Tensor[], { perm }: TransposeAttrs, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  const p = permOf(x!.rank, perm);
+  const inv = new Array<number>(p.length);
+  p.forEach((a, k) => (inv[a] = k));
+  return [transposeCard.cpu!([g], { perm: inv })];
+}
+
+/** Concat: each input gets its slice of the gradient along the axis. */
+function concatGrad(inputs: readonly Tensor[], { axis }: AxisAttrs, y: Tensor, g: Tensor): (Tensor | null)[] {
+  const a = normAxis(axis, y.rank, 'Concat');
+  const outer = sizeOf(y.shape.slice(0, a));
+  const inner = sizeOf(y.shape.slice(a + 1));
+  const rowLen = y.shape[a]! * inner;
+  const gd = g.dataSync();
+  let col = 0;
+  return inputs.map((t) => {
+    const len = t.shape[a]! * inner;
+    const start = col;
+    col += len;
+    if (!DTYPES[t.dtype].isFloat) return null;
+    const out = DTYPES[g.dtype].make(t.size);
+    for (let o = 0; o < outer; o++) out.set(gd.subarray(o * rowLen + start, o * rowLen + start + len), o * len);
+    return new Tensor(out, t.shape, g.dtype);
+  });
+}
+
+/** Gather: the gradient scattered back (added) onto the rows it was gathered from; none for indices. */
+function gatherGrad([data, indices]: readonly Tensor[], { axis }: AxisAttrs, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  if (!DTYPES[data!.dtype].isFloat) return [null, null];
+  const a = normAxis(axis, data!.rank, 'Gather');
+  const dim = data!.shape[a]!;
+  const outer = sizeOf(data!.shape.slice(0, a));
+  const inner = sizeOf(data!.shape.slice(a + 1));
+  const idx = indices!.dataSync();
+  const gd = g.dataSync();
+  const out = DTYPES[g.dtype].make(data!.size);
+  let o = 0;
+  for (let b = 0; b < outer; b++) {
+    for (let j = 0; j < idx.length; j++) {
+      const r = idx[j]! < 0 ? idx[j]! + dim : idx[j]!;
+      const start = (b * dim + r) * inner;
+      for (let q = 0; q < inner; q++) out[start + q] += gd[o++]!;
+    }
+  }
+  return [new Tensor(out, data!.shape, g.dtype), null];
+}
+
+/** Pad: every output element's gradient goes to the input element it was copied from (none for the constant). */
+function padGrad([x]: readonly Tensor[], attrs: PadAttrs, y: Tensor, g: Tensor): (Tensor | null)[] {
+  if (!DTYPES[x!.dtype].isFloat) return [null];
+  const r = x!.rank;
+  const out = DTYPES[g.dtype].make(x!.size);
+  if (r === 0 || y.size === 0) {
+    if (r === 0) out[0] = g.dataSync()[0]!;
+    return [new Tensor(out, x!.shape, g.dtype)];
+  }
+  const maps = x!.shape.map((d, i) => padAxisMap(d, attrs.pads[i]!, attrs.pads[i + r]!, attrs.mode));
+  const inStrides = stridesOf(x!.shape);
+  const gd = g.dataSync();
+  const idx = new Array<number>(r).fill(0);
+  for (let o = 0; o < gd.length; o++) {
+    let off = 0;
+    for (let k = 0; k < r; k++) {
+      const m = maps[k]![idx[k]!]!;
+      if (m < 0) {
+        off = -1;
+        break;
+      }
+      off += m * inStrides[k]!;
+    }
+    if (off >= 0) out[off] += gd[o]!;
+    for (let k = r - 1; k >= 0; k--) {
+      if (++idx[k]! < y.shape[k]!) break;
+      idx[k] = 0;
+    }
+  }
+  return [new Tensor(out, x!.shape, g.dtype)];
 }

@@ -4,6 +4,7 @@ import { type OpCard, apply } from '../core/op.js';
 import { type Shape, fmtShape, sizeOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { type Activation, NO_ACTIVATION, activateInPlace, activationFn } from './activation.js';
+import { gradArray, gradOf, preActivationGrad } from './grad.js';
 
 /**
  * Batch normalisation at inference, per channel (axis 1) of any [N, C, …] input:
@@ -93,6 +94,7 @@ export const batchNormCard: OpCard<BatchNormAttrs> = {
     if (x!.dtype !== 'float32') return batchNormCard.reference(inputs, attrs);
     return applyChannelAffine(x!, batchNormAffine(scale!, bias!, mean!, variance!, attrs.epsilon), attrs.activation);
   },
+  grad: batchNormGrad,
 };
 
 export function batchNorm(
@@ -196,6 +198,7 @@ export const batchNormTrainingCard: OpCard<BatchNormTrainAttrs> = {
     usedStats.set(y, stats);
     return y;
   },
+  grad: batchNormTrainGrad,
 };
 
 /**
@@ -281,4 +284,100 @@ export function foldBatchNorm(
   const b2 = DTYPES[weight.dtype].make(cout);
   for (let o = 0; o < cout; o++) b2[o] = a[o]! * ((b0 ? b0[o]! : 0) - m[o]!) + bb[o]!;
   return { weight: new Tensor(w2, weight.shape, weight.dtype), bias: new Tensor(b2, [cout], weight.dtype) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients (autograd), per channel c over its n = N·spatial elements, in float64.
+
+/** Per-channel sums Σ g and Σ g·(x − shift[c]) over N and the spatial dims. */
+function channelSums(x: ArrayLike<number>, g: ArrayLike<number>, C: number, inner: number, shift: ArrayLike<number>): { sg: Float64Array; sgx: Float64Array } {
+  const sg = new Float64Array(C);
+  const sgx = new Float64Array(C);
+  for (let start = 0, c = 0; start < x.length; start += inner, c = (c + 1) % C) {
+    const m = shift[c]!;
+    let a = 0;
+    let b = 0;
+    for (let i = start; i < start + inner; i++) {
+      a += g[i]!;
+      b += g[i]! * (x[i]! - m);
+    }
+    sg[c] += a;
+    sgx[c] += b;
+  }
+  return { sg, sgx };
+}
+
+function paramGrad(t: Tensor, values: Float64Array): Tensor | null {
+  if (!t.requiresGrad) return null;
+  const out = gradArray(t);
+  out.set(values);
+  return gradOf(t, out);
+}
+
+/**
+ * Inference batch norm, y = s·(x − μ)/σ + b with σ = sqrt(var + eps) from the running stats:
+ * ∂x = dy·s/σ, ∂s = Σ dy·(x − μ)/σ, ∂b = Σ dy, ∂μ = −Σ dy·s/σ, ∂var = −½·Σ dy·s·(x − μ)/σ³.
+ */
+function batchNormGrad(inputs: readonly Tensor[], attrs: BatchNormAttrs, y: Tensor, gOut: Tensor): (Tensor | null)[] {
+  const [x, scale, bias, mean, variance] = inputs as Tensor[];
+  const dY = preActivationGrad(batchNormCard as OpCard<BatchNormAttrs & { activation: Activation }>, inputs, { ...attrs, activation: attrs.activation ?? NO_ACTIVATION }, y, gOut);
+  const C = x!.shape[1]!;
+  const inner = sizeOf(x!.shape.slice(2));
+  const xd = x!.dataSync();
+  const s = scale!.dataSync();
+  const m = mean!.dataSync();
+  const v = variance!.dataSync();
+  const inv = new Float64Array(C);
+  for (let c = 0; c < C; c++) inv[c] = 1 / Math.sqrt(v[c]! + attrs.epsilon);
+  const { sg, sgx } = channelSums(xd, dY, C, inner, m);
+  let gx: Tensor | null = null;
+  if (x!.requiresGrad) {
+    const out = gradArray(x!);
+    for (let i = 0; i < out.length; i++) out[i] = dY[i]! * s[Math.floor(i / inner) % C]! * inv[Math.floor(i / inner) % C]!;
+    gx = gradOf(x!, out);
+  }
+  const gs = new Float64Array(C);
+  const gm = new Float64Array(C);
+  const gv = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    gs[c] = sgx[c]! * inv[c]!;
+    gm[c] = -sg[c]! * s[c]! * inv[c]!;
+    gv[c] = -0.5 * s[c]! * sgx[c]! * inv[c]! ** 3;
+  }
+  return [gx, paramGrad(scale!, gs), paramGrad(bias!, sg), paramGrad(mean!, gm), paramGrad(variance!, gv)];
+}
+
+/**
+ * Training-mode batch norm, with x̂ = (x − μ_B)/σ_B from the batch's own mean and biased
+ * variance: ∂b = Σ dy, ∂s = Σ dy·x̂, ∂x = (s/σ_B)·(dy − mean(dy) − x̂·mean(dy·x̂)) — the batch
+ * statistics depend on x, which gives the two mean terms.
+ */
+function batchNormTrainGrad(inputs: readonly Tensor[], attrs: BatchNormTrainAttrs, _y: Tensor, gOut: Tensor): (Tensor | null)[] {
+  const [x, scale, bias] = inputs as Tensor[];
+  const stats = batchStats(x!);
+  const C = x!.shape[1]!;
+  const inner = sizeOf(x!.shape.slice(2));
+  const xd = x!.dataSync();
+  const g = gOut.dataSync();
+  const s = scale!.dataSync();
+  const inv = new Float64Array(C);
+  for (let c = 0; c < C; c++) inv[c] = 1 / Math.sqrt(stats.variance[c]! + attrs.epsilon);
+  const { sg, sgx } = channelSums(xd, g, C, inner, stats.mean);
+  const gs = new Float64Array(C);
+  for (let c = 0; c < C; c++) gs[c] = sgx[c]! * inv[c]!; // Σ dy·x̂
+  let gx: Tensor | null = null;
+  if (x!.requiresGrad) {
+    const out = gradArray(x!);
+    const n = stats.count;
+    for (let start = 0, c = 0; start < xd.length; start += inner, c = (c + 1) % C) {
+      const k = s[c]! * inv[c]!;
+      const mg = sg[c]! / n;
+      const mgx = gs[c]! / n;
+      const mu = stats.mean[c]!;
+      const iv = inv[c]!;
+      for (let i = start; i < start + inner; i++) out[i] = k * (g[i]! - mg - (xd[i]! - mu) * iv * mgx);
+    }
+    gx = gradOf(x!, out);
+  }
+  return [gx, paramGrad(scale!, gs), paramGrad(bias!, sg)];
 }

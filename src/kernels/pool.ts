@@ -3,6 +3,7 @@ import { ShapeError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, fmtShape, sizeOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
+import { gradArray, gradOf } from './grad.js';
 import { type AutoPad, outputLength, resolveAutoPad, windowParams } from './window.js';
 
 /**
@@ -241,6 +242,7 @@ export const maxPoolCard: OpCard<PoolAttrs> = {
   shape: ([x], attrs) => poolGeometry('MaxPool', x!, attrs).outShape,
   reference: ([x], attrs) => poolReference('max', 'MaxPool', x!, attrs),
   cpu: ([x], attrs) => poolCpu('max', 'MaxPool', x!, attrs),
+  grad: maxPoolGrad,
 };
 
 export const averagePoolCard: OpCard<PoolAttrs> = {
@@ -248,6 +250,7 @@ export const averagePoolCard: OpCard<PoolAttrs> = {
   shape: ([x], attrs) => poolGeometry('AveragePool', x!, attrs).outShape,
   reference: ([x], attrs) => poolReference('avg', 'AveragePool', x!, attrs),
   cpu: ([x], attrs) => poolCpu('avg', 'AveragePool', x!, attrs),
+  grad: averagePoolGrad,
 };
 
 /** MaxPool's Indices output (int64, the shape of MaxPool's output); see MaxPoolIndicesAttrs. */
@@ -304,12 +307,14 @@ export const globalAveragePoolCard: OpCard<void> = {
   name: 'GlobalAveragePool',
   shape: ([x]) => globalShape('GlobalAveragePool', x!),
   reference: ([x]) => globalPool('avg', 'GlobalAveragePool', x!),
+  grad: globalAveragePoolGrad,
 };
 
 export const globalMaxPoolCard: OpCard<void> = {
   name: 'GlobalMaxPool',
   shape: ([x]) => globalShape('GlobalMaxPool', x!),
   reference: ([x]) => globalPool('max', 'GlobalMaxPool', x!),
+  grad: globalMaxPoolGrad,
 };
 
 export function globalAveragePool(x: Tensor): Tensor {
@@ -318,4 +323,98 @@ export function globalAveragePool(x: Tensor): Tensor {
 
 export function globalMaxPool(x: Tensor): Tensor {
   return apply(globalMaxPoolCard, [x], undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients (autograd).
+
+/**
+ * MaxPool: each output's gradient goes to the input element its max came from — the first tap
+ * holding the maximum in the window's row-major scan order, which is the element MaxPool's
+ * Indices output names (PyTorch's max_pool2d backward routes to its returned index the same way;
+ * it differs only for NaN, which wins there and never wins here). Overlapping windows add up.
+ */
+function maxPoolGrad([x]: readonly Tensor[], attrs: PoolAttrs, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  const idx = (x!.dtype === 'float32' ? poolCpu : poolReference)('argmax', 'MaxPool', x!, { ...attrs, storageOrder: 0 }).dataSync();
+  const gd = g.dataSync();
+  const out = gradArray(x!);
+  for (let i = 0; i < idx.length; i++) {
+    const k = idx[i]!;
+    if (k >= 0) out[k] += gd[i]!;
+  }
+  return [gradOf(x!, out)];
+}
+
+/**
+ * AveragePool: each output's gradient, divided by the same divisor as the forward (input taps,
+ * or input + pad taps with countIncludePad, never the ceil_mode overhang), goes to every input
+ * tap of its window.
+ */
+function averagePoolGrad([x]: readonly Tensor[], attrs: PoolAttrs, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  const geo = poolGeometry('AveragePool', x!.shape, attrs);
+  const r = geo.kernel.length;
+  const inPlane = sizeOf(geo.inSpatial);
+  const outPlane = sizeOf(geo.outSpatial);
+  const taps = sizeOf(geo.kernel);
+  const gd = g.dataSync();
+  const acc = new Float64Array(x!.size);
+  const o = new Array<number>(r);
+  const k = new Array<number>(r);
+  const offs: number[] = [];
+  for (let i = 0; i < outPlane; i++) {
+    unravel(i, geo.outSpatial, o);
+    offs.length = 0;
+    let padded = 0;
+    for (let t = 0; t < taps; t++) {
+      unravel(t, geo.kernel, k);
+      let off = 0;
+      let inInput = true;
+      let inPadded = true;
+      for (let d = 0; d < r; d++) {
+        const pos = o[d]! * geo.strides[d]! - geo.pads[d]! + k[d]! * geo.dilations[d]!;
+        const size = geo.inSpatial[d]!;
+        if (pos < 0 || pos >= size) inInput = false;
+        if (pos >= size + geo.pads[d + r]!) inPadded = false;
+        off = off * size + pos;
+      }
+      if (inPadded) padded++;
+      if (inInput) offs.push(off);
+    }
+    const divisor = attrs.countIncludePad ? padded : offs.length;
+    for (let p = 0; p < geo.planes; p++) {
+      const share = gd[p * outPlane + i]! / divisor;
+      for (const off of offs) acc[p * inPlane + off] += share;
+    }
+  }
+  const out = gradArray(x!);
+  out.set(acc);
+  return [gradOf(x!, out)];
+}
+
+/** GlobalAveragePool: dy/n to every element of the plane. */
+function globalAveragePoolGrad([x]: readonly Tensor[], _attrs: void, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  const n = sizeOf(x!.shape.slice(2));
+  const gd = g.dataSync();
+  const out = gradArray(x!);
+  for (let i = 0; i < out.length; i++) out[i] = gd[Math.floor(i / n)]! / n;
+  return [gradOf(x!, out)];
+}
+
+/** GlobalMaxPool: dy to the first maximum of the plane. */
+function globalMaxPoolGrad([x]: readonly Tensor[], _attrs: void, _y: Tensor, g: Tensor): (Tensor | null)[] {
+  const n = sizeOf(x!.shape.slice(2));
+  const src = x!.dataSync();
+  const gd = g.dataSync();
+  const out = gradArray(x!);
+  for (let p = 0; p < gd.length; p++) {
+    let best = -1;
+    let max = -Infinity;
+    for (let i = p * n; i < (p + 1) * n; i++) {
+      const v = src[i]!;
+      if (v > max || best < 0) best = i; // NaN never wins, as in the forward
+      if (v > max) max = v;
+    }
+    if (best >= 0) out[best] = gd[p]!;
+  }
+  return [gradOf(x!, out)];
 }

@@ -124,6 +124,7 @@ function makeReduceCard(name: string, kind: ReduceKind): OpCard<ReduceAttrs> {
     shape: ([x], attrs) => reducedShape(x!, reducedMask(name, x!, attrs), attrs.keepdims),
     reference: ([x], attrs) => reduceReference(kind, name, x!, attrs),
     cpu: ([x], attrs) => reduceCpu(kind, name, x!, attrs),
+    grad: reduceGrad(kind, name),
   };
 }
 
@@ -140,3 +141,42 @@ export const reduceMax = (x: Tensor, axes: readonly number[] = [], keepdims = tr
   apply(reduceMaxCard, [x], { axes, keepdims, noopWithEmptyAxes });
 export const reduceMin = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceMinCard, [x], { axes, keepdims, noopWithEmptyAxes });
+
+// ---------------------------------------------------------------------------------------------
+// Gradient (autograd). Sum: dy to every reduced element; mean: dy/count; max/min: dy shared
+// evenly among the elements equal to the result (PyTorch's amax/amin rule).
+
+function reduceGrad(kind: ReduceKind, name: string) {
+  return ([x]: readonly Tensor[], attrs: ReduceAttrs, y: Tensor, g: Tensor): (Tensor | null)[] => {
+    if (!DTYPES[x!.dtype].isFloat) return [null];
+    const mask = reducedMask(name, x!.shape, attrs);
+    const kept = reducedShape(x!.shape, mask, true);
+    const keptStrides = stridesOf(kept);
+    const count = sizeOf(x!.shape.filter((_, i) => mask[i]));
+    const src = x!.dataSync();
+    const yd = y.dataSync();
+    const gd = g.dataSync();
+    // The output slot of every input element.
+    const slot = new Int32Array(src.length);
+    for (let i = 0; i < src.length; i++) {
+      let rest = i;
+      let o = 0;
+      for (let d = x!.rank - 1; d >= 0; d--) {
+        const k = rest % x!.shape[d]!;
+        rest = (rest - k) / x!.shape[d]!;
+        if (!mask[d]) o += k * keptStrides[d]!;
+      }
+      slot[i] = o;
+    }
+    const out = x!.dtype === 'float64' ? new Float64Array(src.length) : new Float32Array(src.length);
+    if (kind === 'sum' || kind === 'mean') {
+      const f = kind === 'mean' ? 1 / count : 1;
+      for (let i = 0; i < src.length; i++) out[i] = gd[slot[i]!]! * f;
+    } else {
+      const ties = new Float64Array(yd.length);
+      for (let i = 0; i < src.length; i++) if (src[i] === yd[slot[i]!]) ties[slot[i]!]++;
+      for (let i = 0; i < src.length; i++) if (src[i] === yd[slot[i]!]) out[i] = gd[slot[i]!]! / ties[slot[i]!]!;
+    }
+    return [new Tensor(out, x!.shape, x!.dtype === 'float64' ? 'float64' : 'float32')];
+  };
+}

@@ -93,6 +93,7 @@ function makeSoftmaxCard(name: 'Softmax' | 'LogSoftmax'): OpCard<SoftmaxAttrs> {
       }
       return new Tensor(out, x.shape, x.dtype);
     },
+    grad: softmaxGradOf(log),
   };
   return card;
 }
@@ -106,4 +107,29 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return apply(logSoftmaxCard, [x], { axis });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients (autograd), per line along the axis:
+// softmax ∂x = y·(dy − Σ dy·y); log-softmax ∂x = dy − exp(y)·Σ dy.
+
+function softmaxGradOf(log: boolean) {
+  return ([x]: readonly Tensor[], { axis }: SoftmaxAttrs, y: Tensor, g: Tensor): (Tensor | null)[] => {
+    const [outer, len, inner] = split(log ? 'LogSoftmax' : 'Softmax', x!.shape, axis);
+    const yd = y.dataSync();
+    const gd = g.dataSync();
+    const out = x!.dtype === 'float64' ? new Float64Array(x!.size) : new Float32Array(x!.size);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < inner; j++) {
+        const at = (l: number) => (o * len + l) * inner + j;
+        let s = 0;
+        for (let l = 0; l < len; l++) s += log ? gd[at(l)]! : gd[at(l)]! * yd[at(l)]!;
+        for (let l = 0; l < len; l++) {
+          const i = at(l);
+          out[i] = log ? gd[i]! - Math.exp(yd[i]!) * s : yd[i]! * (gd[i]! - s);
+        }
+      }
+    }
+    return [new Tensor(out, x!.shape, x!.dtype === 'float64' ? 'float64' : 'float32')];
+  };
 }

@@ -1,7 +1,7 @@
 import { LightconvError, OnnxError, ResourceLimitError, ShapeError, ValueError } from '../../core/errors.js';
 import { fmtBytes, getLimits } from '../../core/limits.js';
 import { fmtShape } from '../../core/shape.js';
-import { Tensor } from '../../core/tensor.js';
+import { Tensor, tidy } from '../../core/tensor.js';
 import { externalReader } from './external.js';
 import { OnnxGraph, type ValueInfo } from './graph.js';
 import type { NodeRunner, OnnxNode } from './node.js';
@@ -9,6 +9,9 @@ import { optimizeGraph } from './optimize.js';
 import { lookupOp } from './ops/index.js';
 import { UnsupportedOpError } from '../../core/errors.js';
 import type { ExternalReader } from './tensor_proto.js';
+import { markConstant, wasmKernelsEnabled } from '../../kernels/wasm/runtime.js';
+import { prepackConvWeight } from '../../kernels/wasm/conv.js';
+import { prepackGemmWeight } from '../../kernels/wasm/gemm.js';
 
 export type ModelSource = string | Uint8Array | ArrayBuffer;
 
@@ -79,6 +82,12 @@ export class OnnxModel {
     const { nodes, initializers } =
       opts.optimize === false ? { nodes: [...graph.nodes], initializers: new Map(graph.initializers) } : optimizeGraph(graph.nodes, graph.initializers, outNames);
     this.constants = initializers;
+    // The weights of a loaded model never change: fast kernels may keep them pre-packed.
+    for (const t of initializers.values()) {
+      const d = t.dataSync();
+      if (t.dtype === 'float32' && d instanceof Float32Array) markConstant(d);
+    }
+    if (wasmKernelsEnabled()) prepack(nodes, initializers);
 
     // Liveness: a value is released after its last reader runs, unless the caller gets it back.
     const lastUse = new Map<string, number>();
@@ -102,8 +111,15 @@ export class OnnxModel {
   }
 
   runSync(feeds: Record<string, Tensor> | Tensor, opts: RunOptions = {}): Record<string, Tensor> {
+    // Device tensors (the GPU backend's textures) made during the run and not returned are
+    // freed when it ends, also when a node throws; on the CPU this changes nothing.
+    return tidy(() => this.runSteps(feeds, opts));
+  }
+
+  private runSteps(feeds: Record<string, Tensor> | Tensor, opts: RunOptions): Record<string, Tensor> {
     const values = new Map<string, Tensor>(this.constants);
-    for (const [name, t] of this.checkFeeds(feeds)) values.set(name, t);
+    const fed = this.checkFeeds(feeds);
+    for (const [name, t] of fed) values.set(name, t);
     for (const step of this.steps) {
       const { node } = step;
       const args = node.inputs.map((v) => {
@@ -125,7 +141,12 @@ export class OnnxModel {
         values.set(v, t);
       });
       opts.onNode?.(node, outs);
-      for (const v of step.release) values.delete(v);
+      for (const v of step.release) {
+        const t = values.get(v);
+        values.delete(v);
+        // A device intermediate is freed as soon as nothing reads it (unless another name holds it).
+        if (t?.device && !this.constants.has(v) && ![...fed.values(), ...values.values()].includes(t)) t.dispose();
+      }
     }
     const result: Record<string, Tensor> = {};
     for (const o of this.outputs) result[o.name] = values.get(o.name)!;
@@ -167,6 +188,30 @@ export class OnnxModel {
     }
     for (const [name, t] of Object.entries(feeds)) if (!out.has(name)) out.set(name, t); // an initializer overridden by the caller
     return out;
+  }
+}
+
+/**
+ * Packs the constant Conv and Gemm weights for the WebAssembly kernels at load (and generates
+ * the depthwise kernels the model needs), so the first run does not pay for it. Best effort:
+ * a node whose attributes are bad is left for its own compile/run step to report.
+ */
+function prepack(nodes: readonly OnnxNode[], inits: ReadonlyMap<string, Tensor>): void {
+  for (const n of nodes) {
+    try {
+      const w = n.inputs[1] ? inits.get(n.inputs[1]) : undefined;
+      if (!w || w.dtype !== 'float32' || n.domain !== '') continue;
+      const data = w.dataSync() as Float32Array;
+      if (n.opType === 'Conv') {
+        const rank = w.rank - 2;
+        const ones = new Array<number>(Math.max(0, rank)).fill(1);
+        prepackConvWeight(data, w.shape, n.int('group', 1), n.has('strides') ? n.ints('strides') : ones, n.has('dilations') ? n.ints('dilations') : ones);
+      } else if (n.opType === 'Gemm') {
+        prepackGemmWeight(data, w.shape, n.int('transB', 0) === 1);
+      }
+    } catch {
+      // reported when the node compiles or runs
+    }
   }
 }
 

@@ -1,0 +1,85 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { LightconvError } from '../core/errors.js';
+import { Rng } from '../core/rng.js';
+import { Tensor } from '../core/tensor.js';
+import { loadOnnx } from '../io/onnx/model.js';
+import { useWasmKernels, wasmKernelsEnabled } from '../kernels/wasm/runtime.js';
+import { getThreads, setThreads } from '../core/threads.js';
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+};
+
+interface BenchOpts {
+  batch: number;
+  threads: number;
+  backend: string;
+  runs: number;
+  warmup: number;
+  kernels: string;
+  json?: boolean;
+}
+
+/** Median of a list of numbers. */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Adds `lightconv bench MODEL.onnx`: whole-model latency after warm-up. */
+export function register(program: Command): void {
+  program
+    .command('bench')
+    .description('median whole-model latency after warm-up (seeded N(0,1) inputs)')
+    .argument('<model>', 'ONNX file')
+    .option('--batch <n>', 'batch size (for a symbolic batch dim)', positiveInt, 1)
+    .option('--threads <n>', 'worker threads for the CPU kernels', positiveInt, 1)
+    .option('--backend <name>', 'backend: cpu', 'cpu')
+    .option('--runs <n>', 'timed runs', positiveInt, 20)
+    .option('--warmup <n>', 'untimed runs first', positiveInt, 3)
+    .option('--kernels <kind>', 'cpu kernels: wasm (WebAssembly SIMD, default where supported) or ts', 'wasm')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: BenchOpts) => {
+      if (o.backend !== 'cpu') throw new LightconvError(`--backend ${o.backend}: only 'cpu' is available in this build`);
+      if (o.kernels !== 'wasm' && o.kernels !== 'ts') throw new LightconvError(`--kernels must be 'wasm' or 'ts', got '${o.kernels}'`);
+      useWasmKernels(o.kernels === 'wasm');
+      setThreads(o.threads);
+      const model = await loadOnnx(file);
+      const rng = new Rng(0);
+      const feeds: Record<string, Tensor> = {};
+      for (const info of model.inputs) {
+        if (!info.shape || info.dtype !== 'float32') throw new LightconvError(`input '${info.name}' is not a float32 tensor of known rank`);
+        if (typeof info.shape[0] === 'number' && info.shape[0] !== o.batch) throw new LightconvError(`the model's batch size is fixed at ${info.shape[0]}`);
+        feeds[info.name] = Tensor.randn(info.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? o.batch : 1)), { rng });
+      }
+      for (let i = 0; i < o.warmup; i++) model.runSync(feeds);
+      const times: number[] = [];
+      for (let i = 0; i < o.runs; i++) {
+        const t0 = performance.now();
+        model.runSync(feeds);
+        times.push(performance.now() - t0);
+      }
+      const result = {
+        model: file,
+        backend: o.backend,
+        kernels: wasmKernelsEnabled() ? 'wasm-simd' : 'ts',
+        batch: o.batch,
+        threads: getThreads(),
+        runs: o.runs,
+        warmup: o.warmup,
+        median_ms: median(times),
+        min_ms: Math.min(...times),
+        max_ms: Math.max(...times),
+        node: process.version,
+      };
+      if (o.json) console.log(JSON.stringify(result, null, 2));
+      else {
+        console.log(`${file}: batch ${result.batch}, ${result.threads} thread(s), ${result.backend} (${result.kernels} kernels)`);
+        console.log(`median ${result.median_ms.toFixed(2)} ms, min ${result.min_ms.toFixed(2)} ms over ${o.runs} runs after ${o.warmup} warm-up runs`);
+      }
+      setThreads(1);
+    });
+}

@@ -1,0 +1,112 @@
+import { LightconvError } from './errors.js';
+import type { OpCard } from './op.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * Reverse-mode automatic differentiation: a define-by-run tape, in the spirit of micrograd.
+ *
+ * 1. Recording. Every op runs through `apply` (src/core/op.ts). When grad mode is on, the card
+ *    has a `grad` function and some input has `requiresGrad`, apply calls `record`: the output
+ *    remembers the card, its inputs, its attributes and itself in `output.gradFn`, and it gets
+ *    `requiresGrad = true` so that the ops after it record too. The "tape" is nothing more than
+ *    these links from each output back to its inputs.
+ * 2. `loss.backward()` calls `backward` below: sort the graph reachable from the loss
+ *    topologically, walk it from the loss back to the leaves, and at each node ask the card for
+ *    the gradients of its inputs given the gradient of its output (the chain rule, one op at a
+ *    time). Gradients *add up*: a tensor used twice gets the sum of both paths.
+ * 3. Leaves (tensors the user made, e.g. parameters) with `requiresGrad` receive their
+ *    gradient in `.grad` (added to what is there, as in PyTorch: call `zeroGrad` between steps).
+ *    Intermediate tensors only carry gradients during the walk.
+ * 4. The graph is freed afterwards (each visited `gradFn` is cleared), so a second backward
+ *    through the same graph is an error, as in PyTorch without retain_graph.
+ */
+
+/** What `apply` leaves on an output it recorded: enough to compute the inputs' gradients. */
+export interface GradFn {
+  readonly card: OpCard<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  readonly inputs: readonly Tensor[];
+  readonly attrs: unknown;
+}
+
+let enabled = true;
+
+/** Intermediate tensors whose graph a backward has freed (a second backward through them is an error). */
+const freed = new WeakSet<Tensor>();
+
+/** Whether ops record onto the tape now (true unless inside `noGrad`). */
+export function isGradEnabled(): boolean {
+  return enabled;
+}
+
+/** Runs `fn` without recording (inference, optimizer updates, metrics); restores the mode after. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = enabled;
+  enabled = false;
+  try {
+    return fn();
+  } finally {
+    enabled = prev;
+  }
+}
+
+/** Called by `apply` after every op: links the output to its inputs when gradients are needed. */
+export function record<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, output: Tensor): void {
+  if (!enabled || !card.grad || !inputs.some((t) => t.requiresGrad)) return;
+  output.requiresGrad = true;
+  output.gradFn = { card, inputs: [...inputs], attrs };
+}
+
+/**
+ * Back-propagates from `root` (seeded with `seed`, the gradient of the final result with respect
+ * to root: ones for a scalar loss) to every leaf with requiresGrad.
+ */
+export function backward(root: Tensor, seed: Tensor): void {
+  if (!root.requiresGrad) throw new AutogradError('backward: the tensor does not require grad (no input of the ops that made it had requiresGrad, or it was made under noGrad)');
+  // Topological order by depth-first search: every node comes after all its inputs.
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const visit = (t: Tensor) => {
+    if (seen.has(t)) return;
+    if (freed.has(t)) throw new AutogradError('backward: the graph through this tensor was already freed by an earlier backward; run the forward again');
+    seen.add(t);
+    if (t.gradFn) for (const x of t.gradFn.inputs) if (x.requiresGrad) visit(x);
+    order.push(t);
+  };
+  visit(root);
+
+  const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i]!;
+    const g = grads.get(t);
+    grads.delete(t); // each gradient is needed once: free it as soon as it is used
+    if (!g) continue; // unreachable: cannot happen for nodes found from the root, kept for safety
+    const fn = t.gradFn;
+    if (!fn) {
+      // A leaf: accumulate into .grad, as PyTorch does.
+      t.grad = t.grad ? accumulate(t.grad, g) : g;
+      continue;
+    }
+    const inputGrads = fn.card.grad!(fn.inputs, fn.attrs, t, g);
+    fn.inputs.forEach((x, k) => {
+      const gx = inputGrads[k];
+      if (!x.requiresGrad || !gx) return;
+      const prev = grads.get(x);
+      grads.set(x, prev ? accumulate(prev, gx) : gx);
+    });
+    t.gradFn = null; // free the graph: its inputs are no longer reachable through t
+    freed.add(t);
+  }
+}
+
+/** a + b as a new tensor (gradients are never written in place: a kernel may return its input's data). */
+function accumulate(a: Tensor, b: Tensor): Tensor {
+  if (a.shape.join() !== b.shape.join()) throw new AutogradError(`backward: gradient shapes [${a.shape}] and [${b.shape}] differ`);
+  const out = a.clone();
+  const o = out.dataSync();
+  const bd = b.dataSync();
+  for (let i = 0; i < o.length; i++) o[i] = o[i]! + bd[i]!;
+  return out;
+}
+
+/** Misuse of the tape: backward on a tensor that needs no grad, a non-scalar loss, a freed graph. */
+export class AutogradError extends LightconvError {}

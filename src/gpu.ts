@@ -1,0 +1,18 @@
+/**
+ * lightconv/gpu — the GPU backend over gpu.js (an optional peer dependency: npm install gpu.js).
+ *
+ *   import { useBackend } from 'lightconv';
+ *   import { gpu } from 'lightconv/gpu';
+ *   useBackend(await gpu());            // or gpu({ mode: 'webgl2' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu' })
+ *
+ * Nothing here runs at import time; gpu.js is loaded by gpu().
+ *
+ * Backend selection and tensors are re-exported so that a browser page can use this entry with
+ * `lightconv/onnx` alone: the main entry also holds image decoding, which needs pngjs (a Node
+ * library: zlib, Buffer), and is not meant for browsers.
+ */
+export { getBackend, useBackend, withBackend, cpuBackend, referenceBackend } from './core/op.js';
+export { Tensor, tidy } from './core/tensor.js';
+export { gpu, type GpuBackend, type GpuInfo, type GpuJsConstructor, type GpuMode, type GpuOptions, type GpuStats, type OpCoverage } from './gpu/backend.js';
+export { GPU_KERNELS } from './gpu/kernels/index.js';
+export type { GpuKernel, GpuPlan, GpuProgram } from './gpu/kernels/types.js';

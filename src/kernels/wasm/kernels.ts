@@ -1,0 +1,614 @@
+import { F32, Fn, I32, V128, type ValType } from './emit.js';
+
+/**
+ * The SIMD micro-kernels, written as generators of WebAssembly code (see emit.ts). All
+ * pointers are byte addresses in the shared kernel memory; all data is float32.
+ *
+ * What won in the prototype, and is what these kernels do: 8 v128 accumulators (a 4×8 tile),
+ * B packed into 8-wide panels with a 4-wide kernel for leftovers, A broadcast with
+ * v128.load32_splat, and a plain k-loop that compares pointers. More accumulators or an
+ * unrolled k-loop spill (V8 has 15 usable xmm registers) and lose 20–40 %.
+ */
+
+/**
+ * The epilogues the kernels run on their accumulators. Sigmoid and SiLU use a polynomial exp
+ * (emitExp); tanh runs in JS afterwards, on the finished output, with the TS path's code.
+ */
+export const WASM_ACTIVATIONS = ['none', 'relu', 'leaky_relu', 'clip', 'hard_sigmoid', 'hard_swish', 'sigmoid', 'silu'] as const;
+export type WasmActivation = (typeof WASM_ACTIVATIONS)[number];
+
+/** A v128 constant with four equal f32 lanes. */
+function constF32x4(f: Fn, v: number): Fn {
+  return f.f32(v).splat();
+}
+
+/**
+ * Emits `v = act(v)` for the v128 local `v`, with the activation's parameters in the f32
+ * locals p1 and p2 (leaky: slope; clip: min, max; hard-sigmoid: alpha, beta). Each kind keeps
+ * the TS kernel's semantics: NaN propagates through relu and clip (f32x4.min/max do).
+ */
+export function emitActivation(f: Fn, act: WasmActivation, v: number, p1: number, p2: number): void {
+  switch (act) {
+    case 'none':
+      return;
+    case 'relu':
+      f.get(v).v128Zero().fmax().set(v);
+      return;
+    case 'leaky_relu':
+      // bitselect(s·x, x, x < 0)
+      f.get(v).get(p1).splat().fmul().get(v).get(v).v128Zero().flt().bitselect().set(v);
+      return;
+    case 'clip':
+      f.get(v).get(p1).splat().fmax().get(p2).splat().fmin().set(v);
+      return;
+    case 'hard_sigmoid':
+      f.get(v).get(p1).splat().fmul().get(p2).splat().fadd().v128Zero().fmax();
+      constF32x4(f, 1).fmin().set(v);
+      return;
+    case 'hard_swish':
+      // x · min(max(x + 3, 0), 6) / 6
+      f.get(v).get(v);
+      constF32x4(f, 3).fadd().v128Zero().fmax();
+      constF32x4(f, 6).fmin().fmul();
+      constF32x4(f, 6).fdiv().set(v);
+      return;
+    case 'sigmoid':
+    case 'silu':
+      emitSigmoids(f, [v], act === 'silu');
+      return;
+  }
+}
+
+/**
+ * Activations on several vectors at once. Sigmoid and SiLU are long dependency chains (the exp
+ * polynomial): emitting the steps of up to four vectors interleaved lets them overlap, about
+ * 3× faster than one vector after another. Other activations are short and go one by one.
+ */
+export function emitActivations(f: Fn, act: WasmActivation, vs: readonly number[], p1: number, p2: number): void {
+  if (act !== 'sigmoid' && act !== 'silu') {
+    for (const v of vs) emitActivation(f, act, v, p1, p2);
+    return;
+  }
+  for (let i = 0; i < vs.length; i += 4) emitSigmoids(f, vs.slice(i, i + 4), act === 'silu');
+}
+
+/**
+ * v = 1 / (1 + exp(−v)) (times v for SiLU) for up to four vectors, with exp by Cephes'
+ * single-precision method: clamp to [−87.3, 88.3] (so 2^n stays a normal float),
+ * n = round(t·log2 e), r = t − n·ln 2 in two parts, a degree-6 polynomial for e^r on
+ * |r| ≤ ln2/2, and 2^n built in the exponent bits. Rounding uses the 1.5·2^23 trick (adding
+ * it leaves n in the low mantissa bits; much faster in V8 than f32x4.nearest + trunc_sat).
+ * Relative error about 2e-7; NaN stays NaN.
+ */
+function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
+  const MAGIC = 12582912; // 1.5·2^23
+  const tmp = f.temps(3 * vs.length);
+  const T = vs.map((_, i) => tmp[3 * i]!); // −x, then r
+  const N = vs.map((_, i) => tmp[3 * i + 1]!); // magic + n
+  const P = vs.map((_, i) => tmp[3 * i + 2]!); // polynomial, then exp
+  const each = (emit: (i: number) => void) => vs.forEach((_, i) => emit(i));
+  each((i) => {
+    f.get(vs[i]!).fneg();
+    constF32x4(f, -87.3).fmax();
+    constF32x4(f, 88.3).fmin().set(T[i]!);
+  });
+  each((i) => {
+    f.get(T[i]!);
+    constF32x4(f, 1.4426950408889634).fmul();
+    constF32x4(f, MAGIC).fadd().set(N[i]!);
+  });
+  each((i) => {
+    // r = t − m·0.693359375 + m·2.12194440e-4, m = n − magic (exact)
+    f.get(N[i]!);
+    constF32x4(f, MAGIC).fsub().set(P[i]!);
+    f.get(T[i]!).get(P[i]!);
+    constF32x4(f, 0.693359375).fmul().fsub().get(P[i]!);
+    constF32x4(f, 2.1219444e-4).fmul().fadd().set(T[i]!);
+  });
+  each((i) => {
+    constF32x4(f, 1.98756915e-4).get(T[i]!).fmul();
+    constF32x4(f, 1.3981999507e-3).fadd().set(P[i]!);
+  });
+  for (const c of [8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1]) {
+    each((i) => {
+      f.get(P[i]!).get(T[i]!).fmul();
+      constF32x4(f, c).fadd().set(P[i]!);
+    });
+  }
+  each((i) => {
+    // e^r ≈ p·r² + r + 1, times 2^n: ((bits(magic + n) − 0x4b400000) + 127) << 23
+    f.get(P[i]!).get(T[i]!).get(T[i]!).fmul().fmul().get(T[i]!).fadd();
+    constF32x4(f, 1).fadd();
+    f.get(N[i]!);
+    f.i32(127 - 0x4b400000).splatI32().iadd32x4();
+    f.i32(23).ishl32x4();
+    f.fmul().set(P[i]!);
+  });
+  each((i) => {
+    constF32x4(f, 1);
+    constF32x4(f, 1).get(P[i]!).fadd().fdiv();
+    if (silu) f.get(vs[i]!).fmul();
+    f.set(vs[i]!);
+  });
+}
+
+/**
+ * gemm8_<act>(pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, p1, p2): for the 8-wide B panels
+ * j0 ≤ j < j1 and every 4-row A panel, C[4×8 tile] = act(bias + A panel · B panel).
+ * A panels are K×4 (16 bytes per k), B panels K×8 (32 bytes per k), C row-major with ldc
+ * bytes per row, bias one float per row (padded to whole panels). K ≥ 1.
+ *
+ * gemm4_<act>(pA, pB4, pC4, pBias, mPanels, K, ldc, p1, p2): the same for one 4-wide panel.
+ */
+export function gemmKernels(act: WasmActivation): Fn[] {
+  return [gemmTile(act, 8), gemmTile(act, 4)];
+}
+
+function gemmTile(act: WasmActivation, width: 8 | 4): Fn {
+  const wide = width === 8;
+  const params: ValType[] = wide ? [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32] : [I32, I32, I32, I32, I32, I32, I32, F32, F32];
+  const f = new Fn(`gemm${width}_${act}`, params);
+  const [pA, pB, pC, pBias, mPanels, K] = [0, 1, 2, 3, 4, 5];
+  const j0 = wide ? 6 : -1;
+  const j1 = wide ? 7 : -1;
+  const ldc = wide ? 8 : 6;
+  const p1 = wide ? 9 : 7;
+  const p2 = wide ? 10 : 8;
+  const j = f.local(I32);
+  const bPanel = f.local(I32);
+  const cCol = f.local(I32);
+  const ip = f.local(I32);
+  const a = f.local(I32);
+  const b = f.local(I32);
+  const end = f.local(I32);
+  const cRow = f.local(I32);
+  const bias = f.local(I32);
+  const panelBytesB = f.local(I32);
+  const acc = Array.from({ length: wide ? 8 : 4 }, () => f.local(V128));
+  const b0 = f.local(V128);
+  const b1 = f.local(V128);
+  const av = f.local(V128);
+  const halves = wide ? 2 : 1;
+
+  // panelBytesB = K · width · 4
+  f.get(K).i32(width * 4).mul().set(panelBytesB);
+  if (wide) {
+    f.get(j0).set(j);
+    f.get(j).get(j1).geS().brIf(0 /* nothing to do: returns from the function body */);
+  } else {
+    f.i32(0).set(j);
+  }
+  f.block().loop(); // over B panels (just one for width 4)
+  {
+    // bPanel = pB + j·panelBytesB; cCol = pC + j·width·4
+    f.get(pB).get(j).get(panelBytesB).mul().add().set(bPanel);
+    f.get(pC).get(j).i32(width * 4).mul().add().set(cCol);
+    f.i32(0).set(ip);
+    f.get(pA).set(a);
+    f.get(cCol).set(cRow);
+    f.get(pBias).set(bias);
+    f.block().loop(); // over A panels
+    {
+      // Accumulators start at the bias of their row.
+      for (let r = 0; r < 4; r++) {
+        f.get(bias).loadSplat(r * 4).set(acc[r * halves]!);
+        if (wide) f.get(acc[r * 2]!).set(acc[r * 2 + 1]!);
+      }
+      f.get(bPanel).set(b);
+      f.get(bPanel).get(panelBytesB).add().set(end);
+      f.loop();
+      {
+        f.get(b).v128Load(0).set(b0);
+        if (wide) f.get(b).v128Load(16).set(b1);
+        for (let r = 0; r < 4; r++) {
+          f.get(a).loadSplat(r * 4).set(av);
+          f.get(acc[r * halves]!).get(av).get(b0).fmul().fadd().set(acc[r * halves]!);
+          if (wide) f.get(acc[r * 2 + 1]!).get(av).get(b1).fmul().fadd().set(acc[r * 2 + 1]!);
+        }
+        f.get(a).i32(16).add().set(a);
+        f.get(b).i32(width * 4).add().tee(b).get(end).ne().brIf(0);
+      }
+      f.end();
+      // Epilogue and stores: row r of the tile at cRow + r·ldc.
+      emitActivations(f, act, acc, p1, p2);
+      for (let r = 0; r < 4; r++) {
+        for (let h = 0; h < halves; h++) {
+          const v = acc[r * halves + h]!;
+          f.get(cRow);
+          if (r > 0) f.get(ldc).i32(r).mul().add();
+          f.get(v).v128Store(h * 16);
+        }
+      }
+      f.get(cRow).get(ldc).i32(2).shl().add().set(cRow);
+      f.get(bias).i32(16).add().set(bias);
+      f.get(ip).i32(1).add().tee(ip).get(mPanels).ltS().brIf(0);
+    }
+    f.end().end();
+    if (wide) f.get(j).i32(1).add().tee(j).get(j1).ltS().brIf(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/**
+ * packb(src, ld, K, n8, dst): B (K rows, ld bytes apart) → n8 panels of 8 columns, each K×8
+ * contiguous, then (the caller's business) leftovers. Plain v128 copies.
+ */
+export function packBKernel(): Fn {
+  const f = new Fn('packb', [I32, I32, I32, I32, I32]);
+  const [src, ld, K, n8, dst] = [0, 1, 2, 3, 4];
+  const j = f.local(I32);
+  const s = f.local(I32);
+  const k = f.local(I32);
+  const d = f.local(I32);
+  f.get(dst).set(d);
+  f.i32(0).set(j);
+  f.block().loop();
+  {
+    f.get(j).get(n8).geS().brIf(1);
+    f.get(src).get(j).i32(32).mul().add().set(s);
+    f.i32(0).set(k);
+    f.block().loop();
+    {
+      f.get(k).get(K).geS().brIf(1);
+      f.get(d).get(s).v128Load(0).v128Store(0);
+      f.get(d).get(s).v128Load(16).v128Store(16);
+      f.get(d).i32(32).add().set(d);
+      f.get(s).get(ld).add().set(s);
+      f.get(k).i32(1).add().set(k);
+      f.br(0);
+    }
+    f.end().end();
+    f.get(j).i32(1).add().set(j);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/**
+ * packb4(src, ld, K, dst): one 4-wide panel (K×4) from 4 columns at src.
+ */
+export function packB4Kernel(): Fn {
+  const f = new Fn('packb4', [I32, I32, I32, I32]);
+  const [src, ld, K, dst] = [0, 1, 2, 3];
+  const k = f.local(I32);
+  f.i32(0).set(k);
+  f.block().loop();
+  {
+    f.get(k).get(K).geS().brIf(1);
+    f.get(dst).get(src).v128Load(0).v128Store(0);
+    f.get(dst).i32(16).add().set(dst);
+    f.get(src).get(ld).add().set(src);
+    f.get(k).i32(1).add().set(k);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/**
+ * padcopy(src, h, w, dst, wp): copies an h×w plane into rows of wp floats at dst (the caller
+ * points dst at the first interior element and keeps the zero border).
+ */
+export function padCopyKernel(): Fn {
+  const f = new Fn('padcopy', [I32, I32, I32, I32, I32]);
+  const [src, h, w, dst, wp] = [0, 1, 2, 3, 4];
+  const y = f.local(I32);
+  const s = f.local(I32);
+  const d = f.local(I32);
+  const e = f.local(I32);
+  const e4 = f.local(I32);
+  f.i32(0).set(y);
+  f.block().loop();
+  {
+    f.get(y).get(h).geS().brIf(1);
+    f.get(src).get(y).get(w).mul().i32(2).shl().add().set(s);
+    f.get(dst).get(y).get(wp).mul().i32(2).shl().add().set(d);
+    f.get(s).get(w).i32(2).shl().add().set(e);
+    // e4: end of the whole-vector part (w rounded down to 4).
+    f.get(s).get(w).i32(-4).and().i32(2).shl().add().set(e4);
+    f.block().loop();
+    {
+      f.get(s).get(e4).geS().brIf(1);
+      f.get(d).get(s).v128Load(0).v128Store(0);
+      f.get(s).i32(16).add().set(s);
+      f.get(d).i32(16).add().set(d);
+      f.br(0);
+    }
+    f.end().end();
+    f.block().loop();
+    {
+      f.get(s).get(e).geS().brIf(1);
+      f.get(d).get(s).f32Load(0).f32Store(0);
+      f.get(s).i32(4).add().set(s);
+      f.get(d).i32(4).add().set(d);
+      f.br(0);
+    }
+    f.end().end();
+    f.get(y).i32(1).add().set(y);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/** Depthwise geometry baked into one generated kernel. */
+export interface DepthwiseSpec {
+  kh: number;
+  kw: number;
+  /** 1 or 2. */
+  sw: number;
+  sh: number;
+  dh: number;
+  dw: number;
+  act: WasmActivation;
+}
+
+export function depthwiseName(s: DepthwiseSpec): string {
+  return `dw_${s.kh}x${s.kw}_s${s.sh}x${s.sw}_d${s.dh}x${s.dw}_${s.act}`;
+}
+
+/**
+ * dw_…(src, wp, wts, bias, dst, oh, ow, p1, p2): one channel of a depthwise conv over a
+ * zero-padded plane (rows of wp floats): window (oy, ox) starts at src + (oy·sh·wp + ox·sw)·4.
+ * Four output columns per v128; the last vector of a row is moved back to end at ow − 1
+ * (recomputing a few outputs) so nothing is written past the row. Rows narrower than 4 store
+ * lane by lane. Taps stay in registers for filters up to 3×3 and are splat-loaded otherwise.
+ */
+export function depthwiseKernel(s: DepthwiseSpec): Fn {
+  const f = new Fn(depthwiseName(s), [I32, I32, I32, F32, I32, I32, I32, F32, F32]);
+  const [src, wp, wts, bias, dst, oh, ow, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const taps = s.kh * s.kw;
+  const inRegs = taps <= 9;
+  const oy = f.local(I32);
+  const ox = f.local(I32);
+  const x = f.local(I32);
+  const rowStep = f.local(I32); // sh·wp·4
+  const tapRow = f.local(I32); // dh·wp·4
+  const rowBase = f.local(I32);
+  const out = f.local(I32);
+  const base = f.local(I32);
+  const rows = Array.from({ length: s.kh }, () => f.local(I32));
+  const tapv = inRegs ? Array.from({ length: taps }, () => f.local(V128)) : [];
+  const accs = Array.from({ length: s.kh }, () => f.local(V128));
+  const acc = accs[0]!;
+  const vb = f.local(V128);
+  f.get(bias).splat().set(vb);
+  if (inRegs) for (let t = 0; t < taps; t++) f.get(wts).loadSplat(t * 4).set(tapv[t]!);
+  f.get(wp).i32(4 * s.sh).mul().set(rowStep);
+  f.get(wp).i32(4 * s.dh).mul().set(tapRow);
+  f.get(src).set(rowBase);
+  f.get(dst).set(out);
+  f.i32(0).set(oy);
+  f.block().loop();
+  {
+    f.get(oy).get(oh).geS().brIf(1);
+    for (let ky = 0; ky < s.kh; ky++) {
+      f.get(rowBase);
+      if (ky > 0) f.get(tapRow).i32(ky).mul().add();
+      f.set(rows[ky]!);
+    }
+    f.i32(0).set(ox);
+    f.block().loop();
+    {
+      f.get(ox).get(ow).geS().brIf(1);
+      // x = min(ox, ow − 4) when ow ≥ 4
+      f.get(ox).set(x);
+      f.get(ow).i32(4).geS().if_();
+      f.get(ox).get(ow).i32(4).sub().gtS().if_();
+      f.get(ow).i32(4).sub().set(x);
+      f.end();
+      f.end();
+      // One accumulator per filter row: independent add chains (a single chain of kh·kw
+      // dependent adds left the kernel latency-bound at a third of its speed).
+      for (let ky = 0; ky < s.kh; ky++) {
+        f.get(rows[ky]!).get(x).i32(4 * s.sw).mul().add().set(base);
+        for (let kx = 0; kx < s.kw; kx++) {
+          const off = kx * s.dw * 4;
+          const t = ky * s.kw + kx;
+          const first = kx === 0;
+          if (!first || ky === 0) f.get(ky === 0 && first ? vb : accs[ky]!);
+          if (inRegs) f.get(tapv[t]!);
+          else f.get(wts).loadSplat(t * 4);
+          if (s.sw === 1) f.get(base).v128Load(off);
+          else f.get(base).v128Load(off).get(base).v128Load(off + 16).shuffle32(0, 2, 4, 6);
+          f.fmul();
+          if (!first || ky === 0) f.fadd();
+          f.set(accs[ky]!);
+        }
+      }
+      // acc = ((bias + row 0) + row 1) + …
+      for (let ky = 1; ky < s.kh; ky++) f.get(accs[0]!).get(accs[ky]!).fadd().set(accs[0]!);
+      emitActivation(f, s.act, acc, p1, p2);
+      f.get(ow).i32(4).geS().if_();
+      f.get(out).get(x).i32(2).shl().add().get(acc).v128Store(0);
+      f.else_();
+      for (let lane = 0; lane < 4; lane++) {
+        f.get(ow).i32(lane).gtS().if_();
+        f.get(out).get(acc).extractLane(lane).f32Store(lane * 4);
+        f.end();
+      }
+      f.end();
+      f.get(ox).i32(4).add().set(ox);
+      f.br(0);
+    }
+    f.end().end();
+    f.get(rowBase).get(rowStep).add().set(rowBase);
+    f.get(out).get(ow).i32(2).shl().add().set(out);
+    f.get(oy).i32(1).add().set(oy);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/**
+ * im2col_s<sw>(src, wp, planeBytes, cg, kh, kw, dh, dw, sh, oy0, oy1, ow, dst, ld): the
+ * column matrix of output rows [oy0, oy1) from cg zero-padded planes (rows of wp floats,
+ * planes planeBytes apart): row r = (ci, ky, kx) of dst (ld floats apart) holds, for each
+ * output (oy, ox), src[ci][oy·sh + ky·dh][ox·sw + kx·dw]. Each output row is gathered four
+ * columns per v128 (stride 2: two loads and a shuffle); the last vector may write up to three
+ * floats past the row, which the next row (or the padding of dst) absorbs.
+ */
+export function im2colKernel(sw: 1 | 2): Fn {
+  const f = new Fn(`im2col_s${sw}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [src, wp, planeBytes, cg, kh, kw, dh, dw, sh, oy0, oy1, ow, dst, ld] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const ci = f.local(I32);
+  const ky = f.local(I32);
+  const kx = f.local(I32);
+  const oy = f.local(I32);
+  const rowDst = f.local(I32);
+  const d = f.local(I32);
+  const s = f.local(I32);
+  const e = f.local(I32);
+  const plane = f.local(I32);
+  f.get(dst).set(rowDst);
+  f.get(src).set(plane);
+  f.i32(0).set(ci);
+  f.block().loop();
+  f.get(ci).get(cg).geS().brIf(1);
+  {
+    f.i32(0).set(ky);
+    f.block().loop();
+    f.get(ky).get(kh).geS().brIf(1);
+    {
+      f.i32(0).set(kx);
+      f.block().loop();
+      f.get(kx).get(kw).geS().brIf(1);
+      {
+        f.get(rowDst).set(d);
+        f.get(oy0).set(oy);
+        f.block().loop();
+        f.get(oy).get(oy1).geS().brIf(1);
+        {
+          // s = plane + ((oy·sh + ky·dh)·wp + kx·dw)·4
+          f.get(plane).get(oy).get(sh).mul().get(ky).get(dh).mul().add().get(wp).mul().get(kx).get(dw).mul().add().i32(2).shl().add().set(s);
+          f.get(d).get(ow).i32(2).shl().add().set(e);
+          f.block().loop();
+          f.get(d).get(e).geS().brIf(1);
+          f.get(d);
+          if (sw === 1) f.get(s).v128Load(0);
+          else f.get(s).v128Load(0).get(s).v128Load(16).shuffle32(0, 2, 4, 6);
+          f.v128Store(0);
+          f.get(d).i32(16).add().set(d);
+          f.get(s).i32(16 * sw).add().set(s);
+          f.br(0);
+          f.end().end();
+          f.get(e).set(d);
+          f.get(oy).i32(1).add().set(oy);
+          f.br(0);
+        }
+        f.end().end();
+        f.get(rowDst).get(ld).i32(2).shl().add().set(rowDst);
+        f.get(kx).i32(1).add().set(kx);
+        f.br(0);
+      }
+      f.end().end();
+      f.get(ky).i32(1).add().set(ky);
+      f.br(0);
+    }
+    f.end().end();
+    f.get(plane).get(planeBytes).add().set(plane);
+    f.get(ci).i32(1).add().set(ci);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/**
+ * padplane(src, h, w, dst, wp, pt, pl, hp): writes the whole zero-bordered plane at dst
+ * (hp rows of wp floats) from the h×w plane at src placed at row pt, column pl. Writing the
+ * zeros here (instead of clearing the scratch first) touches each padded float once and
+ * never writes outside the plane, so threads can fill neighbouring planes at once.
+ */
+export function padPlaneKernel(): Fn {
+  const f = new Fn('padplane', [I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [src, h, w, dst, wp, pt, pl, hp] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const y = f.local(I32);
+  const d = f.local(I32);
+  const e = f.local(I32);
+  const e4 = f.local(I32);
+  const s = f.local(I32);
+  f.i32(0).set(y);
+  f.block().loop();
+  {
+    f.get(y).get(hp).geS().brIf(1);
+    // Zero the row.
+    f.get(dst).get(y).get(wp).mul().i32(2).shl().add().tee(d).get(wp).i32(2).shl().add().set(e);
+    f.get(d).get(wp).i32(-4).and().i32(2).shl().add().set(e4);
+    f.block().loop();
+    f.get(d).get(e4).geS().brIf(1);
+    f.get(d).v128Zero().v128Store(0);
+    f.get(d).i32(16).add().set(d);
+    f.br(0);
+    f.end().end();
+    f.block().loop();
+    f.get(d).get(e).geS().brIf(1);
+    f.get(d).f32(0).f32Store(0);
+    f.get(d).i32(4).add().set(d);
+    f.br(0);
+    f.end().end();
+    // Interior rows: copy the source row over the zeros.
+    f.get(y).get(pt).geS().get(y).get(pt).get(h).add().ltS().and().if_();
+    {
+      f.get(src).get(y).get(pt).sub().get(w).mul().i32(2).shl().add().set(s);
+      f.get(dst).get(y).get(wp).mul().get(pl).add().i32(2).shl().add().set(d);
+      f.get(d).get(w).i32(2).shl().add().set(e);
+      f.get(d).get(w).i32(-4).and().i32(2).shl().add().set(e4);
+      f.block().loop();
+      f.get(d).get(e4).geS().brIf(1);
+      f.get(d).get(s).v128Load(0).v128Store(0);
+      f.get(s).i32(16).add().set(s);
+      f.get(d).i32(16).add().set(d);
+      f.br(0);
+      f.end().end();
+      f.block().loop();
+      f.get(d).get(e).geS().brIf(1);
+      f.get(d).get(s).f32Load(0).f32Store(0);
+      f.get(s).i32(4).add().set(s);
+      f.get(d).i32(4).add().set(d);
+      f.br(0);
+      f.end().end();
+    }
+    f.end();
+    f.get(y).i32(1).add().set(y);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/**
+ * act_<kind>(ptr, nvec): v = act(v) in place over nvec vectors, eight at a time (interleaved,
+ * see emitActivations), then one at a time. For sigmoid and SiLU after the depthwise kernel,
+ * whose one-vector-at-a-time loop would leave the exp chains latency-bound.
+ */
+export function activationPassKernel(act: 'sigmoid' | 'silu'): Fn {
+  const f = new Fn(`act_${act}`, [I32, I32]);
+  const [ptr, nvec] = [0, 1];
+  const vs = Array.from({ length: 8 }, () => f.local(V128));
+  const p = f.local(F32);
+  const end = f.local(I32);
+  const end8 = f.local(I32);
+  f.get(ptr).get(nvec).i32(4).shl().add().set(end);
+  f.get(ptr).get(nvec).i32(-8).and().i32(4).shl().add().set(end8);
+  f.block().loop();
+  f.get(ptr).get(end8).geS().brIf(1);
+  vs.forEach((v, i) => f.get(ptr).v128Load(16 * i).set(v));
+  emitActivations(f, act, vs, p, p);
+  vs.forEach((v, i) => f.get(ptr).get(v).v128Store(16 * i));
+  f.get(ptr).i32(128).add().set(ptr);
+  f.br(0);
+  f.end().end();
+  f.block().loop();
+  f.get(ptr).get(end).geS().brIf(1);
+  f.get(ptr).v128Load(0).set(vs[0]!);
+  emitActivations(f, act, [vs[0]!], p, p);
+  f.get(ptr).get(vs[0]!).v128Store(0);
+  f.get(ptr).i32(16).add().set(ptr);
+  f.br(0);
+  f.end().end();
+  return f;
+}

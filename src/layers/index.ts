@@ -1,0 +1,37 @@
+/** Layers: the Module base and the building blocks of the model families. */
+export { Module, captureOutputs, init as initializers, type ForwardHook, type ShapeVisitor } from './module.js';
+export {
+  Act,
+  AdaptiveAvgPool2d,
+  BatchNorm2d,
+  Conv1d,
+  Conv2d,
+  Dropout,
+  Flatten,
+  Hardsigmoid,
+  Hardswish,
+  Identity,
+  LeakyReLU,
+  Linear,
+  MaxPool2d,
+  ReLU,
+  ReLU6,
+  Sequential,
+  SiLU,
+  Sigmoid,
+  StochasticDepth,
+  makeActivation,
+  type ActivationName,
+  type Conv2dOptions,
+} from './layers.js';
+export {
+  ConvBNAct,
+  ECA,
+  InvertedResidual,
+  SqueezeExcite,
+  ecaKernelSize,
+  makeDivisible,
+  type AttentionKind,
+  type BnOptions,
+  type InvertedResidualConfig,
+} from './blocks.js';

@@ -1,0 +1,186 @@
+import { noGrad } from '../core/autograd.js';
+import { ValueError } from '../core/errors.js';
+import { Tensor } from '../core/tensor.js';
+
+/**
+ * Optimizers with PyTorch's update rules (torch.optim 1.13, single-tensor path), elementwise in
+ * float64 and stored back in the parameter's dtype. They update parameters *in place* (modules
+ * hold their parameter tensors by reference) and skip every parameter whose requiresGrad is
+ * false (frozen) or that has no gradient (not used by the loss), as PyTorch does.
+ *
+ * Parameter groups: pass `[{ params: backbone, lr: 1e-4 }, { params: head }]`; a group's own
+ * settings override the optimizer's defaults. A schedule changes `group.lr` between steps.
+ */
+export interface ParamGroupSpec<O> {
+  params: readonly Tensor[];
+  /** Overrides of the optimizer's options for this group. */
+  options?: Partial<O>;
+}
+
+export interface ParamGroup<O> {
+  readonly params: readonly Tensor[];
+  /** This group's settings (the defaults merged with its overrides); lr is changed by schedules. */
+  options: O & { lr: number };
+  /** The lr the group started with (schedules scale it). */
+  readonly initialLr: number;
+}
+
+export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
+  readonly groups: ParamGroup<O>[];
+  /** Per-parameter state (momentum buffers, Adam moments, step counts). */
+  readonly state = new Map<Tensor, Record<string, Tensor | number>>();
+  /** Steps taken. */
+  stepCount = 0;
+
+  constructor(params: readonly Tensor[] | readonly ParamGroupSpec<O>[], defaults: O) {
+    if (!(defaults.lr >= 0)) throw new ValueError(`${this.constructor.name}: lr must be ≥ 0, got ${defaults.lr}`);
+    const specs: ParamGroupSpec<O>[] = params.length > 0 && !(params[0] instanceof Tensor) ? [...(params as ParamGroupSpec<O>[])] : [{ params: params as Tensor[] }];
+    const seen = new Set<Tensor>();
+    this.groups = specs.map((s, i) => {
+      for (const p of s.params) {
+        if (seen.has(p)) throw new ValueError(`${this.constructor.name}: a parameter appears in more than one group (group ${i})`);
+        seen.add(p);
+      }
+      const options = { ...defaults, ...s.options } as O;
+      return { params: s.params, options, initialLr: options.lr };
+    });
+  }
+
+  /** Clears every parameter's gradient (PyTorch's zero_grad with set_to_none=True). */
+  zeroGrad(): void {
+    for (const g of this.groups) for (const p of g.params) p.grad = null;
+  }
+
+  /** One update of every trainable parameter that has a gradient. */
+  step(): void {
+    this.stepCount++;
+    noGrad(() => {
+      for (const g of this.groups) {
+        for (const p of g.params) {
+          if (!p.requiresGrad || !p.grad) continue;
+          let st = this.state.get(p);
+          if (!st) this.state.set(p, (st = {}));
+          this.update(p, p.grad.dataSync(), st, g.options);
+        }
+      }
+    });
+  }
+
+  /** Updates p.data from its gradient `g`, with this parameter's state. */
+  protected abstract update(p: Tensor, g: ArrayLike<number>, state: Record<string, Tensor | number>, o: O): void;
+
+  /** A state buffer of p's shape, created zeroed on first use. */
+  protected buffer(state: Record<string, Tensor | number>, name: string, p: Tensor): Float32Array | Float64Array {
+    let t = state[name] as Tensor | undefined;
+    if (!t) state[name] = t = Tensor.zeros(p.shape, p.dtype === 'float64' ? 'float64' : 'float32');
+    return t.dataSync() as Float32Array | Float64Array;
+  }
+}
+
+export interface SgdOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+}
+
+/**
+ * SGD: d = g + wd·p; with momentum, buf = d on the first step, then buf = μ·buf + (1 − dampening)·d;
+ * d = nesterov ? d + μ·buf : buf; p −= lr·d.
+ */
+export class SGD extends Optimizer<SgdOptions> {
+  constructor(params: readonly Tensor[] | readonly ParamGroupSpec<SgdOptions>[], opts: Partial<SgdOptions> & { lr: number }) {
+    super(params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts });
+    if (this.groups.some((g) => g.options.nesterov && (g.options.momentum <= 0 || g.options.dampening !== 0))) {
+      throw new ValueError('SGD: Nesterov momentum requires a momentum > 0 and zero dampening');
+    }
+  }
+
+  protected update(p: Tensor, g: ArrayLike<number>, st: Record<string, Tensor | number>, o: SgdOptions): void {
+    const w = p.dataSync();
+    const first = st.momentum_buffer === undefined;
+    const buf = o.momentum !== 0 ? this.buffer(st, 'momentum_buffer', p) : null;
+    for (let i = 0; i < w.length; i++) {
+      let d = g[i]! + o.weightDecay * w[i]!;
+      if (buf) {
+        buf[i] = first ? d : o.momentum * buf[i]! + (1 - o.dampening) * d;
+        d = o.nesterov ? d + o.momentum * buf[i]! : buf[i]!;
+      }
+      w[i] = w[i]! - o.lr * d;
+    }
+  }
+}
+
+export interface AdamOptions {
+  lr: number;
+  betas: readonly [number, number];
+  eps: number;
+  weightDecay: number;
+  amsgrad: boolean;
+}
+
+/**
+ * Adam (weight decay added to the gradient, L2) and AdamW (decoupled: p ·= 1 − lr·wd first).
+ * m = β1·m + (1 − β1)·g; v = β2·v + (1 − β2)·g²; with t the parameter's step,
+ * p −= (lr/(1 − β1^t))·m / (sqrt(v)/sqrt(1 − β2^t) + eps) — eps outside the square root and
+ * after the bias correction, as PyTorch places it. amsgrad uses the running max of v.
+ */
+export class Adam extends Optimizer<AdamOptions> {
+  protected decoupled = false;
+
+  constructor(params: readonly Tensor[] | readonly ParamGroupSpec<AdamOptions>[], opts: Partial<AdamOptions> = {}) {
+    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, ...opts });
+  }
+
+  protected update(p: Tensor, g: ArrayLike<number>, st: Record<string, Tensor | number>, o: AdamOptions): void {
+    const w = p.dataSync();
+    const m = this.buffer(st, 'exp_avg', p);
+    const v = this.buffer(st, 'exp_avg_sq', p);
+    const vmax = o.amsgrad ? this.buffer(st, 'max_exp_avg_sq', p) : null;
+    const t = (st.step = ((st.step as number | undefined) ?? 0) + 1);
+    const [b1, b2] = o.betas;
+    const stepSize = o.lr / (1 - b1 ** t);
+    const bc2Sqrt = Math.sqrt(1 - b2 ** t);
+    for (let i = 0; i < w.length; i++) {
+      let gi = g[i]!;
+      if (this.decoupled) w[i] = w[i]! * (1 - o.lr * o.weightDecay);
+      else if (o.weightDecay !== 0) gi += o.weightDecay * w[i]!;
+      m[i] = b1 * m[i]! + (1 - b1) * gi;
+      v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
+      let vi = v[i]!;
+      if (vmax) vi = vmax[i] = Math.max(vmax[i]!, vi);
+      w[i] = w[i]! - (stepSize * m[i]!) / (Math.sqrt(vi) / bc2Sqrt + o.eps);
+    }
+  }
+}
+
+/** AdamW: Adam with decoupled weight decay (default 1e-2, PyTorch's). */
+export class AdamW extends Adam {
+  constructor(params: readonly Tensor[] | readonly ParamGroupSpec<AdamOptions>[], opts: Partial<AdamOptions> = {}) {
+    super(params, { weightDecay: 1e-2, ...opts });
+    this.decoupled = true;
+  }
+}
+
+/**
+ * Scales the gradients of `params` so that their global L2 norm is at most `maxNorm`
+ * (torch.nn.utils.clip_grad_norm_: factor maxNorm/(norm + 1e-6) when norm > maxNorm).
+ * Returns the norm before clipping. Gradients are replaced, not written in place.
+ */
+export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
+  const list = [...params].filter((p) => p.grad);
+  let sq = 0;
+  for (const p of list) for (const v of p.grad!.dataSync()) sq += v * v;
+  const norm = Math.sqrt(sq);
+  const f = maxNorm / (norm + 1e-6);
+  if (f < 1) {
+    for (const p of list) {
+      const g = p.grad!.clone();
+      const d = g.dataSync();
+      for (let i = 0; i < d.length; i++) d[i] = d[i]! * f;
+      p.grad = g;
+    }
+  }
+  return norm;
+}
