@@ -23,7 +23,7 @@ import type { Tensor } from './tensor.js';
 
 /** What `apply` leaves on an output it recorded: enough to compute the inputs' gradients. */
 export interface GradFn {
-  readonly card: OpCard<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  readonly card: OpCard<unknown>;
   readonly inputs: readonly Tensor[];
   readonly attrs: unknown;
 }
@@ -53,7 +53,7 @@ export function noGrad<T>(fn: () => T): T {
 export function record<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, output: Tensor): void {
   if (!enabled || !card.grad || !inputs.some((t) => t.requiresGrad)) return;
   output.requiresGrad = true;
-  output.gradFn = { card, inputs: [...inputs], attrs };
+  output.gradFn = { card: card as OpCard<unknown>, inputs: [...inputs], attrs };
 }
 
 /**
@@ -62,17 +62,28 @@ export function record<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, 
  */
 export function backward(root: Tensor, seed: Tensor): void {
   if (!root.requiresGrad) throw new AutogradError('backward: the tensor does not require grad (no input of the ops that made it had requiresGrad, or it was made under noGrad)');
-  // Topological order by depth-first search: every node comes after all its inputs.
+  // Topological order by depth-first search: a tensor is listed after all its inputs. (An explicit
+  // stack instead of recursion: a deep network's tape would overflow the call stack.) Each entry
+  // is a tensor and the index of the next input to visit.
   const order: Tensor[] = [];
-  const seen = new Set<Tensor>();
-  const visit = (t: Tensor) => {
-    if (seen.has(t)) return;
+  const seen = new Set<Tensor>([root]);
+  const stack: [Tensor, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [t, k] = top;
     if (freed.has(t)) throw new AutogradError('backward: the graph through this tensor was already freed by an earlier backward; run the forward again');
-    seen.add(t);
-    if (t.gradFn) for (const x of t.gradFn.inputs) if (x.requiresGrad) visit(x);
-    order.push(t);
-  };
-  visit(root);
+    const inputs = t.gradFn?.inputs ?? [];
+    let j = k;
+    while (j < inputs.length && (!inputs[j]!.requiresGrad || seen.has(inputs[j]!))) j++;
+    if (j < inputs.length) {
+      top[1] = j + 1;
+      seen.add(inputs[j]!);
+      stack.push([inputs[j]!, 0]);
+    } else {
+      stack.pop();
+      order.push(t); // all its inputs are listed
+    }
+  }
 
   const grads = new Map<Tensor, Tensor>([[root, seed]]);
   for (let i = order.length - 1; i >= 0; i--) {

@@ -18,6 +18,10 @@ export interface DeviceStorage {
   readonly handle: unknown;
 }
 
+function isDeviceStorage(d: TypedArray | DeviceStorage): d is DeviceStorage {
+  return !ArrayBuffer.isView(d) && typeof (d as DeviceStorage).backend === 'object' && 'handle' in d;
+}
+
 /** The host array of a device tensor that has not been read back yet. */
 const NO_HOST = new Float32Array(0);
 
@@ -46,6 +50,12 @@ export class Tensor {
    * backward has freed the graph.
    */
   gradFn: GradFn | null = null;
+  /**
+   * Bumped by code that writes the data in place after creation (optimizer steps, loading a
+   * checkpoint or state dict), so that caches keyed by the tensor (device copies, packed
+   * weights) can tell their copy is stale.
+   */
+  version = 0;
 
   /**
    * Wraps `data` (not copied). Its length must equal the product of `shape`. Device backends
@@ -53,7 +63,7 @@ export class Tensor {
    */
   constructor(data: TypedArray | DeviceStorage, shape: Shape, dtype: DType = 'float32') {
     const n = checkedSize(shape, 'Tensor', DTYPES[dtype].bytes);
-    if (!ArrayBuffer.isView(data)) {
+    if (isDeviceStorage(data)) {
       this._device = data;
       data = NO_HOST;
       scopes[scopes.length - 1]?.push(this);

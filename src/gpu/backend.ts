@@ -89,7 +89,10 @@ export interface GpuBackend extends Backend {
   stats(): GpuStats;
   /** A device copy of a host tensor, owned by the caller (dispose it). */
   upload(t: Tensor): Tensor;
-  /** Frees every kernel, texture and cached upload; the backend is unusable afterwards. */
+  /**
+   * Frees every kernel, cached upload and the gpu.js context; the backend and any tensor still on
+   * it are unusable afterwards (read what you need first).
+   */
   destroy(): void;
 }
 
@@ -203,7 +206,7 @@ class GpuJsBackend implements GpuBackend {
     if (!planner) plan = { kind: 'cpu', reason: 'no gpu.js kernel' };
     else {
       const bad = inputs.find((t) => t.dtype !== 'float32');
-      plan = bad ? { kind: 'cpu', reason: `${bad.dtype} input (the GPU kernels are float32)` } : planner(inputs, attrs);
+      plan = bad ? { kind: 'cpu', reason: `${bad.dtype} input (the GPU kernels are float32; integer tensors stay on the CPU)` } : planner(inputs, attrs);
     }
     if (plan.kind === 'programs') {
       const big = Math.max(plan.programs.reduce((m, p) => Math.max(m, p.size), 0), ...inputs.map((t) => t.size));
@@ -342,6 +345,7 @@ class GpuJsBackend implements GpuBackend {
   // ------------------------------------------------------------------ Backend device members
 
   read(t: Tensor): Float32Array {
+    this.alive();
     const b = t.device!.handle as Buffer;
     if (b.value === EMPTY && b.size > 0) throw new ValueError(`${this.name}: reading a freed buffer`);
     const v = b.value;

@@ -8,7 +8,7 @@ import { gradArray, gradOf, preActivationGrad } from './grad.js';
 import { matmulF32, requireF32, rowMajor, sgemm } from './gemm.js';
 import { outputLength, windowParams } from './window.js';
 import { wasmConv } from './wasm/conv.js';
-import { wasmKernelsEnabled } from './wasm/runtime.js';
+import { forgetConstant, wasmKernelsEnabled } from './wasm/runtime.js';
 
 /**
  * Convolution (ONNX Conv, really cross-correlation) over NCHW data: 1-D (input [N, C, L],
@@ -159,7 +159,10 @@ export const convCard: OpCard<ConvAttrs> = {
     const [X, W, B] = convData(inputs);
     const y = new Float32Array(g.n * g.m * g.oh * g.ow);
     // WebAssembly SIMD kernels first (src/kernels/wasm); the TS kernels below are the fallback.
-    if (wasmKernelsEnabled() && wasmConv(X, W, B, y, g, attrs.activation)) return new Tensor(y, g.outShape);
+    if (wasmKernelsEnabled()) {
+      if (inputs[1]!.requiresGrad) forgetConstant(W); // being trained: never cache its packed copy
+      if (wasmConv(X, W, B, y, g, attrs.activation)) return new Tensor(y, g.outShape);
+    }
     const unpadded = g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
     if (g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && unpadded) pointwiseConv(X, W, B, y, g, attrs.activation);
     else if (g.group === g.c && g.m === g.c && padsWithinWindow(g)) depthwiseConv(X, W, B, y, g, attrs.activation);
@@ -546,7 +549,8 @@ function castTo(t: Tensor, a: Float32Array | Float64Array): Float32Array | Float
  */
 function convGradDirect(X: ArrayLike<number>, W: ArrayLike<number>, dY: ArrayLike<number>, g: ConvGeometry, needX: boolean, needW: boolean) {
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
-  const gX = needX ? new Float64Array(g.n * g.c * h * w) : null;
+  // ∂X gathers at most kh·kw·(M/group) terms per element: float32 holds them for float32 inputs.
+  const gX = needX ? (X instanceof Float32Array ? new Float32Array(g.n * g.c * h * w) : new Float64Array(g.n * g.c * h * w)) : null;
   const gW = needW ? new Float64Array(g.m * g.cg * kh * kw) : null;
   // Valid output ranges per tap row / column.
   const yLo = new Int32Array(kh);

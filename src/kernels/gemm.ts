@@ -6,7 +6,7 @@ import { Tensor } from '../core/tensor.js';
 import { type Activation, NO_ACTIVATION, activateInPlace, activationFn } from './activation.js';
 import { gradOf, preActivationGrad, unbroadcast } from './grad.js';
 import { wasmGemm } from './wasm/gemm.js';
-import { wasmKernelsEnabled } from './wasm/runtime.js';
+import { forgetConstant, wasmKernelsEnabled } from './wasm/runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // sgemm: the shared single-precision matrix multiply (also used by conv).
@@ -390,6 +390,7 @@ export const gemmCard: OpCard<GemmAttrs> = {
     // WebAssembly SIMD kernels first (src/kernels/wasm); the TS sgemm below is the fallback.
     if (wasmKernelsEnabled() && a.dtype === 'float32' && b.dtype === 'float32' && (!c || c.dtype === 'float32')) {
       const C = c ? requireF32(c, 'Gemm', 'C') : null;
+      if (b.requiresGrad) forgetConstant(requireF32(b, 'Gemm', 'B')); // being trained: never cache its packed copy
       if (wasmGemm(requireF32(a, 'Gemm', 'A'), requireF32(b, 'Gemm', 'B'), C, c?.shape ?? [], attrs, m, k, n, y)) return new Tensor(y, [m, n]);
     }
     let beta = 0;

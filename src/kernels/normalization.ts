@@ -352,9 +352,9 @@ function batchNormGrad(inputs: readonly Tensor[], attrs: BatchNormAttrs, y: Tens
  * variance: ∂b = Σ dy, ∂s = Σ dy·x̂, ∂x = (s/σ_B)·(dy − mean(dy) − x̂·mean(dy·x̂)) — the batch
  * statistics depend on x, which gives the two mean terms.
  */
-function batchNormTrainGrad(inputs: readonly Tensor[], attrs: BatchNormTrainAttrs, _y: Tensor, gOut: Tensor): (Tensor | null)[] {
+function batchNormTrainGrad(inputs: readonly Tensor[], attrs: BatchNormTrainAttrs, y: Tensor, gOut: Tensor): (Tensor | null)[] {
   const [x, scale, bias] = inputs as Tensor[];
-  const stats = batchStats(x!);
+  const stats = usedStats.get(y) ?? batchStats(x!); // the forward's own statistics when it kept them
   const C = x!.shape[1]!;
   const inner = sizeOf(x!.shape.slice(2));
   const xd = x!.dataSync();

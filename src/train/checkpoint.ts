@@ -171,6 +171,7 @@ export async function loadCheckpoint(path: string, model: CheckpointModel, opts:
         throw new CheckpointError(`${path}: ${kind} '${name}' is ${src.dtype} [${src.shape}], the model's is ${t.dtype} [${t.shape}]`);
       }
       t.dataSync().set(src.dataSync());
+      t.version++;
     }
   };
   into('param', model.namedParameters());

@@ -1,4 +1,4 @@
-import { SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { noGrad } from '../core/autograd.js';
 import { LightconvError, ShapeError, ValueError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
@@ -142,7 +142,11 @@ export async function fit(model: Trainable, train: LabelledData, opts: FitOption
   const history: EpochLog[] = [];
   let stop = false;
   const ctx: FitContext = { model, optimizer, history, stop: () => (stop = true) };
-  const bar = (opts.progress ?? Boolean(process.stdout.isTTY)) ? new SingleBar({ format: 'epoch {epoch} [{bar}] {value}/{total} batches  loss {loss}  lr {lr}', hideCursor: true }) : null;
+  // cli-progress is loaded only when a bar is shown (the module stays usable without a terminal).
+  const showBar = opts.progress ?? Boolean(typeof process !== 'undefined' && process.stdout?.isTTY);
+  const bar: SingleBar | null = showBar
+    ? new (await import('cli-progress')).SingleBar({ format: 'epoch {epoch} [{bar}] {value}/{total} batches  loss {loss}  lr {lr}', hideCursor: true })
+    : null;
   let step = 0;
   try {
     for (let epoch = 1; epoch <= opts.epochs && !stop; epoch++) {
@@ -222,6 +226,13 @@ export function earlyStopping(opts: { monitor?: Monitor; patience?: number; minD
 
 /** Saves a checkpoint after every epoch, or only when `monitor` improves (bestOnly). */
 export function checkpointCallback(path: string, opts: { monitor?: Monitor; mode?: 'min' | 'max'; bestOnly?: boolean } = {}): Callback {
+  const named = (m: Trainable): CheckpointModel => {
+    const c = m as unknown as Partial<CheckpointModel>;
+    if (typeof c.namedParameters !== 'function' || typeof c.namedBuffers !== 'function') {
+      throw new ValueError('checkpointCallback: the model needs namedParameters() and namedBuffers() (Module and OnnxTrainable have them)');
+    }
+    return c as CheckpointModel;
+  };
   const monitor = opts.monitor ?? 'valLoss';
   const mode = opts.mode ?? (monitor.toLowerCase().includes('acc') ? 'max' : 'min');
   let best = mode === 'min' ? Infinity : -Infinity;
@@ -232,7 +243,7 @@ export function checkpointCallback(path: string, opts: { monitor?: Monitor; mode
         if (v === undefined || !better(mode, v, best, 0)) return;
         best = v;
       }
-      await saveCheckpoint(path, ctx.model as unknown as CheckpointModel, { optimizer: ctx.optimizer, meta: { ...log } });
+      await saveCheckpoint(path, named(ctx.model), { optimizer: ctx.optimizer, meta: { ...log } });
     },
   };
 }

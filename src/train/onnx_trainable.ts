@@ -11,7 +11,7 @@ import { batchNorm, batchNormTrain, updateRunningStats } from '../kernels/normal
  * An ONNX graph run as a trainable model: the graph is interpreted node by node (unoptimised,
  * so BN is not folded), through the same op cards as inference, so the autograd tape records
  * every op. Float initializers feeding weight slots (Conv W/B, Gemm/MatMul operands, BN
- * scale/bias, Add/Mul/Sub/Div operands) are the parameters — copies, updated in place by the
+ * scale/bias, non-scalar Add/Mul/Sub/Div operands) are the parameters — copies, updated in place by the
  * optimizers — and BN running statistics are buffers.
  *
  * In train mode (the default) every BatchNormalization node normalises with the batch's own
@@ -45,7 +45,9 @@ export class OnnxTrainable {
       for (const k of slots[node.opType] ?? []) {
         const v = node.inputs[k];
         const t = v ? graph.initializers.get(v) : undefined;
-        if (t && (t.dtype === 'float32' || t.dtype === 'float64')) paramNames.add(v!);
+        // Scalar operands of arithmetic (the 6 of x/6, the 3 of x + 3) are constants, not weights.
+        const arithmetic = node.opType === 'Add' || node.opType === 'Sub' || node.opType === 'Mul' || node.opType === 'Div';
+        if (t && (t.dtype === 'float32' || t.dtype === 'float64') && !(arithmetic && t.size <= 1)) paramNames.add(v!);
       }
     }
     for (const [name, t] of graph.initializers) {
@@ -97,8 +99,12 @@ export class OnnxTrainable {
     const count = x!.size / x!.shape[1]!;
     const next = updateRunningStats(mean!.detach(), variance!.detach(), bm, bv, { momentum: 1 - m, unbiasedCount: count });
     const [mName, vName] = [node.inputs[3]!, node.inputs[4]!];
-    if (this.buffers.has(mName)) this.buffers.get(mName)!.dataSync().set(next.mean.dataSync());
-    if (this.buffers.has(vName)) this.buffers.get(vName)!.dataSync().set(next.variance.dataSync());
+    for (const [name, t] of [[mName, next.mean], [vName, next.variance]] as const) {
+      const buf = this.buffers.get(name);
+      if (!buf) continue;
+      buf.dataSync().set(t.dataSync());
+      buf.version++;
+    }
     const nbt = this.buffers.get(`${mName.replace(/running_mean$|mean$/, '')}num_batches_tracked`);
     if (nbt) nbt.dataSync()[0]! += 1;
     return [y];
@@ -136,6 +142,7 @@ export class OnnxTrainable {
       if (!t) continue;
       if (t.shape.join() !== v.shape.join()) throw new OnnxError(`loadStateDict: '${k}' has shape [${v.shape}], the model's is [${t.shape}]`);
       t.dataSync().set(v.dataSync());
+      t.version++;
     }
     return this;
   }

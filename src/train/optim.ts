@@ -61,6 +61,7 @@ export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
           let st = this.state.get(p);
           if (!st) this.state.set(p, (st = {}));
           this.update(p, p.grad.dataSync(), st, g.options);
+          p.version++;
         }
       }
     });

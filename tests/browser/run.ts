@@ -9,7 +9,8 @@
  * this proves the WebGL2 path correct, not fast.
  *
  * Options: --cases DIR (repeatable; case folders or roots searched recursively, replacing the
- * defaults), --chromium PATH (default $CHROMIUM or /usr/bin/chromium), --timeout SECONDS,
+ * defaults), --mode webgl2|webgl (gpu.js mode, default webgl2), --chromium PATH (default
+ * $CHROMIUM or /usr/bin/chromium), --timeout SECONDS,
  * --keep (leave the page served).
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -122,7 +123,7 @@ async function main(): Promise<number> {
     page.on('console', (m) => {
       if (m.type() === 'error' || m.type() === 'warning') console.error(`  page ${m.type()}: ${m.text().slice(0, 500)}`);
     });
-    await page.goto(server.url);
+    await page.goto(`${server.url}/?mode=${opt('--mode') ?? 'webgl2'}`);
     await page.waitForFunction(() => (window as { __result?: unknown }).__result !== undefined, undefined, { timeout: Number(opt('--timeout') ?? 240) * 1000 });
     const r = (await page.evaluate(() => (window as { __result?: unknown }).__result)) as {
       pass: boolean;
@@ -143,7 +144,7 @@ async function main(): Promise<number> {
       console.log(`${c.pass ? 'PASS' : 'FAIL'}  ${name}  ${c.error ?? sets}`);
     }
     const passed = (r.results ?? []).filter((c) => c.pass).length;
-    console.log(`${passed} passed, ${(r.results ?? []).length - passed} failed (WebGL2 in headless Chromium)`);
+    console.log(`${passed} passed, ${(r.results ?? []).length - passed} failed (gpu.js ${r.info?.mode ?? '?'} in headless Chromium)`);
     if (r.coverage) console.log(`  ran on the GPU: ${Object.entries(r.coverage).map(([op, c]) => `${op} ${c.gpu}${c.cpu ? ` (+${c.cpu} on the CPU: ${c.reasons.join('; ')})` : ''}`).join(', ')}`);
     if (r.stats) console.log(`  live GPU buffers after the runs: ${r.stats.liveBuffers}`);
     for (const e of errors) console.error(`  page: ${e}`);

@@ -1,3 +1,4 @@
+import { GPU } from 'gpu.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OpCard, apply, referenceBackend } from '../../src/core/op.js';
 import { Tensor } from '../../src/core/tensor.js';
@@ -6,7 +7,7 @@ import type { Activation } from '../../src/kernels/activation.js';
 import { type ConvAttrs, convCard } from '../../src/kernels/conv.js';
 import { type BinaryOp, type UnaryOp, binaryCard, unaryCard } from '../../src/kernels/elementwise.js';
 import { GEMM_DEFAULTS, type GemmAttrs, gemmCard, matmulCard } from '../../src/kernels/gemm.js';
-import { concatCard, flattenCard, identityCard, reshapeCard, squeezeCard, transposeCard, unsqueezeCard } from '../../src/kernels/movement.js';
+import { concatCard, flattenCard, identityCard, padCard, reshapeCard, squeezeCard, transposeCard, unsqueezeCard } from '../../src/kernels/movement.js';
 import { batchNormCard } from '../../src/kernels/normalization.js';
 import { type PoolAttrs, averagePoolCard, globalAveragePoolCard, globalMaxPoolCard, maxPoolCard } from '../../src/kernels/pool.js';
 import { type ReduceAttrs, reduceMaxCard, reduceMeanCard, reduceMinCard, reduceSumCard } from '../../src/kernels/reduce.js';
@@ -19,14 +20,16 @@ import { expectClose, randomTensor } from '../helpers.js';
  * longer than gpu.js's 1000-iteration loop limit). gpu.js runs here in its `cpu` mode (the kernel
  * source translated to JavaScript) and its `webasm` mode (translated to WebAssembly, f32 math):
  * the same translation front end as the GL backends, with no GPU. `headlessgl` needs the native
- * `gl` package, which the default install does not build; the browser test covers WebGL2.
+ * `gl` package, which the default install does not build (it joins where built); the browser
+ * test covers WebGL2 and WebGL.
  *
  * Tolerance: float32 sums in another order than the float64 reference; atol grows with the
  * reduction length k (scaled to max|y| by expectClose).
  */
 const tol = (k = 1) => ({ atol: 2e-6 * Math.max(4, Math.sqrt(k) * 4), rtol: 1e-4 });
 
-const MODES: GpuMode[] = ['cpu', 'webasm'];
+/** headlessgl joins where the optional native `gl` package is built (not by the default install). */
+const MODES: GpuMode[] = ['cpu', 'webasm', ...(GPU.isHeadlessGLSupported ? (['headlessgl'] as const) : [])];
 
 const ACTIVATIONS: Activation[] = [
   { kind: 'none' },
@@ -224,6 +227,18 @@ describe.each(MODES)('GPU kernels in gpu.js %s mode match the reference', (mode)
     ] as const)('Transpose %j perm %j', (x, perm) => {
       check(transposeCard, [rnd([...x])], perm ? { perm: [...perm] } : {});
     });
+    it.each([
+      [[2, 3, 4, 5], [0, 0, 1, 2, 0, 0, 2, 1], 'constant', 0.5],
+      [[2, 3, 4, 5], [0, 1, 1, 2, 0, 0, 2, 1], 'edge', 0],
+      [[2, 3, 4, 5], [0, 0, 2, 3, 0, 0, 1, 4], 'reflect', 0],
+      [[1, 3, 6, 6], [0, 0, -1, 1, 0, 0, 2, -2], 'constant', 0],
+      [[1, 3, 6, 6], [0, 0, -1, 2, 0, 0, 1, -2], 'reflect', 0],
+      [[7], [2, 3], 'reflect', 0],
+      [[3, 4], [1, -1, 0, 2], 'edge', 0],
+      [[1, 2, 2, 2, 2], [0, 0, 1, 1, 1, 0, 0, 1, 1, 1], 'constant', 0],
+    ] as const)('Pad %j pads %j %s', (x, pads, mode, value) => {
+      check(padCard, [rnd([...x])], { pads: [...pads], mode, value });
+    });
     it('Reshape, Flatten, Squeeze, Unsqueeze and Identity are views of one device buffer', () => {
       const x = g.upload(rnd([2, 3, 1, 4]));
       const before = g.stats().liveBuffers;
@@ -256,6 +271,7 @@ describe.each(MODES)('GPU kernels in gpu.js %s mode match the reference', (mode)
     expect(cov.Unary!.reasons).toEqual(['erf has no GPU kernel']);
     expect(cov.MaxPool!.reasons).toEqual(['3-D pooling (the kernel does 1-D and 2-D)']);
     expect(cov.MatMul!.reasons).toEqual(['broadcast batch dims']);
+    expect(cov.Pad!.reasons).toEqual(['rank 5 (the kernel pads up to 4 dims)']);
     const fallbacks = messages.filter((m) => m.includes('runs on the CPU:'));
     expect(new Set(fallbacks).size).toBe(fallbacks.length);
     expect(fallbacks).toContain('lightconv/gpu: Binary runs on the CPU: Pow has no GPU kernel (GLSL pow is undefined for negative bases)');

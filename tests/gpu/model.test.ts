@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GPU } from 'gpu.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValueError } from '../../src/core/errors.js';
 import { getBackend, useBackend, withBackend } from '../../src/core/op.js';
@@ -108,16 +109,17 @@ describe.each<GpuMode>(['cpu', 'webasm'])('whole models on the GPU backend (gpu.
 
 describe('gpu() chooses explicitly', () => {
   it('rejects a mode that is not available here instead of falling back silently', async () => {
-    await expect(gpu({ mode: 'headlessgl', log: () => {} })).rejects.toThrow(/headlessgl' is not available/);
+    if (!GPU.isHeadlessGLSupported) await expect(gpu({ mode: 'headlessgl', log: () => {} })).rejects.toThrow(/headlessgl' is not available/);
     await expect(gpu({ mode: 'webgl2', log: () => {} })).rejects.toThrow(/webgl2' is not available/);
     await expect(gpu({ mode: 'webgpu', log: () => {} })).rejects.toThrow(/webgpu/);
   });
-  it('defaults to webasm in Node without headless-GL, and says so', async () => {
+  it('defaults to headlessgl where built, else webasm, and says so', async () => {
     const said: string[] = [];
     const g = await gpu({ log: (m) => said.push(m) });
-    expect(g.info.mode).toBe('webasm');
-    expect(g.name).toBe('gpu:webasm');
-    expect(said).toHaveLength(1);
+    const expected = GPU.isHeadlessGLSupported ? 'headlessgl' : 'webasm';
+    expect(g.info.mode).toBe(expected);
+    expect(g.name).toBe(`gpu:${expected}`);
+    expect(said.length).toBeLessThanOrEqual(1);
     g.destroy();
     expect(() => g.upload(Tensor.ones([1]))).toThrow(/destroyed/);
   });

@@ -164,3 +164,46 @@ describe('wasm sigmoid / SiLU epilogue (polynomial exp)', () => {
     }
   });
 });
+
+describe('packed weight cache', () => {
+  it('drops a constant weight once it is being trained (in-place updates are seen)', () => {
+    const X = randomTensor([1, 8, 5, 5], 901);
+    const W = randomTensor([12, 8, 1, 1], 902);
+    markConstant(W.dataSync() as Float32Array);
+    const before = conv(X, W).dataSync().slice();
+    W.requiresGrad = true;
+    const w = W.dataSync();
+    for (let i = 0; i < w.length; i++) w[i] = w[i]! * 2; // an optimizer step, in place
+    const after = withWasmKernels(true, () => conv(X, W));
+    expectClose(after, withBackend(referenceBackend, () => conv(X, W)), TOL);
+    expect(after.dataSync()[0]).toBeCloseTo(2 * before[0]!, 4);
+  });
+});
+
+describe('worker threads', () => {
+  it('two threads give the same bits as one (GEMM grid and depthwise chunks), and the pool stops at 1', async () => {
+    const { setThreads } = await import('../../src/core/threads.js');
+    const X = randomTensor([2, 48, 20, 20], 1201);
+    const W1 = randomTensor([64, 48, 1, 1], 1202);
+    const Wd = randomTensor([48, 1, 3, 3], 1203);
+    const Wc = randomTensor([16, 48, 3, 3], 1204);
+    const run = () => [
+      conv(X, W1, null, { activation: { kind: 'silu' } }).dataSync().slice(),
+      conv(X, Wd, null, { group: 48, pads: [1, 1, 1, 1], activation: { kind: 'silu' } }).dataSync().slice(),
+      conv(X, Wc, null, { pads: [1, 1, 1, 1], strides: [2, 2] }).dataSync().slice(),
+    ];
+    const one = run();
+    try {
+      setThreads(2);
+      run(); // starts the worker
+      await new Promise((r) => setTimeout(r, 500));
+      for (let rep = 0; rep < 3; rep++) {
+        const two = run();
+        two.forEach((t, i) => expect(Array.from(t)).toEqual(Array.from(one[i]!)));
+      }
+    } finally {
+      setThreads(1);
+    }
+    run(); // back to one thread: workers are stopped
+  });
+});

@@ -183,6 +183,11 @@ describe('gradient checks of compositions (float32, eps 1e-2, atol 1e-3, rtol 1e
     const b = rnd([3], 73, 'float32');
     gradcheck((a, ww, ss, bb) => unary(batchNormTrain(conv(a, ww!, null, { pads: [2, 2, 2, 2], dilations: [2, 2], group: 3 }), ss!, bb!).y, { kind: 'hard_swish' }), [x, w, s, b], f32);
   });
+  it('fused activations: conv + tanh, gemm + sigmoid, inference BN + silu (the epilogue derivative)', () => {
+    gradcheck((a, w, b) => conv(a, w!, b, { pads: [1, 1, 1, 1], activation: { kind: 'tanh' } }), [rnd([1, 2, 4, 4], 100, 'float32'), rnd([3, 2, 3, 3], 101, 'float32'), rnd([3], 102, 'float32')], f32);
+    gradcheck((a, b, c) => gemm(a, b!, c, { transB: true, activation: { kind: 'sigmoid' } }), [rnd([3, 4], 103, 'float32'), rnd([2, 4], 104, 'float32'), rnd([2], 105, 'float32')], f32);
+    gradcheck((t, sc, bi) => batchNorm(t, sc!, bi!, Tensor.zeros([2]), Tensor.ones([2]), { epsilon: 1e-3, activation: { kind: 'silu' } }), [rnd([2, 2, 3, 3], 106, 'float32'), rnd([2], 107, 'float32', 0.5, 1.5), rnd([2], 108, 'float32')], f32);
+  });
   it('squeeze-and-excitation: x · hard-sigmoid(fc2(relu(fc1(gap(x)))))', () => {
     const x = rnd([2, 4, 3, 3], 80, 'float32');
     const w1 = rnd([2, 4, 1, 1], 81, 'float32');
@@ -202,5 +207,15 @@ describe('gradient checks of compositions (float32, eps 1e-2, atol 1e-3, rtol 1e
       return mul(a, unary(z, { kind: 'sigmoid' }));
     };
     gradcheck((a, k) => eca(a, k!), [x, w], f32);
+  });
+});
+
+describe('tape depth', () => {
+  it('back-propagates through a chain of 20 000 ops without overflowing the stack', () => {
+    const x = Tensor.fromArray([0.5], [1]).requireGrad();
+    let y: Tensor = x;
+    for (let i = 0; i < 20_000; i++) y = unary(y, { kind: 'neg' });
+    reduceSum(y, [], false).backward();
+    expect(x.grad!.dataSync()[0]).toBe(1); // (−1)^20000
   });
 });

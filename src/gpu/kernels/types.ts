@@ -31,9 +31,8 @@ export interface KernelThis<C> {
 /** A kernel argument: a flat float array (a texture on the GL backends). */
 export type Arr = Float32Array;
 
-/** The text gpu.js compiles: a plain function of flat arrays returning one number. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type KernelSource = (this: any, ...args: Arr[]) => number;
+/** The text gpu.js compiles: a plain function of flat arrays returning one number (gpu.js supplies `this`). */
+export type KernelSource = (this: never, ...args: Arr[]) => number;
 
 /** One gpu.js kernel launch. */
 export interface GpuProgram {

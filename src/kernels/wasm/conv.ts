@@ -127,7 +127,7 @@ function putBias(rt: Runtime, ptr: number, B: Float32Array | null, off: number, 
 }
 
 /** Copies C (m rows of ld floats at pC) to y[yo …] with rows of n. */
-function copyOut(rt: Runtime, pC: number, m: number, n: number, ld: number, y: Float32Array, yo: number): void {
+export function copyOut(rt: Runtime, pC: number, m: number, n: number, ld: number, y: Float32Array, yo: number): void {
   const v = rt.f32();
   const c = pC >> 2;
   if (ld === n) {
@@ -137,36 +137,80 @@ function copyOut(rt: Runtime, pC: number, m: number, n: number, ld: number, y: F
   for (let i = 0; i < m; i++) y.set(v.subarray(c + i * ld, c + i * ld + n), yo + i * n);
 }
 
-/** 1×1 stride-1 unpadded conv: per image and group, Y = W·X with X as the K×HW matrix B. */
+/**
+ * 1×1 stride-1 unpadded conv: per image and group, Y = W·X with X as the K×HW matrix B, in
+ * blocks of columns so that the block of C the GEMM writes is still in L2 when it is copied
+ * out (writing all of a 96×112² C first and copying it afterwards cost as much as the GEMM).
+ */
 function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: WasmConvGeometry, act: Activation): void {
   const hw = g.h * g.w;
   const k = g.cg;
-  const ld = (hw + 3) & ~3;
   const mPanels = Math.ceil(g.mg / 4);
-  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + 2 * k * ld + mPanels * 4 * ld);
+  // Column block: C block (mPanels·4 × nb) and B block (k × nb) about 256 KiB each at most.
+  const nb = Math.max(64, Math.floor(Math.min(1 << 16, (1 << 16) / Math.max(1, mPanels * 4), (1 << 16) / k) / 8) * 8);
+  const blocked = hw > nb;
+  const nbImages = Math.max(nb, (hw + 3) & ~3);
+  const ldMax = blocked ? nb : Math.max((hw + 3) & ~3, g.n > 1 && 2 * hw <= nb ? (Math.min(g.n, Math.floor(nbImages / hw)) * hw + 3) & ~3 : 0);
+  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + 2 * k * ldMax + mPanels * 4 * ldMax);
   const base = rt.alloc(bytes);
   try {
     const pAscratch = base;
     const pBias = pAscratch + mPanels * 16 * k;
     const pBsrc = pBias + mPanels * 16;
-    const pB = pBsrc + k * ld * 4;
-    const pC = pB + k * ld * 4;
+    const pB = pBsrc + k * ldMax * 4;
+    const pC = pB + k * ldMax * 4;
     for (let gi = 0; gi < g.group; gi++) {
       const pA = packA(rt, W, gi * g.mg * k, g.mg, k, pAscratch);
       putBias(rt, pBias, B, gi * g.mg, g.mg, mPanels);
-      for (let n = 0; n < g.n; n++) {
-        const xo = (n * g.c + gi * k) * hw;
-        const v = rt.f32();
-        const s = pBsrc >> 2;
-        if (ld === hw) v.set(X.subarray(xo, xo + k * hw), s);
-        else {
+      // Small planes of a batch: several images side by side in one GEMM (N = images·HW), so
+      // the weights are streamed once per block instead of once per image (SE convs at batch
+      // 16 have HW = 1: sixteen 1-column GEMMs became one of 16 columns).
+      const perBlock = blocked ? 1 : Math.min(g.n, Math.max(1, Math.floor(nbImages / hw)));
+      if (perBlock > 1) {
+        for (let n0 = 0; n0 < g.n; n0 += perBlock) {
+          const cnt = Math.min(perBlock, g.n - n0);
+          const ld = (cnt * hw + 3) & ~3;
+          const v = rt.f32();
+          const s = pBsrc >> 2;
           for (let r = 0; r < k; r++) {
-            v.set(X.subarray(xo + r * hw, xo + (r + 1) * hw), s + r * ld);
-            v.fill(0, s + r * ld + hw, s + (r + 1) * ld);
+            for (let j = 0; j < cnt; j++) {
+              const xo = ((n0 + j) * g.c + gi * k + r) * hw;
+              v.set(X.subarray(xo, xo + hw), s + r * ld + j * hw);
+            }
+            if (ld > cnt * hw) v.fill(0, s + r * ld + cnt * hw, s + (r + 1) * ld);
+          }
+          gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act);
+          const w = rt.f32();
+          const c = pC >> 2;
+          for (let j = 0; j < cnt; j++) {
+            const yo = ((n0 + j) * g.m + gi * g.mg) * hw;
+            if (hw === 1) for (let i = 0; i < g.mg; i++) y[yo + i] = w[c + i * ld + j]!;
+            else for (let i = 0; i < g.mg; i++) y.set(w.subarray(c + i * ld + j * hw, c + i * ld + (j + 1) * hw), yo + i * hw);
           }
         }
-        gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act);
-        copyOut(rt, pC, g.mg, hw, ld, y, (n * g.m + gi * g.mg) * hw);
+        continue;
+      }
+      for (let n = 0; n < g.n; n++) {
+        const xo = (n * g.c + gi * k) * hw;
+        const yo = (n * g.m + gi * g.mg) * hw;
+        for (let p0 = 0; p0 < hw; p0 += ldMax) {
+          const cols = Math.min(ldMax, hw - p0);
+          const ld = (cols + 3) & ~3;
+          const v = rt.f32();
+          const s = pBsrc >> 2;
+          if (!blocked && ld === hw) v.set(X.subarray(xo, xo + k * hw), s);
+          else {
+            for (let r = 0; r < k; r++) {
+              v.set(X.subarray(xo + r * hw + p0, xo + r * hw + p0 + cols), s + r * ld);
+              if (ld > cols) v.fill(0, s + r * ld + cols, s + (r + 1) * ld);
+            }
+          }
+          gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act);
+          const w = rt.f32();
+          const c = pC >> 2;
+          if (!blocked && ld === hw) y.set(w.subarray(c, c + g.mg * hw), yo);
+          else for (let i = 0; i < g.mg; i++) y.set(w.subarray(c + i * ld, c + i * ld + cols), yo + i * hw + p0);
+        }
       }
     }
   } finally {
@@ -318,7 +362,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
     v.fill(0, (pPad >> 2) + c * plane, (pPad >> 2) + padFloats);
     const chunks: Call[][] = [];
     const align = pass ? 4 : 1;
-    for (let q = 0; q < nChunks; q++) {
+    for (let q = 0; q < (nChunks > 1 ? nChunks : 0); q++) {
       const c0 = Math.min(c, Math.floor((q * c) / nChunks / align) * align);
       const c1 = q === nChunks - 1 ? c : Math.min(c, Math.floor(((q + 1) * c) / nChunks / align) * align);
       if (c1 <= c0) continue;
@@ -330,9 +374,20 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
       if (pass) chunk.push([pass, pOut + c0 * oh * ow * 4, Math.ceil(((c1 - c0) * oh * ow) / 4)]);
       chunks.push(chunk);
     }
+    const single = nChunks === 1;
+    const fns = rt.fns;
+    const kernel = fns[name]!;
+    const padplane = fns.padplane!;
     for (let n = 0; n < g.n; n++) {
       rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), pIn >> 2);
-      rt.pool.run(chunks);
+      if (single) {
+        // One thread: the same calls, made directly (no call lists to build and unpack).
+        for (let ch = 0; ch < c; ch++) {
+          padplane(pIn + ch * h * w * 4, h, w, pPad + ch * plane * 4, wp, pt, pl, hp);
+          kernel(pPad + ch * plane * 4, wp, pW + ch * taps * 4, B ? B[ch]! : 0, pOut + ch * oh * ow * 4, oh, ow, p1, p2);
+        }
+        if (pass) fns[pass]!(pOut, Math.ceil((c * oh * ow) / 4));
+      } else rt.pool.run(chunks);
       const o = pOut >> 2;
       y.set(rt.f32().subarray(o, o + c * oh * ow), n * c * oh * ow);
     }

@@ -199,6 +199,20 @@ export function markConstant(data: Float32Array): void {
   constants.add(data);
 }
 
+/**
+ * Withdraws markConstant (and frees the packed copies): the conv and gemm cards call this when
+ * a weight shows up with requiresGrad set, so that a loaded model being fine-tuned (its
+ * weights updated in place) never runs on stale packed weights.
+ */
+export function forgetConstant(data: Float32Array): void {
+  if (!constants.delete(data)) return;
+  const entry = packedCache.get(data);
+  if (!entry) return;
+  packedCache.delete(data);
+  registry?.unregister(data);
+  for (const p of entry.ptrs) state?.release(p);
+}
+
 /** Whether `data` was declared constant with markConstant. */
 export function isConstant(data: Float32Array): boolean {
   return constants.has(data);
