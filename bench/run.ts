@@ -313,7 +313,7 @@ for (const r of rows) {
 }
 
 const md = [
-  `Measured peak (best WebAssembly GEMM per thread): ${peak.toFixed(1)} GFLOP/s. Ratio = median time / lightconv WebAssembly SIMD (1 thread) on the same case; > 1 is slower.`,
+  `${peak > 0 ? `Measured peak (best WebAssembly GEMM per thread): ${peak.toFixed(1)} GFLOP/s.` : 'Peak not measured (--no-kernels).'} Ratio = median time / lightconv WebAssembly SIMD (1 thread) on the same case; > 1 is slower.`,
   '',
   '| group | case | impl | threads | median ms | GFLOP/s | % of peak | ratio |',
   '|---|---|---|---:|---:|---:|---:|---:|',

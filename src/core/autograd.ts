@@ -1,5 +1,5 @@
 import { LightconvError } from './errors.js';
-import type { OpCard } from './op.js';
+import { type OpCard, getBackend } from './op.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -93,17 +93,21 @@ export function backward(root: Tensor, seed: Tensor): void {
     if (!g) continue; // unreachable: cannot happen for nodes found from the root, kept for safety
     const fn = t.gradFn;
     if (!fn) {
-      // A leaf: accumulate into .grad, as PyTorch does.
-      t.grad = t.grad ? accumulate(t.grad, g) : g;
+      // A leaf: accumulate into .grad, as PyTorch does (a host copy of a device gradient).
+      t.grad = t.grad ? accumulate(t.grad, g) : g.device ? g.clone() : g;
+      if (g !== seed) g.dispose(); // device gradients (GPU backend) are freed once used; a no-op on the host
       continue;
     }
-    const inputGrads = fn.card.grad!(fn.inputs, fn.attrs, t, g);
+    // The backend's own backward where it has one (the GPU kernels), else the card's.
+    const inputGrads = getBackend().grad?.(fn.card, fn.inputs, fn.attrs, t, g) ?? fn.card.grad!(fn.inputs, fn.attrs, t, g);
     fn.inputs.forEach((x, k) => {
       const gx = inputGrads[k];
       if (!x.requiresGrad || !gx) return;
       const prev = grads.get(x);
       grads.set(x, prev ? accumulate(prev, gx) : gx);
+      if (prev) [prev, gx].forEach((d) => d !== seed && d !== g && d.dispose());
     });
+    if (g !== seed && !inputGrads.includes(g)) g.dispose();
     t.gradFn = null; // free the graph: its inputs are no longer reachable through t
     freed.add(t);
   }

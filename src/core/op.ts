@@ -50,6 +50,12 @@ export interface Backend {
   dispose?(t: Tensor): void;
   view?(t: Tensor, shape: Shape): Tensor;
   upload?(t: Tensor): Tensor;
+  /**
+   * A backend's own backward for one recorded call (autograd asks before the card's `grad`):
+   * the input gradients as `card.grad` would return them, or `undefined` to let the card's
+   * `grad` run (the GPU backend computes them with its kernels where it has them).
+   */
+  grad?<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, output: Tensor, gradOutput: Tensor): (Tensor | null)[] | undefined;
 }
 
 /** The fast TypeScript kernels; each card's reference where it has no fast kernel. */

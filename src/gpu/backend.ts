@@ -3,6 +3,7 @@ import type { Backend, OpCard } from '../core/op.js';
 import type { Shape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { isConstant } from '../kernels/wasm/runtime.js';
+import { GPU_GRADS, type GradResult } from './kernels/grad.js';
 import { GPU_KERNELS } from './kernels/index.js';
 import type { GpuPlan, GpuProgram } from './kernels/types.js';
 
@@ -89,6 +90,8 @@ export interface GpuBackend extends Backend {
   stats(): GpuStats;
   /** A device copy of a host tensor, owned by the caller (dispose it). */
   upload(t: Tensor): Tensor;
+  /** The input gradients of one call on the GPU, or undefined where the card's CPU `grad` must run (autograd calls this). */
+  grad<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, output: Tensor, gradOutput: Tensor): (Tensor | null)[] | undefined;
   /**
    * Frees every kernel, cached upload and the gpu.js context; the backend and any tensor still on
    * it are unusable afterwards (read what you need first).
@@ -216,12 +219,67 @@ class GpuJsBackend implements GpuBackend {
     if (plan.kind === 'cpu') return this.onCpu(card, inputs, attrs, plan.reason);
     this.count(card.name).gpu++;
     if (plan.kind === 'view') return this.viewOf(inputs[0]!, plan.shape);
+    const outs = this.runPrograms(card.name, plan.programs, inputs);
+    const last = outs.pop()!;
+    outs.forEach((b) => this.free(b));
+    return this.own(last, plan.shape);
+  }
+
+  /**
+   * The backward of one call on the GPU (autograd asks here before the card's own `grad`): the
+   * card's backward kernels (src/gpu/kernels/grad.ts) over inputs, output and gradient, leaving
+   * the input gradients on the device; `undefined` (and one message per op and reason) where
+   * the card has none or they do not take the call, and the card's CPU `grad` runs instead.
+   */
+  grad<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, output: Tensor, gradOutput: Tensor): (Tensor | null)[] | undefined {
+    this.alive();
+    const op = `${card.name} backward`;
+    const planner = GPU_GRADS.get(card as OpCard<unknown>);
+    const all = [...inputs, output, gradOutput];
+    // Float32 only: the tensors the launches read, and the gradients (an integer input such as
+    // Reshape's shape that no launch reads has no gradient and may stay on the host).
+    const bad = [inputs[0]!, output, gradOutput].find((t) => t.dtype !== 'float32');
+    const p = !planner
+      ? { kind: 'cpu' as const, reason: 'no gpu.js backward kernel' }
+      : bad
+        ? { kind: 'cpu' as const, reason: `${bad.dtype} tensors (the GPU kernels are float32)` }
+        : planner(inputs, attrs, output, gradOutput);
+    let reason = p.kind === 'cpu' ? p.reason : null;
+    if (p.kind === 'grads') {
+      const read = all.find((t, k) => t.dtype !== 'float32' && p.programs.some((q) => q.args.includes(k)));
+      if (read) reason = `${read.dtype} tensors (the GPU kernels are float32)`;
+    }
+    if (p.kind === 'grads' && reason === null) {
+      const big = Math.max(p.programs.reduce((m, q) => Math.max(m, q.size), 0), ...all.map((t) => t.size));
+      if (big >= MAX_ELEMENTS) reason = `a tensor of ${big} elements (the GPU kernels index below 2^24)`;
+      else if (p.programs.some((q) => q.size === 0)) reason = 'an empty tensor';
+    }
+    if (reason !== null || p.kind !== 'grads') {
+      const c = this.count(op);
+      c.cpu++;
+      if (reason && !c.reasons.includes(reason)) c.reasons.push(reason);
+      this.say(`lightconv/gpu: ${op} runs on the CPU: ${reason}`);
+      return undefined;
+    }
+    this.count(op).gpu++;
+    const outs = this.runPrograms(op, p.programs, all);
+    const result = p.results.map((r: GradResult, k) => {
+      if (!r) return null;
+      if ('view' in r) return gradOutput.device ? this.viewOf(gradOutput, inputs[k]!.shape) : this.own(this.put(gradOutput.f32()), inputs[k]!.shape);
+      return this.own(outs[r.program]!, inputs[k]!.shape);
+    });
+    outs.forEach((b) => b.refs === 0 && this.free(b)); // launches no gradient kept (intermediates)
+    return result;
+  }
+
+  /** Launches a chain of programs (arguments: k ≥ 0 the tensor args[k], −1 − j launch j); every launch's buffer, unowned. */
+  private runPrograms(op: string, programs: readonly GpuProgram[], tensors: readonly Tensor[]): Buffer[] {
     const outs: Buffer[] = [];
     const temps = new Map<Tensor, Buffer>();
     try {
-      for (const p of plan.programs) {
-        const args = p.args.map((k) => (k >= 0 ? this.bufferOf(inputs[k]!, temps).value : outs[-1 - k]!.value));
-        outs.push(this.launch(card.name, p, args));
+      for (const p of programs) {
+        const args = p.args.map((k) => (k >= 0 ? this.bufferOf(tensors[k]!, temps).value : outs[-1 - k]!.value));
+        outs.push(this.launch(op, p, args));
       }
     } catch (e) {
       outs.forEach((b) => this.free(b));
@@ -229,9 +287,7 @@ class GpuJsBackend implements GpuBackend {
     } finally {
       temps.forEach((b) => this.free(b));
     }
-    const last = outs.pop()!;
-    outs.forEach((b) => this.free(b));
-    return this.own(last, plan.shape);
+    return outs;
   }
 
   /** Runs the card's CPU kernel (reading device inputs back) and moves a float32 result to the device. */

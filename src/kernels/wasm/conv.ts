@@ -92,13 +92,18 @@ export function gemmCore(rt: Runtime, pA: number, mPanels: number, k: number, pB
     if (tail4) f[gemm4]!(pA, pB + n8 * k * 32, pC + n8 * 32, pBias, mPanels, k, ldc, p1, p2);
     return;
   }
-  // Threads: pack B (a copy, cheap), then a grid of (A panel range × B panel range) chunks.
-  rt.fns.packb!(pBsrc, ldc, k, n8, pB);
-  if (tail4) rt.fns.packb4!(pBsrc + n8 * 32, ldc, k, pB + n8 * k * 32);
+  // Threads: chunks of B panels, each packing its own panels before multiplying them; when
+  // there are too few panels for that, B is packed first and the chunks form a grid of
+  // (A panel range × B panel range).
   const cols = n8 + (tail4 ? 1 : 0);
   const want = threads * 6;
   const jChunks = Math.min(cols, want);
   const iChunks = Math.min(mPanels, Math.max(1, Math.ceil(want / jChunks)));
+  const packInChunk = iChunks === 1;
+  if (!packInChunk) {
+    rt.fns.packb!(pBsrc, ldc, k, n8, pB);
+    if (tail4) rt.fns.packb4!(pBsrc + n8 * 32, ldc, k, pB + n8 * k * 32);
+  }
   const chunks: Call[][] = [];
   for (let ic = 0; ic < iChunks; ic++) {
     const i0 = Math.floor((ic * mPanels) / iChunks);
@@ -109,8 +114,11 @@ export function gemmCore(rt: Runtime, pA: number, mPanels: number, k: number, pB
       const j0 = Math.floor((jc * cols) / jChunks);
       const j1 = Math.min(n8, Math.floor(((jc + 1) * cols) / jChunks));
       const chunk: Call[] = [];
+      const tail = tail4 && jc === jChunks - 1;
+      if (packInChunk && j1 > j0) chunk.push(['packb', pBsrc + j0 * 32, ldc, k, j1 - j0, pB + j0 * k * 32]);
+      if (packInChunk && tail) chunk.push(['packb4', pBsrc + n8 * 32, ldc, k, pB + n8 * k * 32]);
       if (j1 > j0) chunk.push([gemm8, sub[0], pB, sub[2], sub[1], sub[3], k, j0, j1, ldc, p1, p2]);
-      if (tail4 && jc === jChunks - 1) chunk.push([gemm4, sub[0], pB + n8 * k * 32, sub[2] + n8 * 32, sub[1], sub[3], k, ldc, p1, p2]);
+      if (tail) chunk.push([gemm4, sub[0], pB + n8 * k * 32, sub[2] + n8 * 32, sub[1], sub[3], k, ldc, p1, p2]);
       if (chunk.length > 0) chunks.push(chunk);
     }
   }
@@ -124,17 +132,6 @@ function putBias(rt: Runtime, ptr: number, B: Float32Array | null, off: number, 
   if (B) v.set(B.subarray(off, off + m), o);
   else v.fill(0, o, o + m);
   v.fill(0, o + m, o + mPanels * 4);
-}
-
-/** Copies C (m rows of ld floats at pC) to y[yo …] with rows of n. */
-export function copyOut(rt: Runtime, pC: number, m: number, n: number, ld: number, y: Float32Array, yo: number): void {
-  const v = rt.f32();
-  const c = pC >> 2;
-  if (ld === n) {
-    y.set(v.subarray(c, c + m * n), yo);
-    return;
-  }
-  for (let i = 0; i < m; i++) y.set(v.subarray(c + i * ld, c + i * ld + n), yo + i * n);
 }
 
 /**
@@ -330,7 +327,7 @@ function im2colInto(X: Float32Array, xo: number, g: WasmConvGeometry, p0: number
 
 /**
  * Depthwise conv: per image, the channels are copied into zero-bordered planes and run through
- * the generated kernel, in chunks of channels (one chunk per thread when single-threaded).
+ * the generated kernel; with threads, in chunks of channels handed out by the pool.
  */
 function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: WasmConvGeometry, act: Activation): void {
   const { c, h, w, kh, kw, pt, pl, oh, ow } = g;

@@ -287,52 +287,6 @@ export function packB4Kernel(): Fn {
   return f;
 }
 
-/**
- * padcopy(src, h, w, dst, wp): copies an h×w plane into rows of wp floats at dst (the caller
- * points dst at the first interior element and keeps the zero border).
- */
-export function padCopyKernel(): Fn {
-  const f = new Fn('padcopy', [I32, I32, I32, I32, I32]);
-  const [src, h, w, dst, wp] = [0, 1, 2, 3, 4];
-  const y = f.local(I32);
-  const s = f.local(I32);
-  const d = f.local(I32);
-  const e = f.local(I32);
-  const e4 = f.local(I32);
-  f.i32(0).set(y);
-  f.block().loop();
-  {
-    f.get(y).get(h).geS().brIf(1);
-    f.get(src).get(y).get(w).mul().i32(2).shl().add().set(s);
-    f.get(dst).get(y).get(wp).mul().i32(2).shl().add().set(d);
-    f.get(s).get(w).i32(2).shl().add().set(e);
-    // e4: end of the whole-vector part (w rounded down to 4).
-    f.get(s).get(w).i32(-4).and().i32(2).shl().add().set(e4);
-    f.block().loop();
-    {
-      f.get(s).get(e4).geS().brIf(1);
-      f.get(d).get(s).v128Load(0).v128Store(0);
-      f.get(s).i32(16).add().set(s);
-      f.get(d).i32(16).add().set(d);
-      f.br(0);
-    }
-    f.end().end();
-    f.block().loop();
-    {
-      f.get(s).get(e).geS().brIf(1);
-      f.get(d).get(s).f32Load(0).f32Store(0);
-      f.get(s).i32(4).add().set(s);
-      f.get(d).i32(4).add().set(d);
-      f.br(0);
-    }
-    f.end().end();
-    f.get(y).i32(1).add().set(y);
-    f.br(0);
-  }
-  f.end().end();
-  return f;
-}
-
 /** Depthwise geometry baked into one generated kernel. */
 export interface DepthwiseSpec {
   kh: number;

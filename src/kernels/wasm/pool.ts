@@ -206,9 +206,3 @@ export class Pool {
     }
   }
 }
-
-/** Chunks of about `target` units each, at least `perThread` chunks per thread when there are threads. */
-export function chunkCount(units: number, threads: number, perThread = 6): number {
-  if (threads <= 1) return 1;
-  return Math.max(1, Math.min(units, threads * perThread));
-}

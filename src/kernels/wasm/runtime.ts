@@ -1,6 +1,6 @@
 import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseKernel, depthwiseName, gemmKernels, im2colKernel, packB4Kernel, packBKernel, padCopyKernel, padPlaneKernel } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseKernel, depthwiseName, gemmKernels, im2colKernel, packB4Kernel, packBKernel, padPlaneKernel } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -79,7 +79,7 @@ export class Runtime {
     this.pages = initial;
     this.free = [[1024, initial * PAGE - 1024]]; // the first KiB stays unused: address 0 is never handed out
     this.pool = new Pool(this);
-    const fns: Fn[] = [packBKernel(), packB4Kernel(), padCopyKernel(), padPlaneKernel(), im2colKernel(1), im2colKernel(2), activationPassKernel('sigmoid'), activationPassKernel('silu')];
+    const fns: Fn[] = [packBKernel(), packB4Kernel(), padPlaneKernel(), im2colKernel(1), im2colKernel(2), activationPassKernel('sigmoid'), activationPassKernel('silu')];
     for (const act of WASM_ACTIVATIONS) fns.push(...gemmKernels(act));
     this.addModule(fns);
   }
