@@ -15,4 +15,5 @@ export { getBackend, useBackend, withBackend, cpuBackend, referenceBackend } fro
 export { Tensor, tidy } from './core/tensor.js';
 export { gpu, type GpuBackend, type GpuInfo, type GpuJsConstructor, type GpuMode, type GpuOptions, type GpuStats, type OpCoverage } from './gpu/backend.js';
 export { GPU_KERNELS } from './gpu/kernels/index.js';
+export { GPU_GRADS } from './gpu/kernels/grad.js';
 export type { GpuKernel, GpuPlan, GpuProgram } from './gpu/kernels/types.js';

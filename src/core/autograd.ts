@@ -104,7 +104,8 @@ export function backward(root: Tensor, seed: Tensor): void {
       const gx = inputGrads[k];
       if (!x.requiresGrad || !gx) return;
       const prev = grads.get(x);
-      grads.set(x, prev ? accumulate(prev, gx) : gx);
+      // Two device gradients add up on the device where the backend can (else on the host).
+      grads.set(x, prev ? ((prev.device && gx.device ? getBackend().accumulate?.(prev, gx) : undefined) ?? accumulate(prev, gx)) : gx);
       if (prev) [prev, gx].forEach((d) => d !== seed && d !== g && d.dispose());
     });
     if (g !== seed && !inputGrads.includes(g)) g.dispose();

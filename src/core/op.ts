@@ -56,6 +56,8 @@ export interface Backend {
    * `grad` run (the GPU backend computes them with its kernels where it has them).
    */
   grad?<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, output: Tensor, gradOutput: Tensor): (Tensor | null)[] | undefined;
+  /** a + b of two same-shape gradients meeting at a tensor used twice, on the device (or undefined). */
+  accumulate?(a: Tensor, b: Tensor): Tensor | undefined;
 }
 
 /** The fast TypeScript kernels; each card's reference where it has no fast kernel. */

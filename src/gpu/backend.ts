@@ -92,6 +92,8 @@ export interface GpuBackend extends Backend {
   upload(t: Tensor): Tensor;
   /** The input gradients of one call on the GPU, or undefined where the card's CPU `grad` must run (autograd calls this). */
   grad<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, output: Tensor, gradOutput: Tensor): (Tensor | null)[] | undefined;
+  /** a + b of two gradients on the device (autograd calls this where a tensor's gradients meet). */
+  accumulate(a: Tensor, b: Tensor): Tensor | undefined;
   /**
    * Frees every kernel, cached upload and the gpu.js context; the backend and any tensor still on
    * it are unusable afterwards (read what you need first).
@@ -270,6 +272,16 @@ class GpuJsBackend implements GpuBackend {
     });
     outs.forEach((b) => b.refs === 0 && this.free(b)); // launches no gradient kept (intermediates)
     return result;
+  }
+
+  /** a + b of two same-shape float32 gradients (autograd, where a tensor's gradients meet), on the device. */
+  accumulate(a: Tensor, b: Tensor): Tensor | undefined {
+    this.alive();
+    const op = 'gradient accumulation';
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.join() !== b.shape.join() || a.size === 0 || a.size >= MAX_ELEMENTS) return undefined;
+    this.count(op).gpu++;
+    const p: GpuProgram = { name: 'accumulate', source: accumulateKernel, constants: {}, size: a.size, args: [0, 1] };
+    return this.own(this.runPrograms(op, [p], [a, b])[0]!, a.shape);
   }
 
   /** Launches a chain of programs (arguments: k ≥ 0 the tensor args[k], −1 − j launch j); every launch's buffer, unowned. */
@@ -457,6 +469,11 @@ function isGl(mode: GpuMode): boolean {
 function sizeOfValue(v: DeviceValue): string {
   return isTexture(v) ? String((v as unknown as { output?: number[] }).output ?? '?') : String(v.length);
 }
+
+/** The sum of two same-shape arrays (gradient accumulation). */
+const accumulateKernel = function (this: { thread: { x: number } }, a: Float32Array, b: Float32Array): number {
+  return a[this.thread.x]! + b[this.thread.x]!;
+};
 
 /** Copies a host array into a device buffer (a texture on the GL backends). */
 const uploadKernel = function (this: { thread: { x: number } }, a: Float32Array): number {

@@ -1,3 +1,4 @@
+import { GPU } from 'gpu.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpCard } from '../../src/core/op.js';
 import { Tensor } from '../../src/core/tensor.js';
@@ -6,7 +7,9 @@ import type { Activation } from '../../src/kernels/activation.js';
 import { type ConvAttrs, convCard } from '../../src/kernels/conv.js';
 import { type BinaryOp, type UnaryOp, binaryCard, unaryCard } from '../../src/kernels/elementwise.js';
 import { GEMM_DEFAULTS, type GemmAttrs, gemmCard, matmulCard } from '../../src/kernels/gemm.js';
-import { flattenCard, reshapeCard, transposeCard } from '../../src/kernels/movement.js';
+import { concatCard, flattenCard, padCard, reshapeCard, transposeCard } from '../../src/kernels/movement.js';
+import { type ReduceAttrs, reduceMeanCard, reduceSumCard } from '../../src/kernels/reduce.js';
+import { logSoftmaxCard, softmaxCard } from '../../src/kernels/softmax.js';
 import { batchNormCard, batchNormTrainingCard } from '../../src/kernels/normalization.js';
 import { type PoolAttrs, averagePoolCard, globalAveragePoolCard, globalMaxPoolCard, maxPoolCard } from '../../src/kernels/pool.js';
 import { expectClose, randomTensor } from '../helpers.js';
@@ -21,7 +24,8 @@ import { expectClose, randomTensor } from '../helpers.js';
  */
 const tol = (k = 1) => ({ atol: 2e-6 * Math.max(4, Math.sqrt(k) * 4), rtol: 1e-4 });
 
-const MODES: GpuMode[] = ['cpu', 'webasm'];
+/** headlessgl joins where the optional native `gl` package is built (not by the default install). */
+const MODES: GpuMode[] = ['cpu', 'webasm', ...(GPU.isHeadlessGLSupported ? (['headlessgl'] as const) : [])];
 
 const ACTIVATIONS: Activation[] = [
   { kind: 'relu' },
@@ -204,6 +208,40 @@ describe.each(MODES)('GPU backward kernels in gpu.js %s mode match the cards’ 
     });
   });
 
+  describe('softmax, reductions, concat', () => {
+    it.each([
+      ['Softmax last axis', [3, 10], -1],
+      ['Softmax channels of NCHW', [2, 5, 3, 4], 1],
+      ['Softmax over 1100', [2, 1100], 1],
+    ] as const)('%s', (_, shape, axis) => check(softmaxCard, [rnd([...shape], 4)], { axis }, shape[axis < 0 ? shape.length + axis : axis]));
+    it.each([
+      ['LogSoftmax last axis', [3, 10], -1],
+      ['LogSoftmax axis 0', [4, 3, 2], 0],
+    ] as const)('%s', (_, shape, axis) => check(logSoftmaxCard, [rnd([...shape], 4)], { axis }, shape[axis < 0 ? shape.length + axis : axis]));
+    it.each([
+      ['ReduceMean over H, W keepdims', reduceMeanCard, [2, 3, 4, 5], { axes: [2, 3], keepdims: true }],
+      ['ReduceMean over C', reduceMeanCard, [2, 3, 4, 5], { axes: [1], keepdims: false }],
+      ['ReduceSum over everything', reduceSumCard, [3, 4, 5], { axes: [], keepdims: false }],
+      ['ReduceSum over the last axis, negative', reduceSumCard, [3, 4, 5], { axes: [-1], keepdims: true }],
+    ] as const)('%s', (_, card, shape, attrs) => check(card as OpCard<ReduceAttrs>, [rnd([...shape])], { ...attrs, axes: [...attrs.axes] } as ReduceAttrs));
+    it('Concat of 3 along channels, the middle one without grad', () => {
+      check(concatCard, [rnd([2, 3, 4]), rnd([2, 5, 4]), rnd([2, 1, 4])], { axis: 1 }, 1, [true, false, true]);
+    });
+    it('Concat along the last axis', () => check(concatCard, [rnd([3, 2]), rnd([3, 4])], { axis: -1 }));
+    it.each([
+      ['NCHW spatial', [2, 3, 4, 5], [0, 0, 1, 2, 0, 0, 2, 1]],
+      ['with a crop (negative pads)', [2, 3, 6, 5], [0, 1, -1, 0, 0, 0, 2, -2]],
+      ['1-D', [7], [3, 2]],
+    ] as const)('Pad constant %s', (_, shape, pads) => check(padCard, [rnd([...shape])], { pads: [...pads], mode: 'constant', value: 0.5 }));
+    it('reflect padding falls back to the card’s grad', () => {
+      const x = rnd([1, 2, 4, 4]).requireGrad();
+      const attrs = { pads: [0, 0, 1, 1, 0, 0, 1, 1], mode: 'reflect' as const, value: 0 };
+      const y = padCard.reference([x], attrs);
+      expect(g.grad(padCard, [x], attrs, y, rnd([...y.shape]))).toBeUndefined();
+      expect(messages).toContain('lightconv/gpu: Pad backward runs on the CPU: reflect padding (the GPU backward kernel does constant padding)');
+    });
+  });
+
   describe('batch norm', () => {
     const bn = (c: number) => [rnd([c]), rnd([c]), rnd([c]), rnd([c], 0.5, 1)];
     it.each([
@@ -237,6 +275,8 @@ describe.each(MODES)('GPU backward kernels in gpu.js %s mode match the cards’ 
       ['K 1100, relu', [3, 1100], [1100, 4], null, gemm({ activation: { kind: 'relu' } })],
       ['M 1100 (long ∂B sum)', [1100, 3], [3, 4], [4], gemm({})],
       ['classifier (transB, hard-swish)', [2, 64], [10, 64], null, gemm({ transB: true, activation: { kind: 'hard_swish' } })],
+      ['with C, transB, relu', [3, 20], [5, 20], [5], gemm({ transB: true, activation: { kind: 'relu' } })],
+      ['with C, transA, alpha / beta, sigmoid', [20, 3], [20, 5], [3, 1], gemm({ transA: true, alpha: 0.5, beta: 2, activation: { kind: 'sigmoid' } })],
     ] as const)('%s', (_, a, b, c, attrs) => {
       const inputs = [rnd([...a]), rnd([...b]), ...(c ? [rnd([...c])] : [])];
       check(gemmCard, inputs, attrs, Math.max(...a, ...b));

@@ -1,3 +1,4 @@
+import { GPU } from 'gpu.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuBackend, getBackend, withBackend } from '../../src/core/op.js';
 import { Rng } from '../../src/core/rng.js';
@@ -13,7 +14,7 @@ import { expectClose, randomTensor } from '../helpers.js';
  * One training step of a small conv net — forward, cross-entropy, backward, SGD — on the GPU
  * backend (gpu.js cpu / webasm modes) against the CPU backend, from the same initial parameters.
  * The backward of conv (dense, depthwise with stride 2, pointwise), training-mode batch norm,
- * the activations, max pooling, the residual add (whose input gradients meet: autograd adds them),
+ * the activations, max pooling, the residual add (whose input gradients meet and add up there),
  * global average pooling, Flatten and the classifier Gemm runs on the GPU; the loss's backward
  * (and the forward of training-mode BN and of the loss) fall back to the CPU, visibly.
  *
@@ -46,7 +47,10 @@ function net(seed: number) {
   };
 }
 
-describe.each<GpuMode>(['cpu', 'webasm'])('a training step on the GPU backend (gpu.js %s mode) matches the CPU backend', (mode) => {
+/** headlessgl joins where the optional native `gl` package is built (not by the default install). */
+const MODES: GpuMode[] = ['cpu', 'webasm', ...(GPU.isHeadlessGLSupported ? (['headlessgl'] as const) : [])];
+
+describe.each(MODES)('a training step on the GPU backend (gpu.js %s mode) matches the CPU backend', (mode) => {
   let g: GpuBackend;
   const messages: string[] = [];
   beforeAll(async () => {
@@ -96,6 +100,8 @@ describe.each<GpuMode>(['cpu', 'webasm'])('a training step on the GPU backend (g
       expect(cov[op]!.cpu, op).toBe(0);
       expect(cov[op]!.gpu, op).toBeGreaterThan(0);
     }
+    // h1 feeds both the depthwise conv and the max pool: its two gradients add up on the device.
+    expect(cov['gradient accumulation']).toEqual({ gpu: 3, cpu: 0, reasons: [] });
     // Only the loss's backward runs on the CPU.
     expect(Object.keys(cov).filter((k) => k.endsWith(' backward') && cov[k]!.cpu > 0)).toEqual(['CrossEntropy backward']);
     expect(messages).toContain('lightconv/gpu: CrossEntropy backward runs on the CPU: no gpu.js backward kernel');

@@ -1,23 +1,32 @@
 import type { OpCard } from '../../core/op.js';
+import { normAxis } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
 import type { Activation } from '../../kernels/activation.js';
 import { type ConvAttrs, convCard } from '../../kernels/conv.js';
 import { type BinaryOp, type UnaryOp, binaryCard, unaryCard } from '../../kernels/elementwise.js';
 import { type GemmAttrs, gemmCard, matmulCard } from '../../kernels/gemm.js';
-import { type TransposeAttrs, flattenCard, identityCard, reshapeCard, squeezeCard, transposeCard, unsqueezeCard } from '../../kernels/movement.js';
+import { type AxisAttrs, type PadAttrs, type TransposeAttrs, concatCard, flattenCard, padCard, identityCard, reshapeCard, squeezeCard, transposeCard, unsqueezeCard } from '../../kernels/movement.js';
 import { type BatchNormAttrs, type BatchNormTrainAttrs, batchNormCard, batchNormTrainingCard } from '../../kernels/normalization.js';
 import { type PoolAttrs, averagePoolCard, globalAveragePoolCard, maxPoolCard } from '../../kernels/pool.js';
+import { type ReduceAttrs, reduceMeanCard, reduceSumCard } from '../../kernels/reduce.js';
+import { type SoftmaxAttrs, logSoftmaxCard, softmaxCard } from '../../kernels/softmax.js';
 import { gpuConv } from './conv.js';
 import { gpuBinary } from './elementwise.js';
+import { gpuGemm } from './gemm.js';
 import { gpuTranspose } from './movement.js';
 import { gpuBatchNorm } from './normalization.js';
 import { gpuAveragePool, gpuMaxPool } from './pool.js';
+import { gpuReduce } from './reduce.js';
+import { gpuLogSoftmax, gpuSoftmax } from './softmax.js';
 import { type Arr, type GpuProgram, type KernelThis, activationConstants } from './types.js';
 
 /**
  * Backward kernels: the gpu.js side of the cards' `grad` (src/kernels/*.ts), same rules as the
  * forward kernels (src/gpu/kernels/types.ts): one output element per thread, loop bounds from
- * constants. A gradient plan is a chain of launches; arguments index [...inputs, y, gOut]
+ * constants. Every gradient is a gather (each thread sums what lands on its element: conv's
+ * ∂x walks the taps whose output position is whole, pooling the windows that hold the element),
+ * so no launch needs atomics or scatter. A fused activation's derivative is applied to z, the
+ * forward recomputed without it (the forward kernel with act 0). A gradient plan is a chain of launches; arguments index [...inputs, y, gOut]
  * (k ≥ 0) or earlier launches (−1 − j), and each input's gradient is one launch's output, a view
  * of gOut, or null (no gradient wanted: the input does not require grad).
  */
@@ -145,7 +154,7 @@ export const sumToKernel = function (this: KernelThis<SumToConstants>, a: Arr): 
   return s * this.constants.scale;
 };
 
-/** The sumTo launch from `full` to `target` (null when they have the same size: nothing to sum). */
+/** The sumTo launch from `full` to `target`, scaled (or why the kernel cannot take the shapes). */
 export function sumToProgram(full: readonly number[], target: readonly number[], arg: number, scale: number): GpuProgram | 'too many dims' {
   const lead = full.length - target.length;
   const strides: number[] = new Array<number>(full.length);
@@ -344,17 +353,19 @@ export const convGradWeightKernel = function (this: KernelThis<ConvGradConstants
   for (let n = 0; n < this.constants.n; n++) {
     const dyPlane = (n * this.constants.m + m) * this.constants.oh;
     const xPlane = (n * this.constants.c + c) * this.constants.h;
+    let part = 0; // per image, then added: a two-level float32 sum
     for (let oy = 0; oy < this.constants.oh; oy++) {
       const iy = oy * this.constants.sh - this.constants.pt + ky * this.constants.dh;
       if (iy >= 0 && iy < this.constants.h) {
         for (let ox = 0; ox < this.constants.ow; ox++) {
           const ix = ox * this.constants.sw - this.constants.pl + kx * this.constants.dw;
           if (ix >= 0 && ix < this.constants.w) {
-            s += dy[(dyPlane + oy) * this.constants.ow + ox]! * x[(xPlane + iy) * this.constants.w + ix]!;
+            part += dy[(dyPlane + oy) * this.constants.ow + ox]! * x[(xPlane + iy) * this.constants.w + ix]!;
           }
         }
       }
     }
+    s += part;
   }
   return s;
 };
@@ -369,9 +380,11 @@ export const convGradBiasKernel = function (this: KernelThis<BiasGradConstants>,
   let s = 0;
   for (let n = 0; n < this.constants.n; n++) {
     const base = (n * this.constants.m + m) * this.constants.p;
+    let part = 0;
     for (let i = 0; i < this.constants.p; i++) {
-      s += dy[base + i]!;
+      part += dy[base + i]!;
     }
+    s += part;
   }
   return s;
 };
@@ -450,19 +463,12 @@ export const gpuGemmGrad: GpuGradKernel<GemmAttrs> = (inputs, attrs, y) => {
   const Y = inputs.length;
   const G = Y + 1;
   const programs: GpuProgram[] = [];
+  // dZ: the gradient before the fused activation (z recomputed by the forward kernel without it).
   let dZ = G;
   if (attrs.activation.kind !== 'none') {
-    if (c && attrs.beta !== 0) return cpuGrad('a fused activation after a Gemm with C');
-    // z = alpha·A'·B', recomputed, then dZ = g·act'(z, y).
-    programs.push({
-      name: 'gemmZ',
-      source: stridedMatMulKernel,
-      size: m * n,
-      args: [0, 1],
-      constants: { cols: n, len: k, ps0: attrs.transA ? 1 : k, ps1: attrs.transA ? m : 1, qs0: attrs.transB ? 1 : n, qs1: attrs.transB ? k : 1, scale: attrs.alpha },
-    });
-    programs.push(actGrad(m * n, attrs.activation, [-1, Y, G]));
-    dZ = -2;
+    const fwd = gpuGemm(inputs, attrs);
+    if (fwd.kind !== 'programs' || fwd.programs.length !== 1) return cpuGrad(fwd.kind === 'cpu' ? fwd.reason : 'a Gemm of several launches');
+    dZ = preActivation(fwd.programs[0]!, attrs.activation, programs, Y, G);
   }
   const results: GradResult[] = [];
   if (a.requiresGrad) {
@@ -774,6 +780,174 @@ export const gpuTransposeGrad: GpuGradKernel<TransposeAttrs> = ([x], attrs, _y, 
   return { kind: 'grads', programs, results: [{ program: programs.length - 1 }] };
 };
 
+// ------------------------------------------------------------------------------ softmax, reductions, concat
+
+/**
+ * Softmax / LogSoftmax ∂x along the axis (the input viewed as [outer, len, inner]): each thread
+ * sums its line, s = Σ g·y (softmax) or Σ g (log-softmax), then writes y·(g − s) or g − e^y·s.
+ */
+interface SoftmaxGradConstants {
+  len: number; inner: number; log: number;
+}
+
+export const softmaxGradKernel = function (this: KernelThis<SoftmaxGradConstants>, y: Arr, g: Arr): number {
+  const o = this.thread.x;
+  const block = this.constants.len * this.constants.inner;
+  let outer = Math.floor(o / block);
+  if (outer * block > o) { outer = outer - 1; }
+  if ((outer + 1) * block <= o) { outer = outer + 1; }
+  const rest = o - outer * block;
+  let l = Math.floor(rest / this.constants.inner);
+  if (l * this.constants.inner > rest) { l = l - 1; }
+  if ((l + 1) * this.constants.inner <= rest) { l = l + 1; }
+  const base = outer * block + rest - l * this.constants.inner;
+  let s = 0;
+  for (let i = 0; i < this.constants.len; i++) {
+    const at = base + i * this.constants.inner;
+    if (this.constants.log === 1) { s += g[at]!; } else { s += g[at]! * y[at]!; }
+  }
+  if (this.constants.log === 1) { return g[o]! - Math.exp(y[o]!) * s; }
+  return y[o]! * (g[o]! - s);
+};
+
+function gpuSoftmaxGradOf(log: boolean): GpuGradKernel<SoftmaxAttrs> {
+  return (inputs, attrs) => {
+    const x = inputs[0]!;
+    if (!x.requiresGrad) return { kind: 'grads', programs: [], results: [null] };
+    const fwd = (log ? gpuLogSoftmax : gpuSoftmax)(inputs, attrs);
+    if (fwd.kind !== 'programs') return cpuGrad(fwd.kind === 'cpu' ? fwd.reason : 'no forward plan');
+    const { len, inner } = fwd.programs[0]!.constants;
+    return { kind: 'grads', programs: [{ name: 'softmaxGrad', source: softmaxGradKernel, size: x.size, args: [1, 2], constants: { len: len!, inner: inner!, log: log ? 1 : 0 } }], results: [{ program: 0 }] };
+  };
+}
+
+/** ReduceSum / ReduceMean ∂x: g broadcast back over the reduced run ([outer, len, inner] → [outer, inner]), times 1/len for the mean. */
+interface ReduceGradConstants {
+  len: number; inner: number; scale: number;
+}
+
+export const reduceGradKernel = function (this: KernelThis<ReduceGradConstants>, g: Arr): number {
+  const o = this.thread.x;
+  const block = this.constants.len * this.constants.inner;
+  let outer = Math.floor(o / block);
+  if (outer * block > o) { outer = outer - 1; }
+  if ((outer + 1) * block <= o) { outer = outer + 1; }
+  const rest = o - outer * block;
+  let l = Math.floor(rest / this.constants.inner);
+  if (l * this.constants.inner > rest) { l = l - 1; }
+  if ((l + 1) * this.constants.inner <= rest) { l = l + 1; }
+  const j = rest - l * this.constants.inner;
+  return g[outer * this.constants.inner + j]! * this.constants.scale;
+};
+
+function gpuReduceGrad(name: string, mean: boolean): GpuGradKernel<ReduceAttrs> {
+  const fwdOf = gpuReduce(name, mean ? 1 : 0);
+  return (inputs, attrs) => {
+    const x = inputs[0]!;
+    if (!x.requiresGrad) return { kind: 'grads', programs: [], results: [null] };
+    const fwd = fwdOf(inputs, attrs);
+    if (fwd.kind !== 'programs') return cpuGrad(fwd.kind === 'cpu' ? fwd.reason : 'no forward plan');
+    const { len, inner } = fwd.programs[0]!.constants;
+    return {
+      kind: 'grads',
+      programs: [{ name: 'reduceGrad', source: reduceGradKernel, size: x.size, args: [inputs.length + 1], constants: { len: len!, inner: inner!, scale: mean ? 1 / len! : 1 } }],
+      results: [{ program: 0 }],
+    };
+  };
+}
+
+/** Concat ∂x: each input's slice of g along the axis (g viewed as [outer, width]; the slice is [outer, start, start + cols)). */
+interface SliceConstants {
+  cols: number; width: number; start: number;
+}
+
+export const sliceColumnsKernel = function (this: KernelThis<SliceConstants>, g: Arr): number {
+  const o = this.thread.x;
+  let row = Math.floor(o / this.constants.cols);
+  if (row * this.constants.cols > o) { row = row - 1; }
+  if ((row + 1) * this.constants.cols <= o) { row = row + 1; }
+  return g[row * this.constants.width + this.constants.start + o - row * this.constants.cols]!;
+};
+
+export const gpuConcatGrad: GpuGradKernel<AxisAttrs> = (inputs, { axis }, y) => {
+  const a = normAxis(axis, y.rank, 'Concat');
+  const inner = sizeOfShape(y.shape.slice(a + 1));
+  const width = y.shape[a]! * inner;
+  const G = inputs.length + 1;
+  const programs: GpuProgram[] = [];
+  let start = 0;
+  const results = inputs.map((t): GradResult => {
+    const cols = t.shape[a]! * inner;
+    const at = start;
+    start += cols;
+    if (!t.requiresGrad || t.size === 0) return null;
+    programs.push({ name: 'concatGrad', source: sliceColumnsKernel, size: t.size, args: [G], constants: { cols, width, start: at } });
+    return { program: programs.length - 1 };
+  });
+  return { kind: 'grads', programs, results };
+};
+
+/**
+ * Pad (constant mode) ∂x: each input element (i0..i3 of up to 4 dims) reads g at its padded
+ * position (i + begin per axis); an element a negative pad cropped away gets 0.
+ */
+interface PadGradConstants {
+  d1: number; d2: number; d3: number;
+  b0: number; b1: number; b2: number; b3: number;
+  o0: number; o1: number; o2: number; o3: number;
+}
+
+export const padGradKernel = function (this: KernelThis<PadGradConstants>, g: Arr): number {
+  let t = this.thread.x;
+  let q = Math.floor(t / this.constants.d3);
+  let i3 = t - q * this.constants.d3;
+  if (i3 < 0) { q = q - 1; i3 = i3 + this.constants.d3; }
+  if (i3 >= this.constants.d3) { q = q + 1; i3 = i3 - this.constants.d3; }
+  t = q;
+  q = Math.floor(t / this.constants.d2);
+  let i2 = t - q * this.constants.d2;
+  if (i2 < 0) { q = q - 1; i2 = i2 + this.constants.d2; }
+  if (i2 >= this.constants.d2) { q = q + 1; i2 = i2 - this.constants.d2; }
+  t = q;
+  q = Math.floor(t / this.constants.d1);
+  let i1 = t - q * this.constants.d1;
+  if (i1 < 0) { q = q - 1; i1 = i1 + this.constants.d1; }
+  if (i1 >= this.constants.d1) { q = q + 1; i1 = i1 - this.constants.d1; }
+  const p0 = q + this.constants.b0;
+  const p1 = i1 + this.constants.b1;
+  const p2 = i2 + this.constants.b2;
+  const p3 = i3 + this.constants.b3;
+  let v = 0;
+  if (p0 >= 0 && p0 < this.constants.o0 && p1 >= 0 && p1 < this.constants.o1 && p2 >= 0 && p2 < this.constants.o2 && p3 >= 0 && p3 < this.constants.o3) {
+    v = g[((p0 * this.constants.o1 + p1) * this.constants.o2 + p2) * this.constants.o3 + p3]!;
+  }
+  return v;
+};
+
+export const gpuPadGrad: GpuGradKernel<PadAttrs> = ([x], attrs, y) => {
+  if (!x!.requiresGrad) return { kind: 'grads', programs: [], results: [null] };
+  if (attrs.mode !== 'constant') return cpuGrad(`${attrs.mode} padding (the GPU backward kernel does constant padding)`);
+  const r = x!.rank;
+  if (r === 0 || r > 4) return cpuGrad(`rank ${r} (the kernel pads up to 4 dims)`);
+  const lead = 4 - r;
+  const d = [...new Array<number>(lead).fill(1), ...x!.shape];
+  const b = [...new Array<number>(lead).fill(0), ...attrs.pads.slice(0, r)];
+  const o = [...new Array<number>(lead).fill(1), ...y.shape];
+  return {
+    kind: 'grads',
+    programs: [
+      {
+        name: 'padGrad',
+        source: padGradKernel,
+        size: x!.size,
+        args: [2],
+        constants: { d1: d[1]!, d2: d[2]!, d3: d[3]!, b0: b[0]!, b1: b[1]!, b2: b[2]!, b3: b[3]!, o0: o[0]!, o1: o[1]!, o2: o[2]!, o3: o[3]! },
+      },
+    ],
+    results: [{ program: 0 }],
+  };
+};
+
 /** The backward kernel of each card that has one on the GPU (others fall back to the card's `grad`). */
 function entry<A>(card: OpCard<A>, kernel: GpuGradKernel<A>): [OpCard<unknown>, GpuGradKernel<unknown>] {
   return [card as OpCard<unknown>, kernel as GpuGradKernel<unknown>];
@@ -790,6 +964,12 @@ export const GPU_GRADS: ReadonlyMap<OpCard<unknown>, GpuGradKernel<unknown>> = n
   entry(batchNormTrainingCard, gpuBatchNormTrainGrad),
   entry(transposeCard, gpuTransposeGrad),
   entry(maxPoolCard, gpuMaxPoolGrad),
+  entry(softmaxCard, gpuSoftmaxGradOf(false)),
+  entry(logSoftmaxCard, gpuSoftmaxGradOf(true)),
+  entry(reduceSumCard, gpuReduceGrad('ReduceSum', false)),
+  entry(reduceMeanCard, gpuReduceGrad('ReduceMean', true)),
+  entry(concatCard, gpuConcatGrad),
+  entry(padCard, gpuPadGrad),
   entry(averagePoolCard, gpuAveragePoolGrad),
   ...[reshapeCard, flattenCard, squeezeCard, unsqueezeCard, identityCard].map((c) => entry(c as OpCard<unknown>, gpuRelabelGrad)),
 ]);
