@@ -7,7 +7,7 @@ Run it from the repository root with Debian's Python (torch 1.13, torchvision 0.
     /usr/bin/python3 scripts/make_fixtures.py --only fixtures
     /usr/bin/python3 scripts/make_fixtures.py --only demo
 
-It reads the source data from ``--datasets`` (default ``/work/shared/datasets``: the retina photo,
+It reads the source data from ``--datasets`` (default ``../shared/datasets`` beside the repo: the retina photo,
 three other photos used only to calibrate BatchNorm statistics, and the 8x8 handwritten digits);
 nothing it writes refers to that folder, so the tests never need it.
 
@@ -164,7 +164,7 @@ def calibration_batch(datasets: Path, g: torch.Generator) -> torch.Tensor:
 
 @torch.no_grad()
 def randomise(model: nn.Module, seed: int, datasets: Path) -> dict:
-    """The reference fixtures' recipe, at small size (see /work/shared/fixtures/README.md).
+    """The reference fixtures' recipe, at small size (see ../shared/fixtures/README.md).
 
     1. every Conv/Linear bias += N(0, 0.05);
     2. every BN: weight ~ U(0.6, 1.4), bias ~ N(0, 0.1); running stats re-estimated (cumulative
@@ -1015,7 +1015,7 @@ Everything here is produced by `/usr/bin/python3 scripts/make_fixtures.py --only
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", type=Path, default=Path(os.environ.get(
-        "LIGHTCONV_DATASETS", "/work/shared/datasets")))
+        "LIGHTCONV_DATASETS", ROOT.parent / "shared" / "datasets")))
     ap.add_argument("--only", choices=["fixtures", "demo"], default=None)
     args = ap.parse_args()
     if args.only in (None, "fixtures"):
