@@ -3,7 +3,8 @@ import { ValueError } from './errors.js';
 /**
  * How many threads the CPU kernels may use (the calling thread included). One pool per
  * engine: the WebAssembly kernels (src/kernels/wasm/pool.ts) start n − 1 workers the next
- * time they run and stop them when this goes back to 1. Default 1: no workers at all.
+ * time they run; when this goes down again the extra workers stay parked (asleep, unref'd)
+ * until it goes back up. Default 1: no workers at all.
  * Workers never keep Node from exiting (they are unref'd).
  */
 let threads = 1;

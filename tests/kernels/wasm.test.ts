@@ -183,11 +183,20 @@ describe('packed weight cache', () => {
 describe('worker threads', () => {
   it('two threads give the same bits as one (GEMM grid and depthwise chunks), and the pool stops at 1', async () => {
     const { setThreads } = await import('../../src/core/threads.js');
+    const { tuning } = await import('../../src/kernels/wasm/pool.js');
+    const saved = { ...tuning };
     const X = randomTensor([2, 48, 20, 20], 1201);
     const W1 = randomTensor([64, 48, 1, 1], 1202);
     const Wd = randomTensor([48, 1, 3, 3], 1203);
     const Wc = randomTensor([16, 48, 3, 3], 1204);
+    // 1×1 convs in several column blocks (copies overlapped with the GEMMs) and with images grouped.
+    const Xb = randomTensor([2, 16, 40, 40], 1205);
+    const Wb = randomTensor([72, 16, 1, 1], 1206);
+    const Xs = randomTensor([12, 24, 7, 7], 1207);
+    const Ws = randomTensor([256, 24, 1, 1], 1208);
     const run = () => [
+      conv(Xb, Wb, null, { activation: { kind: 'relu' } }).dataSync().slice(),
+      conv(Xs, Ws, null, {}).dataSync().slice(),
       conv(X, W1, null, { activation: { kind: 'silu' } }).dataSync().slice(),
       conv(X, Wd, null, { group: 48, pads: [1, 1, 1, 1], activation: { kind: 'silu' } }).dataSync().slice(),
       conv(X, Wc, null, { pads: [1, 1, 1, 1], strides: [2, 2] }).dataSync().slice(),
@@ -195,6 +204,8 @@ describe('worker threads', () => {
     const one = run();
     try {
       setThreads(2);
+      // These shapes are below the work thresholds: force small chunks so threads really split them.
+      Object.assign(tuning, { minParallelNs: 0, minChunkNs: 0, chunksPerThread: 6 });
       run(); // starts the worker
       await new Promise((r) => setTimeout(r, 500));
       for (let rep = 0; rep < 3; rep++) {
@@ -202,6 +213,7 @@ describe('worker threads', () => {
         two.forEach((t, i) => expect(Array.from(t)).toEqual(Array.from(one[i]!)));
       }
     } finally {
+      Object.assign(tuning, saved);
       setThreads(1);
     }
     run(); // back to one thread: workers are stopped

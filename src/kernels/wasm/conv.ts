@@ -1,6 +1,5 @@
 import { type Activation, activateInPlace } from '../activation.js';
-import { getThreads } from '../../core/threads.js';
-import type { Call } from './pool.js';
+import { type Call, type Job, chunkCount, depthwiseNs, gemmNs } from './pool.js';
 import { depthwiseName } from './kernels.js';
 import { type Runtime, isConstant, packA, runtime, wasmActivation } from './runtime.js';
 
@@ -74,29 +73,28 @@ export function wasmConv(X: Float32Array, W: Float32Array, B: Float32Array | nul
  * 4-row panels), B row-major in wasm memory at pBsrc (k rows of ldB floats, columns n … ldB−1
  * zero), packed into pB first.
  */
-export function gemmCore(rt: Runtime, pA: number, mPanels: number, k: number, pBsrc: number, ldB: number, pB: number, pC: number, pBias: number, act: Activation): void {
+export function gemmCore(rt: Runtime, pA: number, mPanels: number, k: number, pBsrc: number, ldB: number, pB: number, pC: number, pBias: number, act: Activation, defer = false): Job | null {
   const n8 = ldB >> 3;
   const tail4 = (ldB & 7) === 4;
   const a = wasmActivation(act.kind);
   const [p1, p2] = actParams(act);
   const ldc = ldB * 4;
-  // Below ~0.25 M multiply-adds a job costs more to hand out than it saves.
-  const threads = mPanels * 4 * ldB * k < 1 << 18 ? 1 : getThreads();
+  // Chunks worth a hand-off each (pool.ts's tuning); one: run it here.
+  const want = chunkCount(gemmNs(mPanels * 4 * ldB * k));
   const gemm8 = `gemm8_${a}`;
   const gemm4 = `gemm4_${a}`;
-  if (threads <= 1) {
+  if (want <= 1) {
     const f = rt.fns;
     f.packb!(pBsrc, ldc, k, n8, pB);
     if (tail4) f.packb4!(pBsrc + n8 * 32, ldc, k, pB + n8 * k * 32);
     if (n8 > 0) f[gemm8]!(pA, pB, pC, pBias, mPanels, k, 0, n8, ldc, p1, p2);
     if (tail4) f[gemm4]!(pA, pB + n8 * k * 32, pC + n8 * 32, pBias, mPanels, k, ldc, p1, p2);
-    return;
+    return null;
   }
   // Threads: chunks of B panels, each packing its own panels before multiplying them; when
   // there are too few panels for that, B is packed first and the chunks form a grid of
   // (A panel range × B panel range).
   const cols = n8 + (tail4 ? 1 : 0);
-  const want = threads * 6;
   const jChunks = Math.min(cols, want);
   const iChunks = Math.min(mPanels, Math.max(1, Math.ceil(want / jChunks)));
   const packInChunk = iChunks === 1;
@@ -122,7 +120,43 @@ export function gemmCore(rt: Runtime, pA: number, mPanels: number, k: number, pB
       if (chunk.length > 0) chunks.push(chunk);
     }
   }
+  if (defer) return rt.pool.start(chunks);
   rt.pool.run(chunks);
+  return null;
+}
+
+/**
+ * Runs `count` blocks of a GEMM-based conv: load(i, pBsrc) copies block i's B into wasm memory
+ * and returns its ld, gemm(pBsrc, ld, pC, defer) multiplies, store(i, pC, ld) copies C out.
+ * With threads (`overlap`), block i's GEMM runs on the workers while this thread copies block
+ * i − 1 out and block i + 1 in, into the second of two B/C buffers; the copies in and out are
+ * JS work on the calling thread, and on small-K 1×1 convs they cost as much as half the GEMM.
+ * Without, the plain order (C copied out while it is still in cache).
+ */
+function pipelined(rt: Runtime, count: number, overlap: boolean, bufs: readonly [number, number, number, number], load: (i: number, pBsrc: number) => number, gemm: (pBsrc: number, ld: number, pC: number, defer: boolean) => Job | null, store: (i: number, pC: number, ld: number) => void): void {
+  if (!overlap || count < 2) {
+    for (let i = 0; i < count; i++) {
+      const ld = load(i, bufs[0]);
+      gemm(bufs[0], ld, bufs[1], false);
+      store(i, bufs[1], ld);
+    }
+    return;
+  }
+  let ld = load(0, bufs[0]);
+  let prevLd = 0;
+  for (let i = 0; i < count; i++) {
+    const cur = (i & 1) * 2;
+    const other = 2 - cur;
+    const job = gemm(bufs[cur]!, ld, bufs[cur + 1]!, true);
+    try {
+      if (i > 0) store(i - 1, bufs[other + 1]!, prevLd);
+      prevLd = ld;
+      if (i + 1 < count) ld = load(i + 1, bufs[other]!);
+    } finally {
+      rt.pool.finish(job);
+    }
+  }
+  store(count - 1, bufs[((count - 1) & 1) * 2 + 1]!, prevLd);
 }
 
 /** Writes bias (or zeros) for rows [off, off + m) into wasm memory at ptr, padded to mPanels·4. */
@@ -148,49 +182,75 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const blocked = hw > nb;
   const nbImages = Math.max(nb, (hw + 3) & ~3);
   const ldMax = blocked ? nb : Math.max((hw + 3) & ~3, g.n > 1 && 2 * hw <= nb ? (Math.min(g.n, Math.floor(nbImages / hw)) * hw + 3) & ~3 : 0);
-  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + 2 * k * ldMax + mPanels * 4 * ldMax);
+  // Threads: overlap the copies with the GEMMs when a block's GEMM is worth splitting.
+  const overlap = chunkCount(gemmNs(mPanels * 4 * k * Math.min(ldMax, g.n * hw))) > 1;
+  const bufs = overlap ? 2 : 1;
+  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + k * ldMax + bufs * (k * ldMax + mPanels * 4 * ldMax));
   const base = rt.alloc(bytes);
   try {
     const pAscratch = base;
     const pBias = pAscratch + mPanels * 16 * k;
-    const pBsrc = pBias + mPanels * 16;
-    const pB = pBsrc + k * ldMax * 4;
-    const pC = pB + k * ldMax * 4;
+    const pB = pBias + mPanels * 16;
+    const pBsrc0 = pB + k * ldMax * 4;
+    const pC0 = pBsrc0 + k * ldMax * 4;
+    const pBsrc1 = overlap ? pC0 + mPanels * 16 * ldMax : pBsrc0;
+    const pC1 = overlap ? pBsrc1 + k * ldMax * 4 : pC0;
+    const buffers = [pBsrc0, pC0, pBsrc1, pC1] as const;
     for (let gi = 0; gi < g.group; gi++) {
       const pA = packA(rt, W, gi * g.mg * k, g.mg, k, pAscratch);
       putBias(rt, pBias, B, gi * g.mg, g.mg, mPanels);
+      const gemm = (pBsrc: number, ld: number, pC: number, defer: boolean) => gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act, defer);
       // Small planes of a batch: several images side by side in one GEMM (N = images·HW), so
       // the weights are streamed once per block instead of once per image (SE convs at batch
       // 16 have HW = 1: sixteen 1-column GEMMs became one of 16 columns).
       const perBlock = blocked ? 1 : Math.min(g.n, Math.max(1, Math.floor(nbImages / hw)));
       if (perBlock > 1) {
-        for (let n0 = 0; n0 < g.n; n0 += perBlock) {
-          const cnt = Math.min(perBlock, g.n - n0);
-          const ld = (cnt * hw + 3) & ~3;
-          const v = rt.f32();
-          const s = pBsrc >> 2;
-          for (let r = 0; r < k; r++) {
-            for (let j = 0; j < cnt; j++) {
-              const xo = ((n0 + j) * g.c + gi * k + r) * hw;
-              v.set(X.subarray(xo, xo + hw), s + r * ld + j * hw);
+        pipelined(
+          rt,
+          Math.ceil(g.n / perBlock),
+          overlap,
+          buffers,
+          (i, pBsrc) => {
+            const n0 = i * perBlock;
+            const cnt = Math.min(perBlock, g.n - n0);
+            const ld = (cnt * hw + 3) & ~3;
+            const v = rt.f32();
+            const s = pBsrc >> 2;
+            for (let r = 0; r < k; r++) {
+              for (let j = 0; j < cnt; j++) {
+                const xo = ((n0 + j) * g.c + gi * k + r) * hw;
+                v.set(X.subarray(xo, xo + hw), s + r * ld + j * hw);
+              }
+              if (ld > cnt * hw) v.fill(0, s + r * ld + cnt * hw, s + (r + 1) * ld);
             }
-            if (ld > cnt * hw) v.fill(0, s + r * ld + cnt * hw, s + (r + 1) * ld);
-          }
-          gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act);
-          const w = rt.f32();
-          const c = pC >> 2;
-          for (let j = 0; j < cnt; j++) {
-            const yo = ((n0 + j) * g.m + gi * g.mg) * hw;
-            if (hw === 1) for (let i = 0; i < g.mg; i++) y[yo + i] = w[c + i * ld + j]!;
-            else for (let i = 0; i < g.mg; i++) y.set(w.subarray(c + i * ld + j * hw, c + i * ld + (j + 1) * hw), yo + i * hw);
-          }
-        }
+            return ld;
+          },
+          gemm,
+          (i, pC, ld) => {
+            const n0 = i * perBlock;
+            const cnt = Math.min(perBlock, g.n - n0);
+            const w = rt.f32();
+            const c = pC >> 2;
+            for (let j = 0; j < cnt; j++) {
+              const yo = ((n0 + j) * g.m + gi * g.mg) * hw;
+              if (hw === 1) for (let r = 0; r < g.mg; r++) y[yo + r] = w[c + r * ld + j]!;
+              else for (let r = 0; r < g.mg; r++) y.set(w.subarray(c + r * ld + j * hw, c + r * ld + (j + 1) * hw), yo + r * hw);
+            }
+          },
+        );
         continue;
       }
-      for (let n = 0; n < g.n; n++) {
-        const xo = (n * g.c + gi * k) * hw;
-        const yo = (n * g.m + gi * g.mg) * hw;
-        for (let p0 = 0; p0 < hw; p0 += ldMax) {
+      // Blocks (image n, columns p0 …): ceil(hw / ldMax) per image.
+      const perImage = Math.ceil(hw / ldMax);
+      pipelined(
+        rt,
+        g.n * perImage,
+        overlap,
+        buffers,
+        (i, pBsrc) => {
+          const n = Math.floor(i / perImage);
+          const p0 = (i - n * perImage) * ldMax;
+          const xo = (n * g.c + gi * k) * hw;
           const cols = Math.min(ldMax, hw - p0);
           const ld = (cols + 3) & ~3;
           const v = rt.f32();
@@ -202,13 +262,20 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
               if (ld > cols) v.fill(0, s + r * ld + cols, s + (r + 1) * ld);
             }
           }
-          gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act);
+          return ld;
+        },
+        gemm,
+        (i, pC, ld) => {
+          const n = Math.floor(i / perImage);
+          const p0 = (i - n * perImage) * ldMax;
+          const yo = (n * g.m + gi * g.mg) * hw;
+          const cols = Math.min(ldMax, hw - p0);
           const w = rt.f32();
           const c = pC >> 2;
           if (!blocked && ld === hw) y.set(w.subarray(c, c + g.mg * hw), yo);
-          else for (let i = 0; i < g.mg; i++) y.set(w.subarray(c + i * ld, c + i * ld + cols), yo + i * hw + p0);
-        }
-      }
+          else for (let r = 0; r < g.mg; r++) y.set(w.subarray(c + r * ld, c + r * ld + cols), yo + r * hw + p0);
+        },
+      );
     }
   } finally {
     rt.release(base);
@@ -345,49 +412,65 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const name = depthwiseName(spec);
   const plane = hp * wp;
   const padFloats = c * plane + 64; // slack: lanes that are computed but never stored read past the last plane
-  const bytes = 4 * (c * taps + padFloats + c * h * w + c * oh * ow + 4);
+  // Chunks of channels, each one call (pad + kernel for every channel of the chunk), sized so
+  // that each is worth a hand-off; small convs run on the calling thread alone.
+  const nChunks = chunkCount(depthwiseNs(c * oh * ow * taps, c * (h * w + plane + oh * ow)));
+  // With threads and several images, two input/output buffers: image n runs on the workers
+  // while this thread copies image n − 1 out and image n + 1 in (see pipelined).
+  const overlap = nChunks > 1 && g.n > 1;
+  const io = c * h * w + c * oh * ow + 4; // +4: the activation pass may run 3 floats past the outputs
+  const bytes = 4 * (c * taps + c + padFloats + (overlap ? 2 : 1) * io);
   const base = rt.alloc(bytes);
-  const threads = c * oh * ow * taps < 1 << 17 ? 1 : getThreads();
-  const nChunks = threads <= 1 ? 1 : Math.min(c, threads * 6);
   try {
     const pW = base;
-    const pPad = pW + c * taps * 4;
-    const pIn = pPad + padFloats * 4;
-    const pOut = pIn + c * h * w * 4;
+    const pBias = pW + c * taps * 4;
+    const pPad = pBias + c * 4;
+    const pIn0 = pPad + padFloats * 4;
+    const pIn1 = overlap ? pIn0 + io * 4 : pIn0;
+    const out = (pIn: number) => pIn + c * h * w * 4;
     const v = rt.f32();
     v.set(W.subarray(0, c * taps), pW >> 2);
+    if (B) v.set(B.subarray(0, c), pBias >> 2);
+    else v.fill(0, pBias >> 2, (pBias >> 2) + c);
     v.fill(0, (pPad >> 2) + c * plane, (pPad >> 2) + padFloats);
-    const chunks: Call[][] = [];
+    const dwc = `dwc_${name.slice(3)}`;
+    // Sigmoid and SiLU chunks start at multiples of 4 channels (see above).
     const align = pass ? 4 : 1;
-    for (let q = 0; q < (nChunks > 1 ? nChunks : 0); q++) {
-      const c0 = Math.min(c, Math.floor((q * c) / nChunks / align) * align);
-      const c1 = q === nChunks - 1 ? c : Math.min(c, Math.floor(((q + 1) * c) / nChunks / align) * align);
-      if (c1 <= c0) continue;
-      const chunk: Call[] = [];
-      for (let ch = c0; ch < c1; ch++) {
-        chunk.push(['padplane', pIn + ch * h * w * 4, h, w, pPad + ch * plane * 4, wp, pt, pl, hp]);
-        chunk.push([name, pPad + ch * plane * 4, wp, pW + ch * taps * 4, B ? B[ch]! : 0, pOut + ch * oh * ow * 4, oh, ow, p1, p2]);
+    const chunksFor = (pIn: number): Call[][] => {
+      const pOut = out(pIn);
+      const chunks: Call[][] = [];
+      for (let q = 0; q < nChunks; q++) {
+        const c0 = Math.min(c, Math.floor((q * c) / nChunks / align) * align);
+        const c1 = q === nChunks - 1 ? c : Math.min(c, Math.floor(((q + 1) * c) / nChunks / align) * align);
+        if (c1 <= c0) continue;
+        const chunk: Call[] = [[dwc, pIn, h, w, pPad, wp, pt, pl, hp, pW, pBias, pOut, oh, ow, p1, p2, c0, c1]];
+        if (pass) chunk.push([pass, pOut + c0 * oh * ow * 4, Math.ceil(((c1 - c0) * oh * ow) / 4)]);
+        chunks.push(chunk);
       }
-      if (pass) chunk.push([pass, pOut + c0 * oh * ow * 4, Math.ceil(((c1 - c0) * oh * ow) / 4)]);
-      chunks.push(chunk);
-    }
-    const single = nChunks === 1;
-    const fns = rt.fns;
-    const kernel = fns[name]!;
-    const padplane = fns.padplane!;
-    for (let n = 0; n < g.n; n++) {
-      rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), pIn >> 2);
-      if (single) {
-        // One thread: the same calls, made directly (no call lists to build and unpack).
-        for (let ch = 0; ch < c; ch++) {
-          padplane(pIn + ch * h * w * 4, h, w, pPad + ch * plane * 4, wp, pt, pl, hp);
-          kernel(pPad + ch * plane * 4, wp, pW + ch * taps * 4, B ? B[ch]! : 0, pOut + ch * oh * ow * 4, oh, ow, p1, p2);
-        }
-        if (pass) fns[pass]!(pOut, Math.ceil((c * oh * ow) / 4));
-      } else rt.pool.run(chunks);
-      const o = pOut >> 2;
-      y.set(rt.f32().subarray(o, o + c * oh * ow), n * c * oh * ow);
-    }
+      return chunks;
+    };
+    const chunks0 = chunksFor(pIn0);
+    const chunks1 = overlap ? chunksFor(pIn1) : chunks0;
+    pipelined(
+      rt,
+      g.n,
+      overlap,
+      [pIn0, out(pIn0), pIn1, out(pIn1)],
+      (n, pIn) => {
+        rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), pIn >> 2);
+        return 0;
+      },
+      (pIn, _, __, defer) => {
+        const chunks = pIn === pIn0 ? chunks0 : chunks1;
+        if (defer) return rt.pool.start(chunks);
+        rt.pool.run(chunks);
+        return null;
+      },
+      (n, pOut) => {
+        const o = pOut >> 2;
+        y.set(rt.f32().subarray(o, o + c * oh * ow), n * c * oh * ow);
+      },
+    );
   } finally {
     rt.release(base);
   }

@@ -137,6 +137,12 @@ export class Fn {
   drop(): this {
     return this.op(0x1a);
   }
+  /** Calls function `index` of the same module (its position in moduleBytes' list). */
+  call(index: number): this {
+    this.op(0x10);
+    uleb(this.code, index);
+    return this;
+  }
 
   // i32 arithmetic and comparisons.
   add(): this {

@@ -306,93 +306,171 @@ export function depthwiseName(s: DepthwiseSpec): string {
 /**
  * dw_…(src, wp, wts, bias, dst, oh, ow, p1, p2): one channel of a depthwise conv over a
  * zero-padded plane (rows of wp floats): window (oy, ox) starts at src + (oy·sh·wp + ox·sw)·4.
- * Four output columns per v128; the last vector of a row is moved back to end at ow − 1
- * (recomputing a few outputs) so nothing is written past the row. Rows narrower than 4 store
- * lane by lane. Taps stay in registers for filters up to 3×3 and are splat-loaded otherwise.
+ * Four adjacent output columns per v128 (stride 2: two loads and a shuffle per tap). The
+ * padding is in the plane, so the interior needs no bounds checks: each row runs two vectors
+ * (8 outputs) per iteration while they fit, then one, then the last vector of the row is moved
+ * back to end at ow − 1 (recomputing a few outputs) so nothing is written past the row; rows
+ * narrower than 4 store lane by lane. Taps are splatted once per channel into registers (up to
+ * 3×3 with two vectors in flight, 5×5 with one) and splat-loaded otherwise.
  */
 export function depthwiseKernel(s: DepthwiseSpec): Fn {
   const f = new Fn(depthwiseName(s), [I32, I32, I32, F32, I32, I32, I32, F32, F32]);
   const [src, wp, wts, bias, dst, oh, ow, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const taps = s.kh * s.kw;
+  // Two vectors per iteration when the taps and both vectors' accumulators fit the ~15 xmm
+  // registers V8 has; otherwise one vector, with one accumulator per filter row.
+  const pair = taps <= 9;
   const inRegs = taps <= 9;
   const oy = f.local(I32);
-  const ox = f.local(I32);
   const x = f.local(I32);
   const rowStep = f.local(I32); // sh·wp·4
   const tapRow = f.local(I32); // dh·wp·4
   const rowBase = f.local(I32);
   const out = f.local(I32);
   const base = f.local(I32);
-  const rows = Array.from({ length: s.kh }, () => f.local(I32));
+  const ow4 = f.local(I32);
+  const ow8 = f.local(I32);
   const tapv = inRegs ? Array.from({ length: taps }, () => f.local(V128)) : [];
-  const accs = Array.from({ length: s.kh }, () => f.local(V128));
-  const acc = accs[0]!;
   const vb = f.local(V128);
+  // Accumulators: one vector: one per filter row (up to 5, independent add chains); two
+  // vectors: two chains each.
+  const chains1 = Math.min(s.kh, 5);
+  const accA = Array.from({ length: chains1 }, () => f.local(V128));
+  const accB = pair ? Array.from({ length: Math.min(2, s.kh) }, () => f.local(V128)) : [];
+  const accA2 = pair ? accA.slice(0, Math.min(2, s.kh)) : [];
+  // Every output is summed in the same order, whichever loop computes it.
+  const acc1 = pair ? accA2 : accA;
   f.get(bias).splat().set(vb);
   if (inRegs) for (let t = 0; t < taps; t++) f.get(wts).loadSplat(t * 4).set(tapv[t]!);
   f.get(wp).i32(4 * s.sh).mul().set(rowStep);
   f.get(wp).i32(4 * s.dh).mul().set(tapRow);
+  f.get(ow).i32(4).sub().set(ow4);
+  f.get(ow).i32(8).sub().set(ow8);
   f.get(src).set(rowBase);
   f.get(dst).set(out);
-  f.i32(0).set(oy);
-  f.block().loop();
-  {
-    f.get(oy).get(oh).geS().brIf(1);
+
+  /** Emits acc = bias + Σ taps for the vector whose window starts at byte address `base` + off. */
+  const emitTaps = (vecs: { accs: number[]; off: number }[]): void => {
     for (let ky = 0; ky < s.kh; ky++) {
-      f.get(rowBase);
-      if (ky > 0) f.get(tapRow).i32(ky).mul().add();
-      f.set(rows[ky]!);
-    }
-    f.i32(0).set(ox);
-    f.block().loop();
-    {
-      f.get(ox).get(ow).geS().brIf(1);
-      // x = min(ox, ow − 4) when ow ≥ 4
-      f.get(ox).set(x);
-      f.get(ow).i32(4).geS().if_();
-      f.get(ox).get(ow).i32(4).sub().gtS().if_();
-      f.get(ow).i32(4).sub().set(x);
-      f.end();
-      f.end();
-      // One accumulator per filter row: independent add chains (a single chain of kh·kw
-      // dependent adds left the kernel latency-bound at a third of its speed).
-      for (let ky = 0; ky < s.kh; ky++) {
-        f.get(rows[ky]!).get(x).i32(4 * s.sw).mul().add().set(base);
-        for (let kx = 0; kx < s.kw; kx++) {
-          const off = kx * s.dw * 4;
-          const t = ky * s.kw + kx;
-          const first = kx === 0;
-          if (!first || ky === 0) f.get(ky === 0 && first ? vb : accs[ky]!);
+      if (ky === 0) f.get(rowBase).set(base);
+      else f.get(base).get(tapRow).add().set(base);
+      for (let kx = 0; kx < s.kw; kx++) {
+        const t = ky * s.kw + kx;
+        for (const v of vecs) {
+          const chain = v.accs[ky % v.accs.length]!;
+          const first = kx === 0 && ky < v.accs.length;
+          const off = v.off + kx * s.dw * 4;
+          if (!first) f.get(chain);
+          else if (ky === 0) f.get(vb);
           if (inRegs) f.get(tapv[t]!);
           else f.get(wts).loadSplat(t * 4);
           if (s.sw === 1) f.get(base).v128Load(off);
           else f.get(base).v128Load(off).get(base).v128Load(off + 16).shuffle32(0, 2, 4, 6);
           f.fmul();
           if (!first || ky === 0) f.fadd();
-          f.set(accs[ky]!);
+          f.set(chain);
         }
       }
-      // acc = ((bias + row 0) + row 1) + …
-      for (let ky = 1; ky < s.kh; ky++) f.get(accs[0]!).get(accs[ky]!).fadd().set(accs[0]!);
-      emitActivation(f, s.act, acc, p1, p2);
+    }
+    for (const v of vecs) for (let i = 1; i < v.accs.length; i++) f.get(v.accs[0]!).get(v.accs[i]!).fadd().set(v.accs[0]!);
+    emitActivations(
+      f,
+      s.act,
+      vecs.map((v) => v.accs[0]!),
+      p1,
+      p2,
+    );
+  };
+  // rowBase walks along the row (the window of column x); rowStart and outRow keep the row's start.
+  const rowStart = f.local(I32);
+  const outRow = f.local(I32);
+
+  f.i32(0).set(oy);
+  f.block().loop();
+  {
+    f.get(oy).get(oh).geS().brIf(1);
+    f.get(rowBase).set(rowStart);
+    f.get(out).set(outRow);
+    f.i32(0).set(x);
+    if (pair) {
+      // Two vectors per iteration: x ≤ ow − 8.
+      f.block().loop();
+      f.get(x).get(ow8).gtS().brIf(1);
+      emitTaps([
+        { accs: accA2, off: 0 },
+        { accs: accB, off: 16 * s.sw },
+      ]);
+      f.get(outRow).get(accA2[0]!).v128Store(0);
+      f.get(outRow).get(accB[0]!).v128Store(16);
+      f.get(x).i32(8).add().set(x);
+      f.get(rowBase).i32(32 * s.sw).add().set(rowBase);
+      f.get(outRow).i32(32).add().set(outRow);
+      f.br(0);
+      f.end().end();
+    }
+    // One vector per iteration: x ≤ ow − 4.
+    f.block().loop();
+    f.get(x).get(ow4).gtS().brIf(1);
+    emitTaps([{ accs: acc1, off: 0 }]);
+    f.get(outRow).get(acc1[0]!).v128Store(0);
+    f.get(x).i32(4).add().set(x);
+    f.get(rowBase).i32(16 * s.sw).add().set(rowBase);
+    f.get(outRow).i32(16).add().set(outRow);
+    f.br(0);
+    f.end().end();
+    // Leftover columns: x < ow.
+    f.get(x).get(ow).ltS().if_();
+    {
       f.get(ow).i32(4).geS().if_();
-      f.get(out).get(x).i32(2).shl().add().get(acc).v128Store(0);
+      {
+        // The last vector, moved back to end at ow − 1: shift by (x − (ow − 4)) columns.
+        f.get(rowStart).get(ow4).i32(4 * s.sw).mul().add().set(rowBase);
+        emitTaps([{ accs: acc1, off: 0 }]);
+        f.get(out).get(ow4).i32(2).shl().add().get(acc1[0]!).v128Store(0);
+      }
       f.else_();
-      for (let lane = 0; lane < 4; lane++) {
-        f.get(ow).i32(lane).gtS().if_();
-        f.get(out).get(acc).extractLane(lane).f32Store(lane * 4);
-        f.end();
+      {
+        emitTaps([{ accs: acc1, off: 0 }]);
+        for (let lane = 0; lane < 4; lane++) {
+          f.get(ow).i32(lane).gtS().if_();
+          f.get(out).get(acc1[0]!).extractLane(lane).f32Store(lane * 4);
+          f.end();
+        }
       }
       f.end();
-      f.get(ox).i32(4).add().set(ox);
-      f.br(0);
     }
-    f.end().end();
-    f.get(rowBase).get(rowStep).add().set(rowBase);
+    f.end();
+    f.get(rowStart).get(rowStep).add().set(rowBase);
     f.get(out).get(ow).i32(2).shl().add().set(out);
     f.get(oy).i32(1).add().set(oy);
     f.br(0);
   }
+  f.end().end();
+  return f;
+}
+
+/**
+ * dwc_…(pIn, h, w, pPad, wp, pt, pl, hp, pW, pBias, pOut, oh, ow, p1, p2, c0, c1): channels
+ * [c0, c1) of a depthwise conv in one call: for each, the zero-bordered plane (padplane, function
+ * 0 of the module) then the kernel (function 1). Input planes h·w floats apart, padded planes
+ * hp·wp, weights kh·kw, outputs oh·ow; bias one float per channel. One call per chunk of
+ * channels keeps thread hand-offs and JS→wasm calls out of the per-channel cost.
+ */
+export function depthwiseChannelsKernel(s: DepthwiseSpec): Fn {
+  const f = new Fn(`dwc_${depthwiseName(s).slice(3)}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, I32, I32]);
+  const [pIn, h, w, pPad, wp, pt, pl, hp, pW, pBias, pOut, oh, ow, p1, p2, c0, c1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+  const ch = f.local(I32);
+  const padPtr = f.local(I32);
+  f.get(c0).set(ch);
+  f.block().loop();
+  f.get(ch).get(c1).geS().brIf(1);
+  f.get(pPad).get(ch).get(hp).mul().get(wp).mul().i32(2).shl().add().set(padPtr);
+  f.get(pIn).get(ch).get(h).mul().get(w).mul().i32(2).shl().add().get(h).get(w).get(padPtr).get(wp).get(pt).get(pl).get(hp).call(0);
+  f.get(padPtr).get(wp).get(pW).get(ch).i32(4 * s.kh * s.kw).mul().add();
+  f.get(pBias).get(ch).i32(2).shl().add().f32Load(0);
+  f.get(pOut).get(ch).get(oh).mul().get(ow).mul().i32(2).shl().add().get(oh).get(ow).get(p1).get(p2).call(1);
+  f.get(ch).i32(1).add().set(ch);
+  f.br(0);
   f.end().end();
   return f;
 }
@@ -477,8 +555,8 @@ export function im2colKernel(sw: 1 | 2): Fn {
  * zeros here (instead of clearing the scratch first) touches each padded float once and
  * never writes outside the plane, so threads can fill neighbouring planes at once.
  */
-export function padPlaneKernel(): Fn {
-  const f = new Fn('padplane', [I32, I32, I32, I32, I32, I32, I32, I32]);
+export function padPlaneKernel(name = 'padplane'): Fn {
+  const f = new Fn(name, [I32, I32, I32, I32, I32, I32, I32, I32]);
   const [src, h, w, dst, wp, pt, pl, hp] = [0, 1, 2, 3, 4, 5, 6, 7];
   const y = f.local(I32);
   const d = f.local(I32);

@@ -16,6 +16,45 @@ import type { Runtime } from './runtime.js';
  * that is blocked in Atomics.wait). Browsers run single-threaded.
  */
 
+/**
+ * How work is split. A hand-off to a worker costs tens of microseconds when it sleeps (and a
+ * few when it is still spinning after the previous job), so a kernel call runs on the calling
+ * thread alone below `minParallelNs` of estimated single-thread work, and otherwise in chunks
+ * of at least `minChunkNs`, at most `chunksPerThread` per thread (small chunks let a thread
+ * whose core is busy elsewhere take fewer). Measured on a 2-core x86-64: below ~60 µs of work
+ * two threads were slower than one. Tests lower these to force chunking on small shapes.
+ *
+ * workerSpin: iterations a worker polls for the next job before it sleeps (a few µs). Longer
+ * spins helped little on a quiet machine and cost a lot when the other core was busy: the
+ * spinning worker took CPU time from the calling thread (two threads ran at 0.73× one with
+ * 20000 iterations, 1.07× with 2000).
+ */
+export const tuning = { minParallelNs: 60_000, minChunkNs: 15_000, chunksPerThread: 4, workerSpin: 2000 };
+
+/** Estimated single-thread time of a packed GEMM (about 12 multiply-adds per ns here). */
+export function gemmNs(macs: number): number {
+  return macs / 12;
+}
+
+/** Estimated single-thread time of a depthwise conv: its multiply-adds and the floats it moves. */
+export function depthwiseNs(macs: number, floats: number): number {
+  return macs / 6 + floats / 4;
+}
+
+/** How many chunks to cut work of `ns` (single-thread estimate) into: 1 means run it inline. */
+export function chunkCount(ns: number): number {
+  const t = getThreads();
+  if (t <= 1 || !(ns >= tuning.minParallelNs)) return 1;
+  return Math.max(1, Math.min(t * tuning.chunksPerThread, Math.floor(ns / tuning.minChunkNs)));
+}
+
+/** A started job (Pool.start), to be finished with Pool.finish. */
+export interface Job {
+  readonly chunks: readonly (readonly Call[])[];
+  readonly table: number;
+  readonly t0: number;
+}
+
 /** A kernel call: the export name and its numeric arguments. */
 export type Call = readonly [string, ...number[]];
 
@@ -27,6 +66,8 @@ const ARGS = 3; // byte address of the job table in wasm memory
 const MODULES = 4; // modules the job needs
 const STOP = 5;
 const DONE = 6; // chunks finished
+const ACTIVE = 7; // workers with an index below this take part in the current job
+
 
 /**
  * The worker's whole program, as source: it waits for a generation bump, claims chunks and
@@ -35,7 +76,7 @@ const DONE = 6; // chunks finished
  */
 const WORKER_SOURCE = `
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
-const { memory, ctrlBuffer, port } = workerData;
+const { memory, ctrlBuffer, port, spin, index } = workerData;
 const ctrl = new Int32Array(ctrlBuffer);
 const fns = [];
 const byName = Object.create(null);
@@ -44,6 +85,7 @@ let buf = null;
 let f64 = null;
 let gen = 0;
 for (;;) {
+  for (let i = 0; i < spin && Atomics.load(ctrl, ${GEN}) === gen; i++);
   Atomics.wait(ctrl, ${GEN}, gen);
   gen = Atomics.load(ctrl, ${GEN});
   if (Atomics.load(ctrl, ${STOP})) break;
@@ -56,6 +98,7 @@ for (;;) {
     for (const name of m.message.names) fns.push(byName[name]);
     modules++;
   }
+  if (index >= Atomics.load(ctrl, ${ACTIVE})) continue; // parked: fewer threads wanted now
   const total = Atomics.load(ctrl, ${TOTAL});
   const table = Atomics.load(ctrl, ${ARGS}) >> 3;
   for (;;) {
@@ -88,6 +131,8 @@ interface WorkerThreads {
   Worker: new (src: string, opts: object) => NodeWorker;
   MessageChannel: new () => { port1: { postMessage(m: unknown): void; unref?(): void; close(): void }; port2: unknown };
 }
+
+const now = (): number => globalThis.performance.now();
 
 function workerThreads(): WorkerThreads | null {
   const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
@@ -127,64 +172,118 @@ export class Pool {
   }
 
   get size(): number {
-    return this.workers.length + 1;
+    return Math.min(this.workers.length, Math.max(0, getThreads() - 1)) + 1;
   }
 
-  /** Starts or stops workers to match getThreads(). */
-  private resize(): void {
+  /**
+   * Starts workers up to getThreads() − 1 and returns how many take part now. Workers beyond
+   * that stay parked (asleep in Atomics.wait, unref'd) rather than stopped, so that going back
+   * and forth between thread counts does not pay for new workers and cold (baseline-compiled)
+   * kernels each time.
+   */
+  private resize(): number {
     const want = this.rt.memory.buffer instanceof SharedArrayBuffer ? getThreads() - 1 : 0;
-    if (want === this.workers.length) return;
-    while (this.workers.length > want) {
-      const w = this.workers.pop()!;
-      void w.worker.terminate();
-      w.port.close();
-    }
-    const wt = want > this.workers.length ? workerThreads() : null;
-    if (!wt) return;
-    if (this.workers.length === 0) Atomics.store(this.ctrl, STOP, 0);
+    if (want <= this.workers.length) return want;
+    const wt = workerThreads();
+    if (!wt) return this.workers.length;
     while (this.workers.length < want) {
       const { port1, port2 } = new wt.MessageChannel();
-      const worker = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { memory: this.rt.memory, ctrlBuffer: this.ctrl.buffer, port: port2 }, transferList: [port2] });
+      const index = this.workers.length;
+      const worker = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { memory: this.rt.memory, ctrlBuffer: this.ctrl.buffer, port: port2, spin: tuning.workerSpin, index }, transferList: [port2] });
       worker.unref();
       port1.unref?.();
       this.rt.modules.forEach((bytes, i) => port1.postMessage({ bytes, names: this.moduleNames[i] }));
       this.workers.push({ worker, port: port1 });
     }
+    return want;
+  }
+
+  /** Stops every worker (they are unref'd anyway; for tests and explicit shutdown). */
+  stop(): void {
+    Atomics.store(this.ctrl, STOP, 1);
+    Atomics.add(this.ctrl, GEN, 1);
+    Atomics.notify(this.ctrl, GEN);
+    for (const w of this.workers) {
+      void w.worker.terminate();
+      w.port.close();
+    }
+    this.workers = [];
+    this.gen = Atomics.load(this.ctrl, GEN);
+    Atomics.store(this.ctrl, STOP, 0);
+  }
+
+  /**
+   * Adaptive fallback. A worker whose core is taken by another process can be descheduled
+   * for milliseconds while it holds a chunk, and the calling thread then waits: with the other
+   * core busy, two threads ran at 0.7× one. So every job compares its time with what the
+   * calling thread alone would have taken (its own time per chunk × chunks); after a few jobs
+   * in a row that gained nothing, jobs run on the calling thread alone for a while (20 ms,
+   * doubling up to 1 s while it keeps happening), then threads are tried again.
+   */
+  private backoffUntil = 0;
+  private backoffMs = 0;
+  private losses = 0;
+
+  /** Whether jobs run on the calling thread alone now (the adaptive fallback); for tests. */
+  get backedOff(): boolean {
+    return now() < this.backoffUntil;
   }
 
   /** Runs every chunk (each a list of calls) once, on as many threads as configured. */
   run(chunks: readonly (readonly Call[])[]): void {
+    this.finish(this.start(chunks));
+  }
+
+  /**
+   * Starts a job and returns at once, so that the calling thread can do other work (copy the
+   * previous block out, the next one in) while the workers begin; `finish` then claims what is
+   * left and waits. Without workers (or with one chunk) the chunks run here, now. Only one job
+   * at a time.
+   */
+  start(chunks: readonly (readonly Call[])[]): Job | null {
     const fns = this.rt.fns;
-    this.resize();
-    if (this.workers.length === 0 || chunks.length <= 1) {
+    const active = this.resize();
+    if (active === 0 || chunks.length <= 1 || (this.backoffUntil > 0 && now() < this.backoffUntil)) {
       for (const chunk of chunks) for (const [name, ...args] of chunk) fns[name]!(...args);
-      return;
+      return null;
     }
     // Job table in wasm memory (float64): chunk offsets, then the calls.
     let words = chunks.length + 1;
     for (const chunk of chunks) for (const call of chunk) words += call.length + 1;
     const table = this.rt.alloc(words * 8);
+    const f64 = new Float64Array(this.rt.memory.buffer, table, words);
+    let o = chunks.length + 1;
+    chunks.forEach((chunk, c) => {
+      f64[c] = o;
+      for (const [name, ...args] of chunk) {
+        f64[o++] = this.ids.get(name)!;
+        f64[o++] = args.length;
+        for (const a of args) f64[o++] = a;
+      }
+    });
+    f64[chunks.length] = o;
+    const gen = (this.gen = (this.gen + 1) | 0);
+    Atomics.store(this.ctrl, TOTAL, chunks.length);
+    Atomics.store(this.ctrl, ARGS, table);
+    Atomics.store(this.ctrl, MODULES, this.rt.modules.length);
+    Atomics.store(this.ctrl, DONE, 0);
+    Atomics.store(this.ctrl, ACTIVE, active);
+    Atomics.store(this.ctrl, NEXT, (gen & 0xfff) << 20);
+    const t0 = now();
+    Atomics.store(this.ctrl, GEN, gen);
+    Atomics.notify(this.ctrl, GEN);
+    return { chunks, table, t0 };
+  }
+
+  /** Claims the chunks of a started job that no worker took, runs them, and waits for the rest. */
+  finish(job: Job | null): void {
+    if (!job) return;
+    const { chunks, table } = job;
+    const fns = this.rt.fns;
     try {
-      const f64 = new Float64Array(this.rt.memory.buffer, table, words);
-      let o = chunks.length + 1;
-      chunks.forEach((chunk, c) => {
-        f64[c] = o;
-        for (const [name, ...args] of chunk) {
-          f64[o++] = this.ids.get(name)!;
-          f64[o++] = args.length;
-          for (const a of args) f64[o++] = a;
-        }
-      });
-      f64[chunks.length] = o;
-      const gen = (this.gen = (this.gen + 1) | 0);
-      Atomics.store(this.ctrl, TOTAL, chunks.length);
-      Atomics.store(this.ctrl, ARGS, table);
-      Atomics.store(this.ctrl, MODULES, this.rt.modules.length);
-      Atomics.store(this.ctrl, DONE, 0);
-      Atomics.store(this.ctrl, NEXT, (gen & 0xfff) << 20);
-      Atomics.store(this.ctrl, GEN, gen);
-      Atomics.notify(this.ctrl, GEN);
       // The calling thread works too, claiming chunks like any worker.
+      const tc = now();
+      let mine = 0;
       for (;;) {
         const v = Atomics.load(this.ctrl, NEXT);
         const idx = v & 0xfffff;
@@ -192,7 +291,9 @@ export class Pool {
         if (Atomics.compareExchange(this.ctrl, NEXT, v, v + 1) !== v) continue;
         for (const [name, ...args] of chunks[idx]!) fns[name]!(...args);
         Atomics.add(this.ctrl, DONE, 1);
+        mine++;
       }
+      const t1 = now();
       // Chunks claimed by workers are in progress: wait for them. Spin only briefly, then
       // sleep on the counter, so that a worker starved of a core (the other core busy with
       // something else) gets this one instead of watching it spin.
@@ -201,8 +302,28 @@ export class Pool {
         if (done >= chunks.length) break;
         if (spins > 2000) Atomics.wait(this.ctrl, DONE, done, 1);
       }
+      // Judged on the part after the caller came back (its own work in between is not the job's).
+      this.judge(tc, t1, now(), mine, chunks.length);
     } finally {
       this.rt.release(table);
+    }
+  }
+
+  /** Updates the adaptive fallback after a job: started t0, own chunks done t1, all done t2 (ms). */
+  private judge(t0: number, t1: number, t2: number, mine: number, total: number): void {
+    if (mine === 0) return; // no estimate of the single-thread time
+    const alone = ((t1 - t0) / mine) * total;
+    const took = t2 - t0;
+    if (took > alone + 0.005) {
+      if (++this.losses >= 3) {
+        this.backoffMs = Math.min(1000, Math.max(20, this.backoffMs * 2));
+        this.backoffUntil = t2 + this.backoffMs;
+        this.losses = 0;
+      }
+    } else if (took < 0.9 * alone) {
+      this.losses = 0;
+      this.backoffMs = 0;
+      this.backoffUntil = 0;
     }
   }
 }

@@ -1,6 +1,6 @@
 import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseKernel, depthwiseName, gemmKernels, im2colKernel, packB4Kernel, packBKernel, padPlaneKernel } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernels, im2colKernel, packB4Kernel, packBKernel, padPlaneKernel } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -104,7 +104,8 @@ export class Runtime {
   /** The depthwise kernel for a geometry, generated on first use. */
   depthwise(spec: DepthwiseSpec): (...args: number[]) => void {
     const name = depthwiseName(spec);
-    if (!this.fns[name]) this.addModule([depthwiseKernel(spec)]);
+    // Function 0 and 1 of the module are what depthwiseChannelsKernel calls.
+    if (!this.fns[name]) this.addModule([padPlaneKernel(`pad_${name}`), depthwiseKernel(spec), depthwiseChannelsKernel(spec)]);
     return this.fns[name]!;
   }
 
