@@ -142,7 +142,8 @@ function checkDropout(got: Tensor, ref: Tensor, inputs: readonly Tensor[], k: nu
   return { abs: 0, rel: 0 };
 }
 
-async function readPbs(dir: string, files: readonly string[], kind: 'input' | 'output'): Promise<[string, Tensor][]> {
+/** The `input_K.pb` or `output_K.pb` tensors of a test data set, in K order, with their TensorProto names. */
+export async function readPbs(dir: string, files: readonly string[], kind: 'input' | 'output'): Promise<[string, Tensor][]> {
   const re = new RegExp(`^${kind}_(\\d+)\\.pb$`);
   const picked = files.filter((f) => re.test(f)).sort(byNumber);
   const out: [string, Tensor][] = [];
@@ -153,7 +154,8 @@ async function readPbs(dir: string, files: readonly string[], kind: 'input' | 'o
   return out;
 }
 
-async function readTolerance(dir: string, fallback: Tolerance): Promise<Tolerance> {
+/** A fixture's `meta.json` recommended_tolerance, or `fallback`. */
+export async function readTolerance(dir: string, fallback: Tolerance): Promise<Tolerance> {
   const text = await readFile(join(dir, 'meta.json'), 'utf8').catch(() => undefined);
   if (!text) return fallback;
   try {
@@ -165,6 +167,7 @@ async function readTolerance(dir: string, fallback: Tolerance): Promise<Toleranc
   return fallback;
 }
 
-function byNumber(a: string, b: string): number {
+/** Orders names like test_data_set_2 / input_10.pb by their number. */
+export function byNumber(a: string, b: string): number {
   return Number(a.match(/\d+/)?.[0] ?? 0) - Number(b.match(/\d+/)?.[0] ?? 0);
 }

@@ -1,12 +1,10 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { noGrad } from '../core/autograd.js';
 import { LightconvError } from '../core/errors.js';
-import type { Tensor } from '../core/tensor.js';
 import { AssembleError, assembleGraph } from '../io/onnx/assemble.js';
 import { readOnnx } from '../io/onnx/model.js';
-import { decodeTensorProto } from '../io/onnx/tensor_proto.js';
-import { type CaseResult, DEFAULT_TOLERANCE, type Tolerance, compare } from './conformance.js';
+import { type CaseResult, DEFAULT_TOLERANCE, type Tolerance, byNumber, compare, readPbs, readTolerance } from './conformance.js';
 
 /**
  * `conformance --native`: assemble the native model from the fixture's ONNX weights (see
@@ -33,8 +31,8 @@ export async function runNativeCase(dir: string, base: string, fallback: Toleran
     const sets = (await readdir(dir)).filter((d) => /^test_data_set_\d+$/.test(d)).sort(byNumber);
     for (const set of sets) {
       const files = await readdir(join(dir, set));
-      const inputs = await readPbs(join(dir, set), files, 'input');
-      const expected = await readPbs(join(dir, set), files, 'output');
+      const inputs = (await readPbs(join(dir, set), files, 'input')).map(([, t]) => t);
+      const expected = (await readPbs(join(dir, set), files, 'output')).map(([, t]) => t);
       if (inputs.length !== 1 || expected.length !== 1) throw new LightconvError(`${set}: a native classifier takes one input and gives one output, found ${inputs.length} / ${expected.length}`);
       const y = noGrad(() => net.forward(inputs[0]!));
       const err = compare(y, expected[0]!, tolerance, `${set} output (native ${result.family})`);
@@ -49,29 +47,4 @@ export async function runNativeCase(dir: string, base: string, fallback: Toleran
   result.ms = performance.now() - t0;
   if (result.status === 'pass') result.detail = `native ${result.family}`;
   return result;
-}
-
-async function readPbs(dir: string, files: readonly string[], kind: 'input' | 'output'): Promise<Tensor[]> {
-  const re = new RegExp(`^${kind}_(\\d+)\\.pb$`);
-  const out: Tensor[] = [];
-  for (const f of files.filter((x) => re.test(x)).sort(byNumber)) {
-    out.push(decodeTensorProto(new Uint8Array(await readFile(join(dir, f))), join(dir, f)).tensor);
-  }
-  return out;
-}
-
-async function readTolerance(dir: string, fallback: Tolerance): Promise<Tolerance> {
-  const text = await readFile(join(dir, 'meta.json'), 'utf8').catch(() => undefined);
-  if (!text) return fallback;
-  try {
-    const t = JSON.parse(text)?.recommended_tolerance;
-    if (t && typeof t.abs === 'number' && typeof t.rel === 'number') return { abs: t.abs, rel: t.rel };
-  } catch {
-    throw new LightconvError(`${join(dir, 'meta.json')}: not valid JSON`);
-  }
-  return fallback;
-}
-
-function byNumber(a: string, b: string): number {
-  return Number(a.match(/\d+/)?.[0] ?? 0) - Number(b.match(/\d+/)?.[0] ?? 0);
 }

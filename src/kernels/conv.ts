@@ -30,7 +30,7 @@ export interface ConvAttrs {
  * Everything the kernels need, with a 1-D conv seen as a 2-D conv of height 1 (a 1-D conv
  * is exactly that), so each kernel is written once.
  */
-interface ConvGeometry {
+export interface ConvGeometry {
   n: number;
   c: number;
   h: number;

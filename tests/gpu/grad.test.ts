@@ -1,8 +1,7 @@
-import { GPU } from 'gpu.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpCard } from '../../src/core/op.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { type GpuBackend, type GpuMode, gpu } from '../../src/gpu.js';
+import { type GpuBackend, gpu } from '../../src/gpu.js';
 import type { Activation } from '../../src/kernels/activation.js';
 import { type ConvAttrs, convCard } from '../../src/kernels/conv.js';
 import { type BinaryOp, type UnaryOp, binaryCard, unaryCard } from '../../src/kernels/elementwise.js';
@@ -13,6 +12,7 @@ import { logSoftmaxCard, softmaxCard } from '../../src/kernels/softmax.js';
 import { batchNormCard, batchNormTrainingCard } from '../../src/kernels/normalization.js';
 import { type PoolAttrs, averagePoolCard, globalAveragePoolCard, globalMaxPoolCard, maxPoolCard } from '../../src/kernels/pool.js';
 import { expectClose, randomTensor } from '../helpers.js';
+import { MODES, convAttrs, tol } from './common.js';
 
 /**
  * The GPU backward kernels (src/gpu/kernels/grad.ts) against each card's CPU `grad`, on
@@ -22,10 +22,7 @@ import { expectClose, randomTensor } from '../helpers.js';
  * Tolerance: float32 sums in another order than the CPU's float64 loops; atol grows with the
  * longest reduction of the case (k), scaled to max|grad| by expectClose.
  */
-const tol = (k = 1) => ({ atol: 2e-6 * Math.max(4, Math.sqrt(k) * 4), rtol: 1e-4 });
 
-/** headlessgl joins where the optional native `gl` package is built (not by the default install). */
-const MODES: GpuMode[] = ['cpu', 'webasm', ...(GPU.isHeadlessGLSupported ? (['headlessgl'] as const) : [])];
 
 const ACTIVATIONS: Activation[] = [
   { kind: 'relu' },
@@ -40,13 +37,7 @@ const ACTIVATIONS: Activation[] = [
   { kind: 'tanh' },
 ];
 
-const conv = (strides: number[], pads: number[], dilations: number[], group: number, activation: Activation = { kind: 'none' }): ConvAttrs => ({
-  strides,
-  pads,
-  dilations,
-  group,
-  activation,
-});
+const conv = convAttrs;
 
 describe.each(MODES)('GPU backward kernels in gpu.js %s mode match the cards’ grad', (mode) => {
   let g: GpuBackend;

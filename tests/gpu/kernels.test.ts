@@ -1,8 +1,7 @@
-import { GPU } from 'gpu.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OpCard, apply, referenceBackend } from '../../src/core/op.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { type GpuBackend, type GpuMode, gpu } from '../../src/gpu.js';
+import { type GpuBackend, gpu } from '../../src/gpu.js';
 import type { Activation } from '../../src/kernels/activation.js';
 import { type ConvAttrs, convCard } from '../../src/kernels/conv.js';
 import { type BinaryOp, type UnaryOp, binaryCard, unaryCard } from '../../src/kernels/elementwise.js';
@@ -13,6 +12,7 @@ import { type PoolAttrs, averagePoolCard, globalAveragePoolCard, globalMaxPoolCa
 import { type ReduceAttrs, reduceMaxCard, reduceMeanCard, reduceMinCard, reduceSumCard } from '../../src/kernels/reduce.js';
 import { logSoftmaxCard, softmaxCard } from '../../src/kernels/softmax.js';
 import { expectClose, randomTensor } from '../helpers.js';
+import { MODES, convAttrs, tol } from './common.js';
 
 /**
  * Every op card's gpu.js kernel against its reference kernel, on the randomized and odd cases of
@@ -26,10 +26,7 @@ import { expectClose, randomTensor } from '../helpers.js';
  * Tolerance: float32 sums in another order than the float64 reference; atol grows with the
  * reduction length k (scaled to max|y| by expectClose).
  */
-const tol = (k = 1) => ({ atol: 2e-6 * Math.max(4, Math.sqrt(k) * 4), rtol: 1e-4 });
 
-/** headlessgl joins where the optional native `gl` package is built (not by the default install). */
-const MODES: GpuMode[] = ['cpu', 'webasm', ...(GPU.isHeadlessGLSupported ? (['headlessgl'] as const) : [])];
 
 const ACTIVATIONS: Activation[] = [
   { kind: 'none' },
@@ -44,13 +41,7 @@ const ACTIVATIONS: Activation[] = [
   { kind: 'tanh' },
 ];
 
-const conv = (strides: number[], pads: number[], dilations: number[], group: number, activation: Activation = { kind: 'none' }): ConvAttrs => ({
-  strides,
-  pads,
-  dilations,
-  group,
-  activation,
-});
+const conv = convAttrs;
 
 describe.each(MODES)('GPU kernels in gpu.js %s mode match the reference', (mode) => {
   let g: GpuBackend;

@@ -1,4 +1,5 @@
 import { type Activation, activateInPlace } from '../activation.js';
+import type { ConvGeometry } from '../conv.js';
 import { type Call, type Job, chunkCount, depthwiseNs, gemmNs } from './pool.js';
 import { depthwiseName } from './kernels.js';
 import { type Runtime, isConstant, packA, runtime, wasmActivation } from './runtime.js';
@@ -9,29 +10,6 @@ import { type Runtime, isConstant, packA, runtime, wasmActivation } from './runt
  * weights of loaded models are packed once and stay there (see markConstant).
  */
 
-/** The conv geometry (the fields of conv.ts's ConvGeometry that these kernels use). */
-export interface WasmConvGeometry {
-  n: number;
-  c: number;
-  h: number;
-  w: number;
-  m: number;
-  group: number;
-  cg: number;
-  mg: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  dh: number;
-  dw: number;
-  pt: number;
-  pl: number;
-  pb: number;
-  pr: number;
-  oh: number;
-  ow: number;
-}
 
 function actParams(act: Activation): [number, number] {
   switch (act.kind) {
@@ -50,7 +28,7 @@ function actParams(act: Activation): [number, number] {
  * Runs the conv on the WebAssembly kernels and returns true, or returns false (having done
  * nothing) when these kernels do not cover it.
  */
-export function wasmConv(X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: WasmConvGeometry, act: Activation): boolean {
+export function wasmConv(X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): boolean {
   const rt = runtime();
   if (!rt) return false;
   const k = g.cg * g.kh * g.kw;
@@ -173,7 +151,7 @@ function putBias(rt: Runtime, ptr: number, B: Float32Array | null, off: number, 
  * blocks of columns so that the block of C the GEMM writes is still in L2 when it is copied
  * out (writing all of a 96×112² C first and copying it afterwards cost as much as the GEMM).
  */
-function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: WasmConvGeometry, act: Activation): void {
+function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
   const hw = g.h * g.w;
   const k = g.cg;
   const mPanels = Math.ceil(g.mg / 4);
@@ -291,7 +269,7 @@ const COL_FLOATS = 1 << 20;
  * the SIMD im2col kernel (in plain JS the gather cost as much as the GEMM); other strides
  * gather in JS.
  */
-function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: WasmConvGeometry, act: Activation): void {
+function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
   const k = g.cg * g.kh * g.kw;
   const positions = g.oh * g.ow;
   const simd = g.sw === 1 || g.sw === 2;
@@ -349,7 +327,7 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
  * col[d + r·ld + q] = input tap r of output position p0 + q (0 in the padding, and for
  * q in [cols, ld)); r runs over (channel, ky, kx) of the cg channels starting at xo.
  */
-function im2colInto(X: Float32Array, xo: number, g: WasmConvGeometry, p0: number, cols: number, col: Float32Array, d0: number, ld: number): void {
+function im2colInto(X: Float32Array, xo: number, g: ConvGeometry, p0: number, cols: number, col: Float32Array, d0: number, ld: number): void {
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow } = g;
   let r = 0;
   for (let ci = 0; ci < g.cg; ci++) {
@@ -396,7 +374,7 @@ function im2colInto(X: Float32Array, xo: number, g: WasmConvGeometry, p0: number
  * Depthwise conv: per image, the channels are copied into zero-bordered planes and run through
  * the generated kernel; with threads, in chunks of channels handed out by the pool.
  */
-function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: WasmConvGeometry, act: Activation): void {
+function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
   const { c, h, w, kh, kw, pt, pl, oh, ow } = g;
   const taps = kh * kw;
   const wp = w + pl + g.pr;
