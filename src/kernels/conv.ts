@@ -8,6 +8,7 @@ import { gradArray, gradOf, preActivationGrad } from './grad.js';
 import { matmulF32, requireF32, rowMajor, sgemm } from './gemm.js';
 import { outputLength, windowParams } from './window.js';
 import { wasmConv } from './wasm/conv.js';
+import { outputBuffer } from '../core/storage.js';
 import { forgetConstant, wasmKernelsEnabled } from './wasm/runtime.js';
 
 /**
@@ -57,7 +58,7 @@ export interface ConvGeometry {
   outShape: number[];
 }
 
-function convGeometry(inputs: readonly Shape[], attrs: ConvAttrs): ConvGeometry {
+export function convGeometry(inputs: readonly Shape[], attrs: ConvAttrs): ConvGeometry {
   if (inputs.length < 2 || inputs.length > 3) throw new ShapeError(`Conv: expected 2 or 3 inputs (X, W, B?), got ${inputs.length}`);
   const [x, wt, bias] = inputs as [Shape, Shape, Shape?];
   if (x.length !== 3 && x.length !== 4) {
@@ -157,12 +158,15 @@ export const convCard: OpCard<ConvAttrs> = {
       attrs,
     );
     const [X, W, B] = convData(inputs);
-    const y = new Float32Array(g.n * g.m * g.oh * g.ow);
+    const size = g.n * g.m * g.oh * g.ow;
+    let y: Float32Array;
     // WebAssembly SIMD kernels first (src/kernels/wasm); the TS kernels below are the fallback.
     if (wasmKernelsEnabled()) {
       if (inputs[1]!.requiresGrad) forgetConstant(W); // being trained: never cache its packed copy
+      y = outputBuffer(size);
       if (wasmConv(X, W, B, y, g, attrs.activation)) return new Tensor(y, g.outShape);
-    }
+      y.fill(0);
+    } else y = new Float32Array(size);
     const unpadded = g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
     if (g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && unpadded) pointwiseConv(X, W, B, y, g, attrs.activation);
     else if (g.group === g.c && g.m === g.c && padsWithinWindow(g)) depthwiseConv(X, W, B, y, g, attrs.activation);

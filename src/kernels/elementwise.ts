@@ -1,3 +1,5 @@
+import { outputBuffer } from '../core/storage.js';
+import { wasmBinaryRows } from './wasm/elementwise.js';
 import { type DType, DTYPES, castValue } from '../core/dtype.js';
 import { ValueError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
@@ -337,6 +339,7 @@ function f32Rows(op: BinaryOp, p: RowPlan, A: Float32Array, B: Float32Array, Y: 
   const sb = p.sb[two ? 1 : 0]!;
   if ((sa !== 0 && sa !== 1) || (sb !== 0 && sb !== 1)) return false;
   const kind = sa === 0 ? 2 : sb === 0 ? 1 : 0;
+  if (wasmBinaryRows(op, rows, n, ra, rb, kind, A, B, Y)) return true;
   for (let r = 0, o = 0; r < rows; r++, o += n) {
     const ia = r * ra;
     const ib = r * rb;
@@ -393,7 +396,8 @@ export const binaryCard: OpCard<BinaryOp> = {
   cpu([a, b], op) {
     const dtype = binaryDtype(op, a!, b!);
     const shape = broadcastShapes(a!.shape, b!.shape, op);
-    const out = DTYPES[dtype].make(sizeOf(shape));
+    // Every element is written below, so an arena array (outputBuffer) needs no clearing.
+    const out = dtype === 'float32' ? outputBuffer(sizeOf(shape)) : DTYPES[dtype].make(sizeOf(shape));
     const plan = rowPlan(shape, a!.shape, b!.shape);
     if (a!.dtype === 'float32' && b!.dtype === 'float32' && out instanceof Float32Array && f32Rows(op, plan, a!.dataSync() as Float32Array, b!.dataSync() as Float32Array, out)) {
       return new Tensor(out, shape, dtype);

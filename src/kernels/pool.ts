@@ -1,3 +1,5 @@
+import { outputBuffer } from '../core/storage.js';
+import { wasmMeanRows } from './wasm/elementwise.js';
 import { DTYPES } from '../core/dtype.js';
 import { ShapeError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
@@ -307,6 +309,22 @@ export const globalAveragePoolCard: OpCard<void> = {
   name: 'GlobalAveragePool',
   shape: ([x]) => globalShape('GlobalAveragePool', x!),
   reference: ([x]) => globalPool('avg', 'GlobalAveragePool', x!),
+  cpu([x]) {
+    if (x!.dtype !== 'float32') return globalPool('avg', 'GlobalAveragePool', x!);
+    const shape = globalShape('GlobalAveragePool', x!.shape);
+    const planes = x!.shape[0]! * x!.shape[1]!;
+    const n = sizeOf(x!.shape.slice(2));
+    const src = x!.dataSync() as Float32Array;
+    const out = outputBuffer(planes);
+    if (!wasmMeanRows(src, out, planes, n)) {
+      for (let p = 0; p < planes; p++) {
+        let sum = 0;
+        for (let i = p * n, end = i + n; i < end; i++) sum += src[i]!;
+        out[p] = sum / n;
+      }
+    }
+    return new Tensor(out, shape);
+  },
   grad: globalAveragePoolGrad,
 };
 

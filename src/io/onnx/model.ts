@@ -10,6 +10,10 @@ import { lookupOp } from './ops/index.js';
 import { UnsupportedOpError } from '../../core/errors.js';
 import type { ExternalReader } from './tensor_proto.js';
 import { markConstant, wasmKernelsEnabled } from '../../kernels/wasm/runtime.js';
+import { type KernelArena, openArena } from '../../kernels/wasm/arena.js';
+import { withOutputArena } from '../../core/storage.js';
+import { cpuBackend, getBackend } from '../../core/op.js';
+import { isGradEnabled } from '../../core/autograd.js';
 import { prepackConvWeight } from '../../kernels/wasm/conv.js';
 import { prepackGemmWeight } from '../../kernels/wasm/gemm.js';
 
@@ -21,8 +25,14 @@ export interface LoadOptions {
 }
 
 export interface RunOptions {
-  /** Called after every node with its outputs — for stepping through a network. */
+  /**
+   * Called after every node with its outputs — for stepping through a network. The outputs
+   * are the caller's to keep: with this hook, intermediates are plain arrays, not arena
+   * memory that a later node would reuse (which makes the run somewhat slower).
+   */
   onNode?: (node: OnnxNode, outputs: readonly Tensor[]) => void;
+  /** Called after every node with the milliseconds it took (a profile; changes nothing else). */
+  onNodeTime?: (node: OnnxNode, ms: number) => void;
 }
 
 interface Step {
@@ -117,9 +127,27 @@ export class OnnxModel {
   }
 
   private runSteps(feeds: Record<string, Tensor> | Tensor, opts: RunOptions): Record<string, Tensor> {
-    const values = new Map<string, Tensor>(this.constants);
     const fed = this.checkFeeds(feeds);
+    // Intermediates in the kernels' own memory (no copies between layers), on the CPU backend,
+    // when nothing outside the run can hold on to them: no onNode hook, no tape recording.
+    const recording = isGradEnabled() && [...fed.values(), ...this.constants.values()].some((t) => t.requiresGrad);
+    const arena = getBackend() === cpuBackend && !opts.onNode && !recording ? openArena() : null;
+    if (!arena) return this.runValues(fed, opts, null);
+    try {
+      const result = withOutputArena(arena, () => this.runValues(fed, opts, arena));
+      // What the caller gets back is copied out of the arena, which is freed below.
+      for (const [name, t] of Object.entries(result)) if (arena.blockOf(t.dataSync()) >= 0) result[name] = new Tensor(t.dataSync().slice(), t.shape, t.dtype);
+      return result;
+    } finally {
+      arena.close();
+    }
+  }
+
+  private runValues(fed: ReadonlyMap<string, Tensor>, opts: RunOptions, arena: KernelArena | null): Record<string, Tensor> {
+    const values = new Map<string, Tensor>(this.constants);
     for (const [name, t] of fed) values.set(name, t);
+    /** Live values whose data is in the arena: name → block. */
+    const inArena = new Map<string, number>();
     for (const step of this.steps) {
       const { node } = step;
       const args = node.inputs.map((v) => {
@@ -129,23 +157,33 @@ export class OnnxModel {
         return t;
       });
       let outs: Tensor[];
+      const t0 = opts.onNodeTime ? performance.now() : 0;
       try {
         outs = step.run(args);
       } catch (e) {
         throw withNode(e, node, args);
       }
+      opts.onNodeTime?.(node, performance.now() - t0);
       node.outputs.forEach((v, i) => {
         if (!v) return;
         const t = outs[i];
         if (!t) throw new OnnxError(`${node.label}: produced no value for output '${v}'`);
         values.set(v, t);
+        const block = arena && !t.device ? arena.blockOf(t.dataSync()) : -1;
+        if (block >= 0) inArena.set(v, block);
       });
       opts.onNode?.(node, outs);
       for (const v of step.release) {
         const t = values.get(v);
         values.delete(v);
+        if (!t || this.constants.has(v)) continue;
         // A device intermediate is freed as soon as nothing reads it (unless another name holds it).
-        if (t?.device && !this.constants.has(v) && ![...fed.values(), ...values.values()].includes(t)) t.dispose();
+        if (t.device && ![...fed.values(), ...values.values()].includes(t)) t.dispose();
+        // So is an arena block, unless a live value is a view of it (Reshape, Flatten, Identity).
+        const block = inArena.get(v);
+        if (block === undefined) continue;
+        inArena.delete(v);
+        if (![...inArena.values()].includes(block)) arena!.free(block);
       }
     }
     const result: Record<string, Tensor> = {};

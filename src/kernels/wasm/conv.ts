@@ -1,17 +1,19 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import type { ConvGeometry } from '../conv.js';
-import { type Call, type Job, chunkCount, depthwiseNs, gemmNs } from './pool.js';
+import { type Call, chunkCount, depthwiseNs, gemmNs } from './pool.js';
 import { depthwiseName } from './kernels.js';
 import { type Runtime, isConstant, packA, runtime, wasmActivation } from './runtime.js';
 
 /**
- * Conv on the WebAssembly SIMD kernels: 1×1 and im2col convs as packed GEMMs, depthwise convs
- * directly. Data is copied into wasm memory per image (one memcpy), results copied back; the
- * weights of loaded models are packed once and stay there (see markConstant).
+ * Conv on the WebAssembly SIMD kernels: 1×1 and im2col convs as GEMMs, depthwise convs
+ * directly. Inputs and outputs that live in wasm memory (the graph runner's arena) are used in
+ * place; others are copied in and out. The weights of loaded models are packed once and stay
+ * there (see markConstant).
  */
 
 
-function actParams(act: Activation): [number, number] {
+/** The f32 parameters the kernels' epilogue takes for an activation. */
+export function actParams(act: Activation): [number, number] {
   switch (act.kind) {
     case 'leaky_relu':
       return [act.alpha, 0];
@@ -46,95 +48,64 @@ export function wasmConv(X: Float32Array, W: Float32Array, B: Float32Array | nul
   return true;
 }
 
-/**
- * C[m×n] (row-major, ld = n rounded up to 4) = act(bias + A·B) with A packed at pA (mPanels
- * 4-row panels), B row-major in wasm memory at pBsrc (k rows of ldB floats, columns n … ldB−1
- * zero), packed into pB first.
- */
-export function gemmCore(rt: Runtime, pA: number, mPanels: number, k: number, pBsrc: number, ldB: number, pB: number, pC: number, pBias: number, act: Activation, defer = false): Job | null {
-  const n8 = ldB >> 3;
-  const tail4 = (ldB & 7) === 4;
-  const a = wasmActivation(act.kind);
-  const [p1, p2] = actParams(act);
-  const ldc = ldB * 4;
-  // Chunks worth a hand-off each (pool.ts's tuning); one: run it here.
-  const want = chunkCount(gemmNs(mPanels * 4 * ldB * k));
-  const gemm8 = `gemm8_${a}`;
-  const gemm4 = `gemm4_${a}`;
-  if (want <= 1) {
-    const f = rt.fns;
-    f.packb!(pBsrc, ldc, k, n8, pB);
-    if (tail4) f.packb4!(pBsrc + n8 * 32, ldc, k, pB + n8 * k * 32);
-    if (n8 > 0) f[gemm8]!(pA, pB, pC, pBias, mPanels, k, 0, n8, ldc, p1, p2);
-    if (tail4) f[gemm4]!(pA, pB + n8 * k * 32, pC + n8 * 32, pBias, mPanels, k, ldc, p1, p2);
-    return null;
-  }
-  // Threads: chunks of B panels, each packing its own panels before multiplying them; when
-  // there are too few panels for that, B is packed first and the chunks form a grid of
-  // (A panel range × B panel range).
-  const cols = n8 + (tail4 ? 1 : 0);
-  const jChunks = Math.min(cols, want);
-  const iChunks = Math.min(mPanels, Math.max(1, Math.ceil(want / jChunks)));
-  const packInChunk = iChunks === 1;
-  if (!packInChunk) {
-    rt.fns.packb!(pBsrc, ldc, k, n8, pB);
-    if (tail4) rt.fns.packb4!(pBsrc + n8 * 32, ldc, k, pB + n8 * k * 32);
-  }
-  const chunks: Call[][] = [];
-  for (let ic = 0; ic < iChunks; ic++) {
-    const i0 = Math.floor((ic * mPanels) / iChunks);
-    const i1 = Math.floor(((ic + 1) * mPanels) / iChunks);
-    if (i1 <= i0) continue;
-    const sub: [number, number, number, number] = [pA + i0 * k * 16, pBias + i0 * 16, pC + i0 * 4 * ldc, i1 - i0];
-    for (let jc = 0; jc < jChunks; jc++) {
-      const j0 = Math.floor((jc * cols) / jChunks);
-      const j1 = Math.min(n8, Math.floor(((jc + 1) * cols) / jChunks));
-      const chunk: Call[] = [];
-      const tail = tail4 && jc === jChunks - 1;
-      if (packInChunk && j1 > j0) chunk.push(['packb', pBsrc + j0 * 32, ldc, k, j1 - j0, pB + j0 * k * 32]);
-      if (packInChunk && tail) chunk.push(['packb4', pBsrc + n8 * 32, ldc, k, pB + n8 * k * 32]);
-      if (j1 > j0) chunk.push([gemm8, sub[0], pB, sub[2], sub[1], sub[3], k, j0, j1, ldc, p1, p2]);
-      if (tail) chunk.push([gemm4, sub[0], pB + n8 * k * 32, sub[2] + n8 * 32, sub[1], sub[3], k, ldc, p1, p2]);
-      if (chunk.length > 0) chunks.push(chunk);
-    }
-  }
-  if (defer) return rt.pool.start(chunks);
-  rt.pool.run(chunks);
-  return null;
+/** Floats of scratch `gemm` needs for its leftovers (K = k, mPanels A panels, N = n). */
+export function gemmTailFloats(k: number, mPanels: number, n: number): number {
+  return 8 * k + Math.max(32 * mPanels, 4 * n) + 16;
 }
 
 /**
- * Runs `count` blocks of a GEMM-based conv: load(i, pBsrc) copies block i's B into wasm memory
- * and returns its ld, gemm(pBsrc, ld, pC, defer) multiplies, store(i, pC, ld) copies C out.
- * With threads (`overlap`), block i's GEMM runs on the workers while this thread copies block
- * i − 1 out and block i + 1 in, into the second of two B/C buffers; the copies in and out are
- * JS work on the calling thread, and on small-K 1×1 convs they cost as much as half the GEMM.
- * Without, the plain order (C copied out while it is still in cache).
+ * C = act(bias + A·B) for the first m rows of C: A packed at pA (mPanels 4-row panels), B the
+ * k×n row-major matrix at pB (rows ldb floats apart), read in place; C row-major at pC (rows
+ * ldc floats apart), written in place for its first 8·⌊n/8⌋ columns and whole 4-row panels.
+ * The rest goes through `tail` (gemmTailFloats floats of scratch): the last n mod 8 columns
+ * are copied into a zero-padded 8-wide panel, and the rows of a partial last panel are
+ * computed there; both are copied out, so nothing outside C's m×n elements is ever written.
  */
-function pipelined(rt: Runtime, count: number, overlap: boolean, bufs: readonly [number, number, number, number], load: (i: number, pBsrc: number) => number, gemm: (pBsrc: number, ld: number, pC: number, defer: boolean) => Job | null, store: (i: number, pC: number, ld: number) => void): void {
-  if (!overlap || count < 2) {
-    for (let i = 0; i < count; i++) {
-      const ld = load(i, bufs[0]);
-      gemm(bufs[0], ld, bufs[1], false);
-      store(i, bufs[1], ld);
+export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: number, pB: number, ldb: number, n: number, pC: number, ldc: number, pBias: number, act: Activation, tail: number): void {
+  const n8 = n >> 3;
+  const rest = n - 8 * n8;
+  const a = wasmActivation(act.kind);
+  const [p1, p2] = actParams(act);
+  const gemm8 = `gemm8_${a}`;
+  const full = Math.min(mPanels, Math.floor(m / 4)); // A panels whose 4 rows C has
+  const calls: Call[][] = [];
+  if (n8 > 0 && full > 0) {
+    // Chunks: a grid of (A panel range × B panel range), B ranges first (each A panel range
+    // then streams its B columns once).
+    const want = chunkCount(gemmNs(full * 4 * k * 8 * n8));
+    const jChunks = Math.min(n8, want);
+    const iChunks = Math.min(full, Math.max(1, Math.ceil(want / jChunks)));
+    for (let ic = 0; ic < iChunks; ic++) {
+      const i0 = Math.floor((ic * full) / iChunks);
+      const i1 = Math.floor(((ic + 1) * full) / iChunks);
+      if (i1 <= i0) continue;
+      for (let jc = 0; jc < jChunks; jc++) {
+        const j0 = Math.floor((jc * n8) / jChunks);
+        const j1 = Math.floor(((jc + 1) * n8) / jChunks);
+        if (j1 > j0) calls.push([[gemm8, pA + i0 * k * 16, pB, pC + i0 * 16 * ldc, pBias + i0 * 16, i1 - i0, k, j0, j1, 4 * ldc, 4 * ldb, 32, p1, p2]]);
+      }
     }
-    return;
   }
-  let ld = load(0, bufs[0]);
-  let prevLd = 0;
-  for (let i = 0; i < count; i++) {
-    const cur = (i & 1) * 2;
-    const other = 2 - cur;
-    const job = gemm(bufs[cur]!, ld, bufs[cur + 1]!, true);
-    try {
-      if (i > 0) store(i - 1, bufs[other + 1]!, prevLd);
-      prevLd = ld;
-      if (i + 1 < count) ld = load(i + 1, bufs[other]!);
-    } finally {
-      rt.pool.finish(job);
-    }
+  rt.pool.run(calls);
+  // Leftovers, on this thread (small: a few columns, a few rows).
+  const f = rt.fns;
+  const pT = tail + 32 * k;
+  const t = pT >> 2;
+  if (rest > 0) {
+    const v = rt.f32();
+    const s = tail >> 2;
+    const b = (pB >> 2) + 8 * n8;
+    for (let p = 0; p < k; p++) for (let q = 0; q < 8; q++) v[s + 8 * p + q] = q < rest ? v[b + p * ldb + q]! : 0;
+    f[gemm8]!(pA, tail, pT, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2);
+    const c = (pC >> 2) + 8 * n8;
+    for (let i = 0; i < m; i++) for (let q = 0; q < rest; q++) v[c + i * ldc + q] = v[t + 8 * i + q]!;
   }
-  store(count - 1, bufs[((count - 1) & 1) * 2 + 1]!, prevLd);
+  if (full < mPanels && n8 > 0) {
+    // The partial last panel: all its 4 rows into the scratch (8·n8 floats each), m − 4·full copied.
+    f[gemm8]!(pA + full * k * 16, pB, pT, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, p1, p2);
+    const v = rt.f32();
+    for (let i = 0; i < m - 4 * full; i++) v.copyWithin((pC >> 2) + (4 * full + i) * ldc, t + 8 * n8 * i, t + 8 * n8 * (i + 1));
+  }
 }
 
 /** Writes bias (or zeros) for rows [off, off + m) into wasm memory at ptr, padded to mPanels·4. */
@@ -146,114 +117,86 @@ function putBias(rt: Runtime, ptr: number, B: Float32Array | null, off: number, 
   v.fill(0, o + m, o + mPanels * 4);
 }
 
+/** Column block of a copied 1×1 conv: B (k × nb) and C (m × nb) about 256 KiB each at most. */
+function columnBlock(k: number, m: number): number {
+  return Math.max(64, Math.floor(Math.min(1 << 16, (1 << 16) / Math.max(1, m), (1 << 16) / k) / 8) * 8);
+}
+
 /**
- * 1×1 stride-1 unpadded conv: per image and group, Y = W·X with X as the K×HW matrix B, in
- * blocks of columns so that the block of C the GEMM writes is still in L2 when it is copied
- * out (writing all of a 96×112² C first and copying it afterwards cost as much as the GEMM).
+ * 1×1 stride-1 unpadded conv: per image and group, Y = W·X with X as the K×HW matrix B. Input
+ * and output are used in place when they live in wasm memory (the graph runner's arena);
+ * otherwise columns are copied in and out in blocks small enough that the block of C is still
+ * in L2 when it is copied out. Planes smaller than 32 (the SE convs, HW = 1) put the images of
+ * a batch side by side, so one GEMM of N = images·HW streams the weights once instead of once
+ * per image.
  */
 function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
   const hw = g.h * g.w;
   const k = g.cg;
-  const mPanels = Math.ceil(g.mg / 4);
-  // Column block: C block (mPanels·4 × nb) and B block (k × nb) about 256 KiB each at most.
-  const nb = Math.max(64, Math.floor(Math.min(1 << 16, (1 << 16) / Math.max(1, mPanels * 4), (1 << 16) / k) / 8) * 8);
-  const blocked = hw > nb;
-  const nbImages = Math.max(nb, (hw + 3) & ~3);
-  const ldMax = blocked ? nb : Math.max((hw + 3) & ~3, g.n > 1 && 2 * hw <= nb ? (Math.min(g.n, Math.floor(nbImages / hw)) * hw + 3) & ~3 : 0);
-  // Threads: overlap the copies with the GEMMs when a block's GEMM is worth splitting.
-  const overlap = chunkCount(gemmNs(mPanels * 4 * k * Math.min(ldMax, g.n * hw))) > 1;
-  const bufs = overlap ? 2 : 1;
-  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + k * ldMax + bufs * (k * ldMax + mPanels * 4 * ldMax));
+  const mg = g.mg;
+  const mPanels = Math.ceil(mg / 4);
+  const side = g.n > 1 && hw < 32 ? Math.min(g.n, Math.max(1, Math.floor(256 / hw))) : 1; // images per GEMM
+  const xAt = rt.addressOf(X);
+  const yAt = rt.addressOf(y);
+  const inPlace = side === 1 && xAt >= 0 && yAt >= 0;
+  const nb = inPlace ? hw : side > 1 ? side * hw : Math.min(hw, columnBlock(k, mPanels * 4));
+  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + gemmTailFloats(k, mPanels, nb) + (xAt >= 0 && side === 1 ? 0 : k * nb) + (yAt >= 0 && side === 1 ? 0 : mPanels * 4 * nb));
   const base = rt.alloc(bytes);
   try {
     const pAscratch = base;
     const pBias = pAscratch + mPanels * 16 * k;
-    const pB = pBias + mPanels * 16;
-    const pBsrc0 = pB + k * ldMax * 4;
-    const pC0 = pBsrc0 + k * ldMax * 4;
-    const pBsrc1 = overlap ? pC0 + mPanels * 16 * ldMax : pBsrc0;
-    const pC1 = overlap ? pBsrc1 + k * ldMax * 4 : pC0;
-    const buffers = [pBsrc0, pC0, pBsrc1, pC1] as const;
+    const pTail = pBias + mPanels * 16;
+    const pBs = pTail + 4 * gemmTailFloats(k, mPanels, nb);
+    const pCs = pBs + (xAt >= 0 && side === 1 ? 0 : 4 * k * nb);
     for (let gi = 0; gi < g.group; gi++) {
-      const pA = packA(rt, W, gi * g.mg * k, g.mg, k, pAscratch);
-      putBias(rt, pBias, B, gi * g.mg, g.mg, mPanels);
-      const gemm = (pBsrc: number, ld: number, pC: number, defer: boolean) => gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act, defer);
-      // Small planes of a batch: several images side by side in one GEMM (N = images·HW), so
-      // the weights are streamed once per block instead of once per image (SE convs at batch
-      // 16 have HW = 1: sixteen 1-column GEMMs became one of 16 columns).
-      const perBlock = blocked ? 1 : Math.min(g.n, Math.max(1, Math.floor(nbImages / hw)));
-      if (perBlock > 1) {
-        pipelined(
-          rt,
-          Math.ceil(g.n / perBlock),
-          overlap,
-          buffers,
-          (i, pBsrc) => {
-            const n0 = i * perBlock;
-            const cnt = Math.min(perBlock, g.n - n0);
-            const ld = (cnt * hw + 3) & ~3;
-            const v = rt.f32();
-            const s = pBsrc >> 2;
-            for (let r = 0; r < k; r++) {
-              for (let j = 0; j < cnt; j++) {
-                const xo = ((n0 + j) * g.c + gi * k + r) * hw;
-                v.set(X.subarray(xo, xo + hw), s + r * ld + j * hw);
-              }
-              if (ld > cnt * hw) v.fill(0, s + r * ld + cnt * hw, s + (r + 1) * ld);
-            }
-            return ld;
-          },
-          gemm,
-          (i, pC, ld) => {
-            const n0 = i * perBlock;
-            const cnt = Math.min(perBlock, g.n - n0);
-            const w = rt.f32();
-            const c = pC >> 2;
-            for (let j = 0; j < cnt; j++) {
-              const yo = ((n0 + j) * g.m + gi * g.mg) * hw;
-              if (hw === 1) for (let r = 0; r < g.mg; r++) y[yo + r] = w[c + r * ld + j]!;
-              else for (let r = 0; r < g.mg; r++) y.set(w.subarray(c + r * ld + j * hw, c + r * ld + (j + 1) * hw), yo + r * hw);
-            }
-          },
-        );
-        continue;
-      }
-      // Blocks (image n, columns p0 …): ceil(hw / ldMax) per image.
-      const perImage = Math.ceil(hw / ldMax);
-      pipelined(
-        rt,
-        g.n * perImage,
-        overlap,
-        buffers,
-        (i, pBsrc) => {
-          const n = Math.floor(i / perImage);
-          const p0 = (i - n * perImage) * ldMax;
-          const xo = (n * g.c + gi * k) * hw;
-          const cols = Math.min(ldMax, hw - p0);
-          const ld = (cols + 3) & ~3;
+      const pA = packA(rt, W, gi * mg * k, mg, k, pAscratch);
+      putBias(rt, pBias, B, gi * mg, mg, mPanels);
+      if (side > 1) {
+        // Images n0 … n0 + cnt − 1 side by side: B[r, j·hw + q] = X[n0 + j, gi·k + r, q].
+        for (let n0 = 0; n0 < g.n; n0 += side) {
+          const cnt = Math.min(side, g.n - n0);
+          const ld = cnt * hw;
           const v = rt.f32();
-          const s = pBsrc >> 2;
-          if (!blocked && ld === hw) v.set(X.subarray(xo, xo + k * hw), s);
-          else {
-            for (let r = 0; r < k; r++) {
-              v.set(X.subarray(xo + r * hw + p0, xo + r * hw + p0 + cols), s + r * ld);
-              if (ld > cols) v.fill(0, s + r * ld + cols, s + (r + 1) * ld);
+          for (let r = 0; r < k; r++) {
+            for (let j = 0; j < cnt; j++) {
+              const xo = ((n0 + j) * g.c + gi * k + r) * hw;
+              v.set(X.subarray(xo, xo + hw), (pBs >> 2) + r * ld + j * hw);
             }
           }
-          return ld;
-        },
-        gemm,
-        (i, pC, ld) => {
-          const n = Math.floor(i / perImage);
-          const p0 = (i - n * perImage) * ldMax;
-          const yo = (n * g.m + gi * g.mg) * hw;
-          const cols = Math.min(ldMax, hw - p0);
+          gemm(rt, pA, mPanels, mg, k, pBs, ld, ld, pCs, ld, pBias, act, pTail);
           const w = rt.f32();
-          const c = pC >> 2;
-          if (!blocked && ld === hw) y.set(w.subarray(c, c + g.mg * hw), yo);
-          else for (let r = 0; r < g.mg; r++) y.set(w.subarray(c + r * ld, c + r * ld + cols), yo + r * hw + p0);
-        },
-      );
+          for (let j = 0; j < cnt; j++) {
+            const yo = ((n0 + j) * g.m + gi * mg) * hw;
+            if (hw === 1) for (let r = 0; r < mg; r++) y[yo + r] = w[(pCs >> 2) + r * ld + j]!;
+            else for (let r = 0; r < mg; r++) y.set(w.subarray((pCs >> 2) + r * ld + j * hw, (pCs >> 2) + r * ld + (j + 1) * hw), yo + r * hw);
+          }
+        }
+        continue;
+      }
+      for (let n = 0; n < g.n; n++) {
+        const xo = (n * g.c + gi * k) * hw;
+        const yo = (n * g.m + gi * mg) * hw;
+        for (let p0 = 0; p0 < hw; p0 += nb) {
+          const cols = Math.min(nb, hw - p0);
+          let pB: number;
+          let ldb: number;
+          if (xAt >= 0) [pB, ldb] = [xAt + 4 * (xo + p0), hw];
+          else {
+            const v = rt.f32();
+            if (cols === hw) v.set(X.subarray(xo, xo + k * hw), pBs >> 2);
+            else for (let r = 0; r < k; r++) v.set(X.subarray(xo + r * hw + p0, xo + r * hw + p0 + cols), (pBs >> 2) + r * cols);
+            [pB, ldb] = [pBs, cols];
+          }
+          if (yAt >= 0) gemm(rt, pA, mPanels, mg, k, pB, ldb, cols, yAt + 4 * (yo + p0), hw, pBias, act, pTail);
+          else {
+            gemm(rt, pA, mPanels, mg, k, pB, ldb, cols, pCs, cols, pBias, act, pTail);
+            const w = rt.f32();
+            const c = pCs >> 2;
+            if (cols === hw) y.set(w.subarray(c, c + mg * hw), yo);
+            else for (let r = 0; r < mg; r++) y.set(w.subarray(c + r * cols, c + (r + 1) * cols), yo + r * hw + p0);
+          }
+        }
+      }
     }
   } finally {
     rt.release(base);
@@ -264,10 +207,11 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
 const COL_FLOATS = 1 << 20;
 
 /**
- * General conv: im2col and the packed GEMM, per chunk of output positions. For strides 1 and 2
- * the image is copied into zero-bordered planes in wasm memory and the columns are gathered by
- * the SIMD im2col kernel (in plain JS the gather cost as much as the GEMM); other strides
- * gather in JS.
+ * General conv: im2col and the GEMM, per chunk of output positions. For strides 1 and 2 the
+ * image is copied into zero-bordered planes in wasm memory (from where it is, when it lives
+ * there already) and the columns are gathered by the SIMD im2col kernel (in plain JS the
+ * gather cost as much as the GEMM); other strides gather in JS. The GEMM writes the output in
+ * place when it lives in wasm memory.
  */
 function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
   const k = g.cg * g.kh * g.kw;
@@ -279,42 +223,48 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
   const mPanels = Math.ceil(g.mg / 4);
   const wp = g.w + g.pl + g.pr;
   const hp = g.h + g.pt + g.pb;
-  const imageFloats = simd ? g.c * g.h * g.w + g.c * hp * wp + 64 : 0;
-  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + 2 * k * ldMax + 16 + mPanels * 4 * ldMax + imageFloats);
+  const xAt = rt.addressOf(X);
+  const yAt = rt.addressOf(y);
+  const imageFloats = simd ? (xAt >= 0 ? 0 : g.c * g.h * g.w) + g.c * hp * wp + 64 : 0;
+  const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + gemmTailFloats(k, mPanels, ldMax) + k * ldMax + 16 + (yAt >= 0 ? 0 : mPanels * 4 * ldMax) + imageFloats);
   const base = rt.alloc(bytes);
   try {
     const pAscratch = base;
     const pBias = pAscratch + mPanels * 16 * k;
-    const pBsrc = pBias + mPanels * 16;
-    const pB = pBsrc + (k * ldMax + 16) * 4;
-    const pC = pB + k * ldMax * 4;
-    const pIn = pC + mPanels * 16 * ldMax;
-    const pPad = pIn + g.c * g.h * g.w * 4;
+    const pTail = pBias + mPanels * 16;
+    const pCol = pTail + 4 * gemmTailFloats(k, mPanels, ldMax);
+    const pC = pCol + (k * ldMax + 16) * 4;
+    const pIn = pC + (yAt >= 0 ? 0 : mPanels * 16 * ldMax);
+    const pPad = pIn + (xAt >= 0 ? 0 : g.c * g.h * g.w * 4);
     if (simd) rt.f32().fill(0, (pPad >> 2) + g.c * hp * wp, (pPad >> 2) + g.c * hp * wp + 64);
+    const chw = g.c * g.h * g.w;
     for (let n = 0; n < g.n; n++) {
       if (simd) {
-        const chw = g.c * g.h * g.w;
-        rt.f32().set(X.subarray(n * chw, (n + 1) * chw), pIn >> 2);
-        for (let ch = 0; ch < g.c; ch++) rt.fns.padplane!(pIn + ch * g.h * g.w * 4, g.h, g.w, pPad + ch * hp * wp * 4, wp, g.pt, g.pl, hp);
+        const src = xAt >= 0 ? xAt + 4 * n * chw : pIn;
+        if (xAt < 0) rt.f32().set(X.subarray(n * chw, (n + 1) * chw), pIn >> 2);
+        for (let ch = 0; ch < g.c; ch++) rt.fns.padplane!(src + ch * g.h * g.w * 4, g.h, g.w, pPad + ch * hp * wp * 4, wp, g.pt, g.pl, hp);
       }
       for (let gi = 0; gi < g.group; gi++) {
         const pA = packA(rt, W, gi * g.mg * k, g.mg, k, pAscratch);
         putBias(rt, pBias, B, gi * g.mg, g.mg, mPanels);
         const xo = (n * g.c + gi * g.cg) * g.h * g.w;
+        const yo = (n * g.m + gi * g.mg) * positions;
         for (let p0 = 0; p0 < positions; p0 += chunk) {
           const cols = Math.min(chunk, positions - p0);
           const ld = (cols + 3) & ~3;
           if (simd) {
             const oy0 = p0 / g.ow;
             const im2col = rt.fns[`im2col_s${g.sw}`]!;
-            im2col(pPad + gi * g.cg * hp * wp * 4, wp, hp * wp * 4, g.cg, g.kh, g.kw, g.dh, g.dw, g.sh, oy0, oy0 + cols / g.ow, g.ow, pBsrc, ld);
-          } else im2colInto(X, xo, g, p0, cols, rt.f32(), pBsrc >> 2, ld);
-          gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, act);
-          // Output rows of this chunk: y[(n·m + gi·mg + i)·positions + p0 …].
-          const v = rt.f32();
-          const c = pC >> 2;
-          const yo = (n * g.m + gi * g.mg) * positions + p0;
-          for (let i = 0; i < g.mg; i++) y.set(v.subarray(c + i * ld, c + i * ld + cols), yo + i * positions);
+            im2col(pPad + gi * g.cg * hp * wp * 4, wp, hp * wp * 4, g.cg, g.kh, g.kw, g.dh, g.dw, g.sh, oy0, oy0 + cols / g.ow, g.ow, pCol, ld);
+          } else im2colInto(X, xo, g, p0, cols, rt.f32(), pCol >> 2, ld);
+          if (yAt >= 0) gemm(rt, pA, mPanels, g.mg, k, pCol, ld, cols, yAt + 4 * (yo + p0), positions, pBias, act, pTail);
+          else {
+            gemm(rt, pA, mPanels, g.mg, k, pCol, ld, cols, pC, ld, pBias, act, pTail);
+            // Output rows of this chunk: y[(n·m + gi·mg + i)·positions + p0 …].
+            const v = rt.f32();
+            const c = pC >> 2;
+            for (let i = 0; i < g.mg; i++) y.set(v.subarray(c + i * ld, c + i * ld + cols), yo + p0 + i * positions);
+          }
         }
       }
     }
@@ -371,8 +321,10 @@ function im2colInto(X: Float32Array, xo: number, g: ConvGeometry, p0: number, co
 }
 
 /**
- * Depthwise conv: per image, the channels are copied into zero-bordered planes and run through
- * the generated kernel; with threads, in chunks of channels handed out by the pool.
+ * Depthwise conv: per image, chunks of channels, each one call that pads every channel of the
+ * chunk into the chunk's own zero-bordered plane (hot in cache) and runs the generated kernel
+ * on it; with threads, the chunks are handed out by the pool. Input and output are used in
+ * place when they live in wasm memory.
  */
 function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
   const { c, h, w, kh, kw, pt, pl, oh, ow } = g;
@@ -382,73 +334,47 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const a = wasmActivation(act.kind);
   const [p1, p2] = actParams(act);
   // Sigmoid and SiLU run as a separate pass over each chunk's outputs (in cache), eight
-  // vectors at a time; chunks then start at multiples of 4 channels so that every pass
-  // covers whole vectors of its own channels (the last one runs into the +4 float slack).
+  // vectors at a time.
   const pass = a === 'sigmoid' || a === 'silu' ? `act_${a}` : null;
   const spec = { kh, kw, sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw, act: pass ? ('none' as const) : a };
   rt.depthwise(spec);
   const name = depthwiseName(spec);
-  const plane = hp * wp;
-  const padFloats = c * plane + 64; // slack: lanes that are computed but never stored read past the last plane
-  // Chunks of channels, each one call (pad + kernel for every channel of the chunk), sized so
-  // that each is worth a hand-off; small convs run on the calling thread alone.
-  const nChunks = chunkCount(depthwiseNs(c * oh * ow * taps, c * (h * w + plane + oh * ow)));
-  // With threads and several images, two input/output buffers: image n runs on the workers
-  // while this thread copies image n − 1 out and image n + 1 in (see pipelined).
-  const overlap = nChunks > 1 && g.n > 1;
-  const io = c * h * w + c * oh * ow + 4; // +4: the activation pass may run 3 floats past the outputs
-  const bytes = 4 * (c * taps + c + padFloats + (overlap ? 2 : 1) * io);
+  // Slack after each plane: lanes that are computed but never stored read past its end.
+  const plane = hp * wp + 64;
+  const nChunks = chunkCount(depthwiseNs(c * oh * ow * taps, c * (h * w + hp * wp + oh * ow)));
+  const xAt = rt.addressOf(X);
+  const yAt = rt.addressOf(y);
+  const inFloats = xAt >= 0 ? 0 : c * h * w;
+  const outFloats = yAt >= 0 ? 0 : c * oh * ow;
+  const bytes = 4 * (c * taps + c + nChunks * plane + inFloats + outFloats) + 16; // +16: a last vector read past the end
   const base = rt.alloc(bytes);
   try {
     const pW = base;
     const pBias = pW + c * taps * 4;
     const pPad = pBias + c * 4;
-    const pIn0 = pPad + padFloats * 4;
-    const pIn1 = overlap ? pIn0 + io * 4 : pIn0;
-    const out = (pIn: number) => pIn + c * h * w * 4;
+    const pIn = pPad + nChunks * plane * 4;
+    const pOut = pIn + inFloats * 4;
     const v = rt.f32();
     v.set(W.subarray(0, c * taps), pW >> 2);
     if (B) v.set(B.subarray(0, c), pBias >> 2);
     else v.fill(0, pBias >> 2, (pBias >> 2) + c);
-    v.fill(0, (pPad >> 2) + c * plane, (pPad >> 2) + padFloats);
     const dwc = `dwc_${name.slice(3)}`;
-    // Sigmoid and SiLU chunks start at multiples of 4 channels (see above).
-    const align = pass ? 4 : 1;
-    const chunksFor = (pIn: number): Call[][] => {
-      const pOut = out(pIn);
+    for (let n = 0; n < g.n; n++) {
+      const src = xAt >= 0 ? xAt + 4 * n * c * h * w : pIn;
+      const dst = yAt >= 0 ? yAt + 4 * n * c * oh * ow : pOut;
+      if (xAt < 0) rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), pIn >> 2);
       const chunks: Call[][] = [];
       for (let q = 0; q < nChunks; q++) {
-        const c0 = Math.min(c, Math.floor((q * c) / nChunks / align) * align);
-        const c1 = q === nChunks - 1 ? c : Math.min(c, Math.floor(((q + 1) * c) / nChunks / align) * align);
+        const c0 = Math.floor((q * c) / nChunks);
+        const c1 = Math.floor(((q + 1) * c) / nChunks);
         if (c1 <= c0) continue;
-        const chunk: Call[] = [[dwc, pIn, h, w, pPad, wp, pt, pl, hp, pW, pBias, pOut, oh, ow, p1, p2, c0, c1]];
-        if (pass) chunk.push([pass, pOut + c0 * oh * ow * 4, Math.ceil(((c1 - c0) * oh * ow) / 4)]);
+        const chunk: Call[] = [[dwc, src, h, w, pPad + q * plane * 4, wp, pt, pl, hp, pW, pBias, dst, oh, ow, p1, p2, c0, c1]];
+        if (pass) chunk.push([pass, dst + c0 * oh * ow * 4, (c1 - c0) * oh * ow]);
         chunks.push(chunk);
       }
-      return chunks;
-    };
-    const chunks0 = chunksFor(pIn0);
-    const chunks1 = overlap ? chunksFor(pIn1) : chunks0;
-    pipelined(
-      rt,
-      g.n,
-      overlap,
-      [pIn0, out(pIn0), pIn1, out(pIn1)],
-      (n, pIn) => {
-        rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), pIn >> 2);
-        return 0;
-      },
-      (pIn, _, __, defer) => {
-        const chunks = pIn === pIn0 ? chunks0 : chunks1;
-        if (defer) return rt.pool.start(chunks);
-        rt.pool.run(chunks);
-        return null;
-      },
-      (n, pOut) => {
-        const o = pOut >> 2;
-        y.set(rt.f32().subarray(o, o + c * oh * ow), n * c * oh * ow);
-      },
-    );
+      rt.pool.run(chunks);
+      if (yAt < 0) y.set(rt.f32().subarray(pOut >> 2, (pOut >> 2) + c * oh * ow), n * c * oh * ow);
+    }
   } finally {
     rt.release(base);
   }

@@ -144,6 +144,14 @@ export class Fn {
     return this;
   }
 
+  // f32 scalar arithmetic (tails of vector loops).
+  f32add(): this {
+    return this.op(0x92);
+  }
+  f32mul(): this {
+    return this.op(0x94);
+  }
+
   // i32 arithmetic and comparisons.
   add(): this {
     return this.op(0x6a);

@@ -1,5 +1,5 @@
 import { type Activation, activateInPlace } from '../activation.js';
-import { gemmCore } from './conv.js';
+import { actParams, gemm, gemmTailFloats } from './conv.js';
 import { isConstant, packA, runtime, wasmActivation } from './runtime.js';
 
 /**
@@ -26,14 +26,15 @@ export function wasmGemm(
   // Packing a non-constant B per call costs as much as the product when A has few rows.
   if (!isConstant(B) && m < 8) return false;
   const mPanels = Math.ceil(n / 4); // rows of Yᵀ
-  const ld = (m + 3) & ~3;
-  const base = rt.alloc(4 * (mPanels * 4 * k + mPanels * 4 + 2 * k * ld + mPanels * 4 * ld));
+  // Up to 4 rows of A: one matrix-vector product per row (a GEMM would use 1 column in 8).
+  const rows = m <= 4;
+  const base = rt.alloc(4 * (mPanels * 4 * k + mPanels * 4 + k * m + mPanels * 4 * m + (rows ? 0 : gemmTailFloats(k, mPanels, m))));
   try {
     const pAscratch = base;
     const pBias = pAscratch + mPanels * 16 * k;
     const pBsrc = pBias + mPanels * 16;
-    const pB = pBsrc + k * ld * 4;
-    const pC = pB + k * ld * 4;
+    const pC = pBsrc + k * m * 4;
+    const pTail = pC + mPanels * 16 * m;
     // B'ᵀ[j, p] = B'[p, j]
     const pA = attrs.transB ? packA(rt, B, 0, n, k, pAscratch, k, 1) : packA(rt, B, 0, n, k, pAscratch, 1, n);
     const v = rt.f32();
@@ -41,17 +42,23 @@ export function wasmGemm(
     if (C && attrs.beta !== 0) for (let j = 0; j < n; j++) v[bo + j] = attrs.beta * C[j]!;
     else v.fill(0, bo, bo + n);
     v.fill(0, bo + n, bo + mPanels * 4);
-    // A'ᵀ[p, i] = A'[i, p], rows of ld floats, zero past m.
     const s = pBsrc >> 2;
-    for (let p = 0; p < k; p++) {
-      const row = s + p * ld;
-      for (let i = 0; i < m; i++) v[row + i] = attrs.transA ? A[p * m + i]! : A[i * k + p]!;
-      for (let i = m; i < ld; i++) v[row + i] = 0;
+    const [p1, p2] = actParams(attrs.activation);
+    if (rows) {
+      // Row i of A' at s + i·k; its outputs (mPanels·4 floats) at pC + i·mPanels·16.
+      for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) v[s + i * k + p] = attrs.transA ? A[p * m + i]! : A[i * k + p]!;
+      const gemv = rt.fns[`gemv_${wasmActivation(attrs.activation.kind)}`]!;
+      for (let i = 0; i < m; i++) gemv(pA, pBsrc + 4 * i * k, pC + i * mPanels * 16, pBias, mPanels, k, p1, p2);
+      const w = rt.f32();
+      for (let i = 0; i < m; i++) y.set(w.subarray((pC >> 2) + i * mPanels * 4, (pC >> 2) + i * mPanels * 4 + n), i * n);
+    } else {
+      // A'ᵀ[p, i] = A'[i, p]: k rows of m floats.
+      for (let p = 0; p < k; p++) for (let i = 0; i < m; i++) v[s + p * m + i] = attrs.transA ? A[p * m + i]! : A[i * k + p]!;
+      gemm(rt, pA, mPanels, n, k, pBsrc, m, m, pC, m, pBias, attrs.activation, pTail);
+      const w = rt.f32();
+      const c = pC >> 2;
+      for (let j = 0; j < n; j++) for (let i = 0; i < m; i++) y[i * n + j] = w[c + j * m + i]!;
     }
-    gemmCore(rt, pA, mPanels, k, pBsrc, ld, pB, pC, pBias, attrs.activation);
-    const w = rt.f32();
-    const c = pC >> 2;
-    for (let j = 0; j < n; j++) for (let i = 0; i < m; i++) y[i * n + j] = w[c + j * ld + i]!;
   } finally {
     rt.release(base);
   }

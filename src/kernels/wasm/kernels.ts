@@ -5,7 +5,7 @@ import { F32, Fn, I32, V128, type ValType } from './emit.js';
  * pointers are byte addresses in the shared kernel memory; all data is float32.
  *
  * What won in the prototype, and is what these kernels do: 8 v128 accumulators (a 4×8 tile),
- * B packed into 8-wide panels with a 4-wide kernel for leftovers, A broadcast with
+ * B in 8-wide panels (read in place from the row-major matrix), A broadcast with
  * v128.load32_splat, and a plain k-loop that compares pointers. More accumulators or an
  * unrolled k-loop spill (V8 has 15 usable xmm registers) and lose 20–40 %.
  */
@@ -133,27 +133,17 @@ function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
 }
 
 /**
- * gemm8_<act>(pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, p1, p2): for the 8-wide B panels
- * j0 ≤ j < j1 and every 4-row A panel, C[4×8 tile] = act(bias + A panel · B panel).
- * A panels are K×4 (16 bytes per k), B panels K×8 (32 bytes per k), C row-major with ldc
- * bytes per row, bias one float per row (padded to whole panels). K ≥ 1.
- *
- * gemm4_<act>(pA, pB4, pC4, pBias, mPanels, K, ldc, p1, p2): the same for one 4-wide panel.
+ * gemm8_<act>(pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, p1, p2): for the 8-wide
+ * B panels j0 ≤ j < j1 and every 4-row A panel, C[4×8 tile] = act(bias + A panel · B panel).
+ * A panels are K×4 (16 bytes per k); B panel j starts at pB + j·panelB and its K rows of 8
+ * floats are ldb bytes apart: B read in place, 8 columns of a row-major matrix (ldb its row
+ * bytes, panelB 32) — as fast as packed panels in measurements here, and without the copy.
+ * C is row-major with ldc bytes per row, bias one float per row (padded to whole panels).
+ * K ≥ 1.
  */
-export function gemmKernels(act: WasmActivation): Fn[] {
-  return [gemmTile(act, 8), gemmTile(act, 4)];
-}
-
-function gemmTile(act: WasmActivation, width: 8 | 4): Fn {
-  const wide = width === 8;
-  const params: ValType[] = wide ? [I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32] : [I32, I32, I32, I32, I32, I32, I32, F32, F32];
-  const f = new Fn(`gemm${width}_${act}`, params);
-  const [pA, pB, pC, pBias, mPanels, K] = [0, 1, 2, 3, 4, 5];
-  const j0 = wide ? 6 : -1;
-  const j1 = wide ? 7 : -1;
-  const ldc = wide ? 8 : 6;
-  const p1 = wide ? 9 : 7;
-  const p2 = wide ? 10 : 8;
+export function gemmKernel(act: WasmActivation): Fn {
+  const f = new Fn(`gemm8_${act}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32]);
+  const [pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const j = f.local(I32);
   const bPanel = f.local(I32);
   const cCol = f.local(I32);
@@ -163,26 +153,22 @@ function gemmTile(act: WasmActivation, width: 8 | 4): Fn {
   const end = f.local(I32);
   const cRow = f.local(I32);
   const bias = f.local(I32);
-  const panelBytesB = f.local(I32);
-  const acc = Array.from({ length: wide ? 8 : 4 }, () => f.local(V128));
+  const kBytes = f.local(I32);
+  const acc = Array.from({ length: 8 }, () => f.local(V128));
   const b0 = f.local(V128);
   const b1 = f.local(V128);
   const av = f.local(V128);
-  const halves = wide ? 2 : 1;
+  const halves = 2;
 
-  // panelBytesB = K · width · 4
-  f.get(K).i32(width * 4).mul().set(panelBytesB);
-  if (wide) {
-    f.get(j0).set(j);
-    f.get(j).get(j1).geS().brIf(0 /* nothing to do: returns from the function body */);
-  } else {
-    f.i32(0).set(j);
-  }
-  f.block().loop(); // over B panels (just one for width 4)
+  // kBytes = K · ldb: from a panel's first row to past its last
+  f.get(K).get(ldb).mul().set(kBytes);
+  f.get(j0).set(j);
+  f.get(j).get(j1).geS().brIf(0 /* nothing to do: returns from the function body */);
+  f.block().loop(); // over B panels
   {
-    // bPanel = pB + j·panelBytesB; cCol = pC + j·width·4
-    f.get(pB).get(j).get(panelBytesB).mul().add().set(bPanel);
-    f.get(pC).get(j).i32(width * 4).mul().add().set(cCol);
+    // bPanel = pB + j·panelB; cCol = pC + j·32
+    f.get(pB).get(j).get(panelB).mul().add().set(bPanel);
+    f.get(pC).get(j).i32(32).mul().add().set(cCol);
     f.i32(0).set(ip);
     f.get(pA).set(a);
     f.get(cCol).set(cRow);
@@ -192,21 +178,21 @@ function gemmTile(act: WasmActivation, width: 8 | 4): Fn {
       // Accumulators start at the bias of their row.
       for (let r = 0; r < 4; r++) {
         f.get(bias).loadSplat(r * 4).set(acc[r * halves]!);
-        if (wide) f.get(acc[r * 2]!).set(acc[r * 2 + 1]!);
+        f.get(acc[r * 2]!).set(acc[r * 2 + 1]!);
       }
       f.get(bPanel).set(b);
-      f.get(bPanel).get(panelBytesB).add().set(end);
+      f.get(bPanel).get(kBytes).add().set(end);
       f.loop();
       {
         f.get(b).v128Load(0).set(b0);
-        if (wide) f.get(b).v128Load(16).set(b1);
+        f.get(b).v128Load(16).set(b1);
         for (let r = 0; r < 4; r++) {
           f.get(a).loadSplat(r * 4).set(av);
           f.get(acc[r * halves]!).get(av).get(b0).fmul().fadd().set(acc[r * halves]!);
-          if (wide) f.get(acc[r * 2 + 1]!).get(av).get(b1).fmul().fadd().set(acc[r * 2 + 1]!);
+          f.get(acc[r * 2 + 1]!).get(av).get(b1).fmul().fadd().set(acc[r * 2 + 1]!);
         }
         f.get(a).i32(16).add().set(a);
-        f.get(b).i32(width * 4).add().tee(b).get(end).ne().brIf(0);
+        f.get(b).get(ldb).add().tee(b).get(end).ne().brIf(0);
       }
       f.end();
       // Epilogue and stores: row r of the tile at cRow + r·ldc.
@@ -224,63 +210,54 @@ function gemmTile(act: WasmActivation, width: 8 | 4): Fn {
       f.get(ip).i32(1).add().tee(ip).get(mPanels).ltS().brIf(0);
     }
     f.end().end();
-    if (wide) f.get(j).i32(1).add().tee(j).get(j1).ltS().brIf(0);
+    f.get(j).i32(1).add().tee(j).get(j1).ltS().brIf(0);
   }
   f.end().end();
   return f;
 }
 
 /**
- * packb(src, ld, K, n8, dst): B (K rows, ld bytes apart) → n8 panels of 8 columns, each K×8
- * contiguous, then (the caller's business) leftovers. Plain v128 copies.
+ * gemv_<act>(pA, pX, pY, pBias, mPanels, K, p1, p2): y = act(bias + A·x) for A packed as
+ * 4-row panels (K×4 each, see gemm8): per panel, one vector of 4 outputs, the k-loop split
+ * over two accumulators (even and odd k) so the adds do not wait on each other. Writes
+ * mPanels·4 floats at pY.
  */
-export function packBKernel(): Fn {
-  const f = new Fn('packb', [I32, I32, I32, I32, I32]);
-  const [src, ld, K, n8, dst] = [0, 1, 2, 3, 4];
-  const j = f.local(I32);
-  const s = f.local(I32);
-  const k = f.local(I32);
-  const d = f.local(I32);
-  f.get(dst).set(d);
-  f.i32(0).set(j);
+export function gemvKernel(act: WasmActivation): Fn {
+  const f = new Fn(`gemv_${act}`, [I32, I32, I32, I32, I32, I32, F32, F32]);
+  const [pA, pX, pY, pBias, mPanels, K, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const i = f.local(I32);
+  const a = f.local(I32);
+  const x = f.local(I32);
+  const end = f.local(I32);
+  const end2 = f.local(I32);
+  const acc0 = f.local(V128);
+  const acc1 = f.local(V128);
+  f.get(pA).set(a);
+  f.i32(0).set(i);
   f.block().loop();
   {
-    f.get(j).get(n8).geS().brIf(1);
-    f.get(src).get(j).i32(32).mul().add().set(s);
-    f.i32(0).set(k);
+    f.get(i).get(mPanels).geS().brIf(1);
+    f.get(pBias).get(i).i32(4).shl().add().v128Load(0).set(acc0);
+    f.v128Zero().set(acc1);
+    f.get(pX).set(x);
+    f.get(a).get(K).i32(4).shl().add().set(end);
+    f.get(a).get(K).i32(-2).and().i32(4).shl().add().set(end2);
     f.block().loop();
-    {
-      f.get(k).get(K).geS().brIf(1);
-      f.get(d).get(s).v128Load(0).v128Store(0);
-      f.get(d).get(s).v128Load(16).v128Store(16);
-      f.get(d).i32(32).add().set(d);
-      f.get(s).get(ld).add().set(s);
-      f.get(k).i32(1).add().set(k);
-      f.br(0);
-    }
-    f.end().end();
-    f.get(j).i32(1).add().set(j);
+    f.get(a).get(end2).geS().brIf(1);
+    f.get(acc0).get(a).v128Load(0).get(x).loadSplat(0).fmul().fadd().set(acc0);
+    f.get(acc1).get(a).v128Load(16).get(x).loadSplat(4).fmul().fadd().set(acc1);
+    f.get(a).i32(32).add().set(a);
+    f.get(x).i32(8).add().set(x);
     f.br(0);
-  }
-  f.end().end();
-  return f;
-}
-
-/**
- * packb4(src, ld, K, dst): one 4-wide panel (K×4) from 4 columns at src.
- */
-export function packB4Kernel(): Fn {
-  const f = new Fn('packb4', [I32, I32, I32, I32]);
-  const [src, ld, K, dst] = [0, 1, 2, 3];
-  const k = f.local(I32);
-  f.i32(0).set(k);
-  f.block().loop();
-  {
-    f.get(k).get(K).geS().brIf(1);
-    f.get(dst).get(src).v128Load(0).v128Store(0);
-    f.get(dst).i32(16).add().set(dst);
-    f.get(src).get(ld).add().set(src);
-    f.get(k).i32(1).add().set(k);
+    f.end().end();
+    f.get(a).get(end).ltS().if_();
+    f.get(acc0).get(a).v128Load(0).get(x).loadSplat(0).fmul().fadd().set(acc0);
+    f.get(a).i32(16).add().set(a);
+    f.end();
+    f.get(acc0).get(acc1).fadd().set(acc0);
+    emitActivation(f, act, acc0, p1, p2);
+    f.get(pY).get(i).i32(4).shl().add().get(acc0).v128Store(0);
+    f.get(i).i32(1).add().set(i);
     f.br(0);
   }
   f.end().end();
@@ -451,10 +428,11 @@ export function depthwiseKernel(s: DepthwiseSpec): Fn {
 
 /**
  * dwc_…(pIn, h, w, pPad, wp, pt, pl, hp, pW, pBias, pOut, oh, ow, p1, p2, c0, c1): channels
- * [c0, c1) of a depthwise conv in one call: for each, the zero-bordered plane (padplane, function
- * 0 of the module) then the kernel (function 1). Input planes h·w floats apart, padded planes
- * hp·wp, weights kh·kw, outputs oh·ow; bias one float per channel. One call per chunk of
- * channels keeps thread hand-offs and JS→wasm calls out of the per-channel cost.
+ * [c0, c1) of a depthwise conv in one call: for each, the zero-bordered plane at pPad (one
+ * plane, reused for every channel, so it stays in cache; padplane, function 0 of the module)
+ * then the kernel (function 1). Input planes h·w floats apart, weights kh·kw, outputs oh·ow;
+ * bias one float per channel. One call per chunk of channels keeps thread hand-offs and
+ * JS→wasm calls out of the per-channel cost.
  */
 export function depthwiseChannelsKernel(s: DepthwiseSpec): Fn {
   const f = new Fn(`dwc_${depthwiseName(s).slice(3)}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, I32, I32]);
@@ -464,7 +442,7 @@ export function depthwiseChannelsKernel(s: DepthwiseSpec): Fn {
   f.get(c0).set(ch);
   f.block().loop();
   f.get(ch).get(c1).geS().brIf(1);
-  f.get(pPad).get(ch).get(hp).mul().get(wp).mul().i32(2).shl().add().set(padPtr);
+  f.get(pPad).set(padPtr);
   f.get(pIn).get(ch).get(h).mul().get(w).mul().i32(2).shl().add().get(h).get(w).get(padPtr).get(wp).get(pt).get(pl).get(hp).call(0);
   f.get(padPtr).get(wp).get(pW).get(ch).i32(4 * s.kh * s.kw).mul().add();
   f.get(pBias).get(ch).i32(2).shl().add().f32Load(0);
@@ -613,21 +591,24 @@ export function padPlaneKernel(name = 'padplane'): Fn {
 }
 
 /**
- * act_<kind>(ptr, nvec): v = act(v) in place over nvec vectors, eight at a time (interleaved,
- * see emitActivations), then one at a time. For sigmoid and SiLU after the depthwise kernel,
- * whose one-vector-at-a-time loop would leave the exp chains latency-bound.
+ * act_<kind>(ptr, n): v = act(v) in place over n floats, eight vectors at a time (interleaved,
+ * see emitActivations), then one at a time, then the last n mod 4 lane by lane (from a full
+ * load; the floats past the end are read, never written). For sigmoid and SiLU after the
+ * depthwise kernel, whose one-vector-at-a-time loop would leave the exp chains latency-bound.
  */
 export function activationPassKernel(act: 'sigmoid' | 'silu'): Fn {
   const f = new Fn(`act_${act}`, [I32, I32]);
-  const [ptr, nvec] = [0, 1];
+  const [ptr, n] = [0, 1];
   const vs = Array.from({ length: 8 }, () => f.local(V128));
   const p = f.local(F32);
   const end = f.local(I32);
-  const end8 = f.local(I32);
-  f.get(ptr).get(nvec).i32(4).shl().add().set(end);
-  f.get(ptr).get(nvec).i32(-8).and().i32(4).shl().add().set(end8);
+  const end4 = f.local(I32);
+  const end32 = f.local(I32);
+  f.get(ptr).get(n).i32(2).shl().add().set(end);
+  f.get(ptr).get(n).i32(-4).and().i32(2).shl().add().set(end4);
+  f.get(ptr).get(n).i32(-32).and().i32(2).shl().add().set(end32);
   f.block().loop();
-  f.get(ptr).get(end8).geS().brIf(1);
+  f.get(ptr).get(end32).geS().brIf(1);
   vs.forEach((v, i) => f.get(ptr).v128Load(16 * i).set(v));
   emitActivations(f, act, vs, p, p);
   vs.forEach((v, i) => f.get(ptr).get(v).v128Store(16 * i));
@@ -635,12 +616,139 @@ export function activationPassKernel(act: 'sigmoid' | 'silu'): Fn {
   f.br(0);
   f.end().end();
   f.block().loop();
-  f.get(ptr).get(end).geS().brIf(1);
+  f.get(ptr).get(end4).geS().brIf(1);
   f.get(ptr).v128Load(0).set(vs[0]!);
   emitActivations(f, act, [vs[0]!], p, p);
   f.get(ptr).get(vs[0]!).v128Store(0);
   f.get(ptr).i32(16).add().set(ptr);
   f.br(0);
+  f.end().end();
+  f.get(ptr).get(end).ltS().if_();
+  {
+    f.get(ptr).v128Load(0).set(vs[0]!);
+    emitActivations(f, act, [vs[0]!], p, p);
+    for (let lane = 0; lane < 3; lane++) {
+      f.get(ptr).i32(4 * lane).add().get(end).ltS().if_();
+      f.get(ptr).get(vs[0]!).extractLane(lane).f32Store(4 * lane);
+      f.end();
+    }
+  }
+  f.end();
+  return f;
+}
+
+/** The float ops of the elementwise kernels, as their vector instruction. */
+export const BINARY_OPS = { Add: 'fadd', Sub: 'fsub', Mul: 'fmul', Div: 'fdiv' } as const;
+export type WasmBinaryOp = keyof typeof BINARY_OPS;
+
+/**
+ * bin_<op>_<kind>(pA, ra, pB, rb, pY, rows, n): rows of n outputs, y[r·n + k] = a ∘ b with
+ * row r of A at pA + r·ra and of B at pB + r·rb (bytes). kind vv: both rows are vectors;
+ * vs: B holds one value per row (the SE gate, a scalar); sv: A does. Four outputs per v128;
+ * a row's last partial vector is computed from a full load (the few floats read past the row
+ * are never used) and stored lane by lane.
+ */
+export function binaryKernel(op: WasmBinaryOp, kind: 'vv' | 'vs' | 'sv'): Fn {
+  const f = new Fn(`bin_${op}_${kind}`, [I32, I32, I32, I32, I32, I32, I32]);
+  const [pA, ra, pB, rb, pY, rows, n] = [0, 1, 2, 3, 4, 5, 6];
+  const r = f.local(I32);
+  const a = f.local(I32);
+  const b = f.local(I32);
+  const y = f.local(I32);
+  const end = f.local(I32);
+  const end4 = f.local(I32);
+  const sv = f.local(V128);
+  const v = f.local(V128);
+  const emitOp = (): void => {
+    if (kind === 'sv') f.get(sv);
+    else f.get(a).v128Load(0);
+    if (kind === 'vs') f.get(sv);
+    else f.get(b).v128Load(0);
+    f[BINARY_OPS[op]]();
+  };
+  f.get(pY).set(y);
+  f.i32(0).set(r);
+  f.block().loop();
+  {
+    f.get(r).get(rows).geS().brIf(1);
+    f.get(pA).get(r).get(ra).mul().add().set(a);
+    f.get(pB).get(r).get(rb).mul().add().set(b);
+    if (kind === 'vs') f.get(b).loadSplat(0).set(sv);
+    if (kind === 'sv') f.get(a).loadSplat(0).set(sv);
+    f.get(y).get(n).i32(2).shl().add().set(end);
+    f.get(y).get(n).i32(-4).and().i32(2).shl().add().set(end4);
+    f.block().loop();
+    f.get(y).get(end4).geS().brIf(1);
+    f.get(y);
+    emitOp();
+    f.v128Store(0);
+    if (kind !== 'sv') f.get(a).i32(16).add().set(a);
+    if (kind !== 'vs') f.get(b).i32(16).add().set(b);
+    f.get(y).i32(16).add().set(y);
+    f.br(0);
+    f.end().end();
+    f.get(y).get(end).ltS().if_();
+    {
+      emitOp();
+      f.set(v);
+      for (let lane = 0; lane < 3; lane++) {
+        f.get(y).i32(4 * lane).add().get(end).ltS().if_();
+        f.get(y).get(v).extractLane(lane).f32Store(4 * lane);
+        f.end();
+      }
+    }
+    f.end();
+    f.get(end).set(y);
+    f.get(r).i32(1).add().set(r);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/**
+ * mean_rows(pX, pY, rows, n, inv): y[r] = inv · Σ x[r·n + k] over k < n (the global average
+ * pool: rows are channel planes). Two vector accumulators, then the lanes and the last n mod 8
+ * floats added in order.
+ */
+export function meanRowsKernel(): Fn {
+  const f = new Fn('mean_rows', [I32, I32, I32, I32, F32]);
+  const [pX, pY, rows, n, inv] = [0, 1, 2, 3, 4];
+  const r = f.local(I32);
+  const x = f.local(I32);
+  const end = f.local(I32);
+  const end8 = f.local(I32);
+  const acc0 = f.local(V128);
+  const acc1 = f.local(V128);
+  const s = f.local(F32);
+  f.get(pX).set(x);
+  f.i32(0).set(r);
+  f.block().loop();
+  {
+    f.get(r).get(rows).geS().brIf(1);
+    f.get(x).get(n).i32(2).shl().add().set(end);
+    f.get(x).get(n).i32(-8).and().i32(2).shl().add().set(end8);
+    f.v128Zero().set(acc0);
+    f.v128Zero().set(acc1);
+    f.block().loop();
+    f.get(x).get(end8).geS().brIf(1);
+    f.get(acc0).get(x).v128Load(0).fadd().set(acc0);
+    f.get(acc1).get(x).v128Load(16).fadd().set(acc1);
+    f.get(x).i32(32).add().set(x);
+    f.br(0);
+    f.end().end();
+    f.get(acc0).get(acc1).fadd().set(acc0);
+    f.get(acc0).extractLane(0).get(acc0).extractLane(1).f32add().get(acc0).extractLane(2).f32add().get(acc0).extractLane(3).f32add().set(s);
+    f.block().loop();
+    f.get(x).get(end).geS().brIf(1);
+    f.get(s).get(x).f32Load(0).f32add().set(s);
+    f.get(x).i32(4).add().set(x);
+    f.br(0);
+    f.end().end();
+    f.get(pY).get(r).i32(2).shl().add().get(s).get(inv).f32mul().f32Store(0);
+    f.get(r).i32(1).add().set(r);
+    f.br(0);
+  }
   f.end().end();
   return f;
 }

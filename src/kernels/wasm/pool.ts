@@ -41,6 +41,11 @@ export function depthwiseNs(macs: number, floats: number): number {
   return macs / 6 + floats / 4;
 }
 
+/** Estimated single-thread time of a pass that streams `floats` through memory once (elementwise). */
+export function streamNs(floats: number): number {
+  return floats / 2;
+}
+
 /** How many chunks to cut work of `ns` (single-thread estimate) into: 1 means run it inline. */
 export function chunkCount(ns: number): number {
   const t = getThreads();

@@ -1,6 +1,6 @@
 import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernels, im2colKernel, packB4Kernel, packBKernel, padPlaneKernel } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -79,8 +79,10 @@ export class Runtime {
     this.pages = initial;
     this.free = [[1024, initial * PAGE - 1024]]; // the first KiB stays unused: address 0 is never handed out
     this.pool = new Pool(this);
-    const fns: Fn[] = [packBKernel(), packB4Kernel(), padPlaneKernel(), im2colKernel(1), im2colKernel(2), activationPassKernel('sigmoid'), activationPassKernel('silu')];
-    for (const act of WASM_ACTIVATIONS) fns.push(...gemmKernels(act));
+    const fns: Fn[] = [padPlaneKernel(), im2colKernel(1), im2colKernel(2), activationPassKernel('sigmoid'), activationPassKernel('silu')];
+    for (const act of WASM_ACTIVATIONS) fns.push(gemmKernel(act), gemvKernel(act));
+    for (const op of Object.keys(BINARY_OPS) as WasmBinaryOp[]) fns.push(binaryKernel(op, 'vv'), binaryKernel(op, 'vs'), binaryKernel(op, 'sv'));
+    fns.push(meanRowsKernel());
     this.addModule(fns);
   }
 
@@ -96,9 +98,22 @@ export class Runtime {
   f32(): Float32Array {
     if (this.buffer !== this.memory.buffer) {
       this.buffer = this.memory.buffer;
+      this.buffers.add(this.buffer);
       this.f32View = new Float32Array(this.buffer);
     }
     return this.f32View;
+  }
+
+  /** Every buffer object this memory has shown (a shared memory shows a new one after growing). */
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+
+  /**
+   * The byte address of `a` when its elements live in this memory (an arena output), else −1.
+   * Kernels then read and write it in place instead of copying.
+   */
+  addressOf(a: Float32Array): number {
+    this.f32();
+    return this.buffers.has(a.buffer) ? a.byteOffset : -1;
   }
 
   /** The depthwise kernel for a geometry, generated on first use. */

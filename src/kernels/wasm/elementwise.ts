@@ -1,0 +1,85 @@
+import { type Call, chunkCount, streamNs } from './pool.js';
+import { type WasmBinaryOp, BINARY_OPS } from './kernels.js';
+import { type Runtime, runtime, wasmKernelsEnabled } from './runtime.js';
+
+/**
+ * Elementwise ops and the global average pool on the WebAssembly kernels, for arrays that
+ * already live in wasm memory (the graph runner's arena): the SE gate multiply, residual adds,
+ * the squeeze. Outside an arena the TypeScript loops are as fast as a copy in and out.
+ */
+
+/** Splits rows [0, rows) into chunks worth a hand-off each (one chunk: run here). */
+function rowChunks(rows: number, floats: number): [number, number][] {
+  const want = Math.min(rows, chunkCount(streamNs(floats)));
+  const out: [number, number][] = [];
+  for (let q = 0; q < want; q++) {
+    const r0 = Math.floor((q * rows) / want);
+    const r1 = Math.floor(((q + 1) * rows) / want);
+    if (r1 > r0) out.push([r0, r1]);
+  }
+  return out;
+}
+
+/** The address of `a` in wasm memory, copying it into scratch at `ptr` when it is not there (floats [0, extent)). */
+function place(rt: Runtime, a: Float32Array, extent: number, ptr: number): number {
+  const at = rt.addressOf(a);
+  if (at >= 0) return at;
+  rt.f32().set(a.subarray(0, extent), ptr >> 2);
+  return ptr;
+}
+
+/**
+ * Y = A ∘ B as `rows` rows of n (row r of A at r·ra floats, of B at r·rb; kind 0: both rows
+ * vectors, 1: B one value per row, 2: A one value per row), the row plan of elementwise.ts.
+ * Returns false, having done nothing, unless Y lives in wasm memory; a small operand that
+ * does not (a gate computed in TypeScript) is copied in.
+ */
+export function wasmBinaryRows(op: string, rows: number, n: number, ra: number, rb: number, kind: 0 | 1 | 2, A: Float32Array, B: Float32Array, Y: Float32Array): boolean {
+  if (!(op in BINARY_OPS) || !wasmKernelsEnabled()) return false;
+  const rt = runtime()!;
+  const yAt = rt.addressOf(Y);
+  if (yAt < 0 || rows * n === 0) return false;
+  const extentA = (rows - 1) * ra + (kind === 2 ? 1 : n);
+  const extentB = (rows - 1) * rb + (kind === 1 ? 1 : n);
+  const copyA = rt.addressOf(A) < 0 ? extentA : 0;
+  const copyB = rt.addressOf(B) < 0 ? extentB : 0;
+  if (4 * (copyA + copyB) > rows * n) return false; // copying a big operand costs more than it saves
+  const base = copyA + copyB > 0 ? rt.alloc(4 * (copyA + copyB) + 64) : 0;
+  try {
+    const pA = place(rt, A, extentA, base);
+    const pB = place(rt, B, extentB, base + 4 * copyA);
+    const name = `bin_${op as WasmBinaryOp}_${['vv', 'vs', 'sv'][kind]}`;
+    if (rows === 1 && kind === 0) {
+      // One long row (a residual add): chunks of whole vectors.
+      const calls: Call[][] = rowChunks(Math.ceil(n / 4), n).map(([v0, v1]) => [[name, pA + 16 * v0, 0, pB + 16 * v0, 0, yAt + 16 * v0, 1, Math.min(n, 4 * v1) - 4 * v0]]);
+      rt.pool.run(calls);
+    } else {
+      const calls: Call[][] = rowChunks(rows, rows * n).map(([r0, r1]) => [[name, pA + 4 * r0 * ra, 4 * ra, pB + 4 * r0 * rb, 4 * rb, yAt + 4 * r0 * n, r1 - r0, n]]);
+      rt.pool.run(calls);
+    }
+  } finally {
+    if (base) rt.release(base);
+  }
+  return true;
+}
+
+/**
+ * y[r] = mean of X's row r (rows of n floats): the global average pool over NCHW planes.
+ * Returns false unless X lives in wasm memory.
+ */
+export function wasmMeanRows(X: Float32Array, y: Float32Array, rows: number, n: number): boolean {
+  if (!wasmKernelsEnabled() || rows * n === 0) return false;
+  const rt = runtime()!;
+  const xAt = rt.addressOf(X);
+  if (xAt < 0) return false;
+  const yAt = rt.addressOf(y);
+  const base = yAt < 0 ? rt.alloc(4 * rows) : 0;
+  try {
+    const pY = yAt >= 0 ? yAt : base;
+    rt.pool.run(rowChunks(rows, rows * n).map(([r0, r1]) => [['mean_rows', xAt + 4 * r0 * n, pY + 4 * r0, r1 - r0, n, 1 / n]]));
+    if (yAt < 0) y.set(rt.f32().subarray(base >> 2, (base >> 2) + rows));
+  } finally {
+    if (base) rt.release(base);
+  }
+  return true;
+}

@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { referenceBackend, withBackend } from '../../src/core/op.js';
+import { withOutputArena } from '../../src/core/storage.js';
+import { Tensor } from '../../src/core/tensor.js';
+import type { Activation } from '../../src/kernels/activation.js';
+import { conv, convGeometry } from '../../src/kernels/conv.js';
+import { wasmConv } from '../../src/kernels/wasm/conv.js';
+import { binary } from '../../src/kernels/elementwise.js';
+import { globalAveragePool } from '../../src/kernels/pool.js';
+import { openArena } from '../../src/kernels/wasm/arena.js';
+import { runtime, withWasmKernels } from '../../src/kernels/wasm/runtime.js';
+import { loadOnnxSync } from '../../src/io/onnx/model.js';
+import { ShapeError } from '../../src/core/errors.js';
+import { expectClose, randomTensor } from '../helpers.js';
+import { modelBytes, node } from '../onnx/build.js';
+
+/** float32 sums in another order than the float64 reference: tolerance scaled to max|y| (see conv.test.ts). */
+const TOL = { atol: 2e-5, rtol: 1e-4 };
+const FIXTURES = join(import.meta.dirname, '../fixtures/models');
+
+/**
+ * Runs fn with kernel outputs in an arena (wasm memory), then copies the result out. Inputs are
+ * placed in the arena too, so the kernels take their in-place paths for both sides.
+ */
+function inArena(inputs: Tensor[], fn: (...xs: Tensor[]) => Tensor): Tensor {
+  const arena = openArena();
+  expect(arena).not.toBeNull();
+  try {
+    return withOutputArena(arena, () => {
+      const placed = inputs.map((t) => {
+        const d = arena!.alloc(t.size);
+        d.set(t.dataSync() as Float32Array);
+        return new Tensor(d, t.shape);
+      });
+      const y = fn(...placed);
+      expect(runtime()!.addressOf(y.dataSync() as Float32Array)).toBeGreaterThanOrEqual(0);
+      return new Tensor((y.dataSync() as Float32Array).slice(), y.shape);
+    });
+  } finally {
+    arena!.close();
+  }
+}
+
+describe('kernels reading and writing wasm memory in place (the arena)', () => {
+  it('convs match the reference in place: ragged M (not a multiple of 4), N (not of 8), groups, batches', () => {
+    const cases: [number[], number[], Parameters<typeof conv>[3]][] = [
+      [[1, 16, 7, 7], [22, 16, 1, 1], {}], // N = 49: 6 panels + 1 column; M = 22: a partial panel
+      [[3, 24, 5, 5], [10, 24, 1, 1], {}], // small planes: images side by side
+      [[2, 12, 9, 9], [18, 4, 1, 1], { group: 3 }],
+      [[1, 8, 13, 11], [6, 8, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }],
+      [[2, 5, 10, 10], [7, 5, 3, 3], { pads: [2, 0, 1, 2], dilations: [2, 1] }],
+      [[2, 12, 11, 9], [12, 1, 5, 5], { group: 12, pads: [2, 2, 2, 2], strides: [2, 2] }],
+      [[1, 9, 6, 6], [9, 1, 3, 3], { group: 9, pads: [1, 1, 1, 1], activation: { kind: 'silu' } }],
+    ];
+    let seed = 900;
+    for (const [x, w, opts] of cases) {
+      const X = randomTensor(x, seed++);
+      const W = randomTensor(w, seed++);
+      const B = randomTensor([w[0]!], seed++);
+      const got = inArena([X], (xa) => conv(xa!, W, B, opts));
+      const ref = withBackend(referenceBackend, () => conv(X, W, B, opts));
+      expectClose(got, ref, { ...TOL, what: `arena conv x${JSON.stringify(x)} w${JSON.stringify(w)} ${JSON.stringify(opts)}` });
+    }
+  });
+
+  it('writes nothing outside the output: the floats after it stay as they were', () => {
+    const arena = openArena()!;
+    try {
+      const rt = runtime()!;
+      for (const [x, w, opts] of [
+        [[1, 16, 7, 7], [22, 16, 1, 1], {}],
+        [[1, 6, 5, 7], [6, 1, 3, 3], { group: 6, pads: [1, 1, 1, 1], activation: { kind: 'silu' } }],
+        [[1, 3, 9, 9], [5, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }],
+      ] as const) {
+        const X = randomTensor([...x], 3);
+        const W = randomTensor([...w], 4);
+        const o = opts as { group?: number; pads?: number[]; strides?: number[]; activation?: Activation };
+        const attrs = { strides: o.strides ?? [1, 1], pads: o.pads ?? [0, 0, 0, 0], dilations: [1, 1], group: o.group ?? 1, activation: o.activation ?? { kind: 'none' as const } };
+        const g = convGeometry([X.shape, W.shape], attrs);
+        const y = arena.alloc(g.n * g.m * g.oh * g.ow);
+        const after = new Float32Array(rt.memory.buffer, rt.addressOf(y) + 4 * y.length, 16).fill(7);
+        expect(wasmConv(X.dataSync() as Float32Array, W.dataSync() as Float32Array, null, y, g, attrs.activation)).toBe(true);
+        expect(Array.from(after)).toEqual(new Array(16).fill(7));
+      }
+    } finally {
+      arena.close();
+    }
+  });
+
+  it('elementwise ops: same shape, per-channel gates on either side, scalars; odd lengths (vector tails)', () => {
+    const shapes: [number[], number[]][] = [
+      [[1, 5, 7, 3], [1, 5, 7, 3]],
+      [[2, 6, 5, 5], [2, 6, 1, 1]],
+      [[2, 6, 1, 1], [2, 6, 5, 5]],
+      [[1, 3, 3, 3], [1]],
+      [[1], [2, 3, 9]],
+      [[1, 1, 1, 2051], [1, 1, 1, 2051]],
+    ];
+    let seed = 40;
+    for (const op of ['Add', 'Sub', 'Mul', 'Div'] as const) {
+      for (const [sa, sb] of shapes) {
+        const A = randomTensor(sa, seed++);
+        const B = Tensor.rand(sb, { seed: seed++, low: 0.5, high: 2 });
+        const got = inArena([A, B], (a, b) => binary(a!, b!, op));
+        const ref = withBackend(referenceBackend, () => binary(A, B, op));
+        expectClose(got, ref, { atol: 1e-6, rtol: 1e-6, what: `${op} ${JSON.stringify(sa)} ∘ ${JSON.stringify(sb)}` });
+      }
+    }
+  });
+
+  it('global average pool over planes of any size', () => {
+    for (const shape of [[2, 3, 7, 7], [1, 5, 1, 1], [1, 4, 13, 11], [3, 2, 112, 112]]) {
+      const X = randomTensor(shape, shape[2]!);
+      const got = inArena([X], (x) => globalAveragePool(x!));
+      const ref = withBackend(referenceBackend, () => globalAveragePool(X));
+      expectClose(got, ref, { atol: 1e-6, rtol: 1e-5, what: `GAP ${JSON.stringify(shape)}` });
+    }
+  });
+});
+
+describe('graph runs with the arena', () => {
+  const model = loadOnnxSync(new Uint8Array(readFileSync(join(FIXTURES, 'effnet_mini/model.onnx'))));
+  const shape = model.inputs[0]!.shape!.map((d) => (typeof d === 'number' ? d : 2));
+
+  it('matches a run without it, gives the same bits run to run, returns plain arrays, and frees every block', () => {
+    const x = Tensor.randn(shape, { seed: 5 });
+    const rt = runtime()!;
+    const before = rt.allocatedBytes;
+    // The hook turns the arena off; the global pool then sums in float64 in TypeScript, in
+    // the arena in float32 vectors: same values up to float32 rounding.
+    const plain = model.runSync(x, { onNode: () => {} });
+    const arena = model.runSync(x);
+    const again = model.runSync(x);
+    expect(rt.allocatedBytes).toBe(before);
+    for (const [name, t] of Object.entries(arena)) {
+      expect(rt.addressOf(t.dataSync() as Float32Array)).toBe(-1);
+      expectClose(t, plain[name]!, { atol: 1e-5, rtol: 1e-4, what: `effnet_mini ${name}` });
+      expect(Array.from(t.dataSync())).toEqual(Array.from(again[name]!.dataSync()));
+    }
+  });
+
+  it('keeps a block alive while a view of it (Flatten) is still to be read, and frees everything after an error', () => {
+    const w = randomTensor([8, 4, 1, 1], 1);
+    const bytes = modelBytes({
+      nodes: [node('Conv', ['x', 'w'], ['c']), node('Flatten', ['c'], ['f']), node('Relu', ['c'], ['r']), node('Add', ['f', 'g'], ['y']), node('Shape', ['r'], ['s'])],
+      inputs: [{ name: 'x', shape: [1, 4, 3, 3] }, { name: 'g', shape: [1, 72] }],
+      outputs: [{ name: 'y' }, { name: 's', elemType: 7 }],
+      initializers: { w },
+    });
+    const m = loadOnnxSync(bytes);
+    const x = randomTensor([1, 4, 3, 3], 2);
+    const g = randomTensor([1, 72], 3);
+    const rt = runtime()!;
+    const before = rt.allocatedBytes;
+    const got = m.runSync({ x, g }).y!;
+    const ref = withWasmKernels(false, () => m.runSync({ x, g }).y!);
+    expectClose(got, ref, { atol: 1e-6, rtol: 1e-5, what: 'conv → flatten view → add' });
+    expect(rt.allocatedBytes).toBe(before);
+    expect(() => m.runSync({ x, g: randomTensor([1, 71], 4) })).toThrow(ShapeError);
+    expect(rt.allocatedBytes).toBe(before);
+  });
+});
