@@ -2,7 +2,7 @@ import { type Activation, activateInPlace } from '../activation.js';
 import type { ConvGeometry } from '../conv.js';
 import { type Call, chunkCount, depthwiseNs, gemmNs } from './pool.js';
 import { depthwiseName } from './kernels.js';
-import { type Runtime, isConstant, packA, runtime, wasmActivation } from './runtime.js';
+import { type Runtime, isConstant, packA, placeConstant, runtime, wasmActivation } from './runtime.js';
 
 /**
  * Conv on the WebAssembly SIMD kernels: 1×1 and im2col convs as GEMMs, depthwise convs
@@ -50,7 +50,7 @@ export function wasmConv(X: Float32Array, W: Float32Array, B: Float32Array | nul
 
 /** Floats of scratch `gemm` needs for its leftovers (K = k, mPanels A panels, N = n). */
 export function gemmTailFloats(k: number, mPanels: number, n: number): number {
-  return 8 * k + Math.max(32 * mPanels, 4 * n) + 16;
+  return 8 * k + 32 * mPanels + 4 * n + 16;
 }
 
 /**
@@ -59,7 +59,8 @@ export function gemmTailFloats(k: number, mPanels: number, n: number): number {
  * ldc floats apart), written in place for its first 8·⌊n/8⌋ columns and whole 4-row panels.
  * The rest goes through `tail` (gemmTailFloats floats of scratch): the last n mod 8 columns
  * are copied into a zero-padded 8-wide panel, and the rows of a partial last panel are
- * computed there; both are copied out, so nothing outside C's m×n elements is ever written.
+ * computed there; both are copied out after, so nothing outside C's m×n elements is ever
+ * written. All of it runs as one job of the pool (the leftovers as chunks of their own).
  */
 export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: number, pB: number, ldb: number, n: number, pC: number, ldc: number, pBias: number, act: Activation, tail: number): void {
   const n8 = n >> 3;
@@ -68,11 +69,14 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
   const [p1, p2] = actParams(act);
   const gemm8 = `gemm8_${a}`;
   const full = Math.min(mPanels, Math.floor(m / 4)); // A panels whose 4 rows C has
+  const partial = full < mPanels && n8 > 0;
+  const pRest = tail + 32 * k; // rest columns' tile: mPanels·4 rows of 8
+  const pPart = pRest + 128 * mPanels; // the partial panel's rows: 4 rows of 8·n8
   const calls: Call[][] = [];
   if (n8 > 0 && full > 0) {
     // Chunks: a grid of (A panel range × B panel range), B ranges first (each A panel range
     // then streams its B columns once).
-    const want = chunkCount(gemmNs(full * 4 * k * 8 * n8));
+    const want = chunkCount(gemmNs(mPanels * 4 * k * n));
     const jChunks = Math.min(n8, want);
     const iChunks = Math.min(full, Math.max(1, Math.ceil(want / jChunks)));
     for (let ic = 0; ic < iChunks; ic++) {
@@ -86,24 +90,23 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
       }
     }
   }
-  rt.pool.run(calls);
-  // Leftovers, on this thread (small: a few columns, a few rows).
-  const f = rt.fns;
-  const pT = tail + 32 * k;
-  const t = pT >> 2;
   if (rest > 0) {
     const v = rt.f32();
     const s = tail >> 2;
     const b = (pB >> 2) + 8 * n8;
     for (let p = 0; p < k; p++) for (let q = 0; q < 8; q++) v[s + 8 * p + q] = q < rest ? v[b + p * ldb + q]! : 0;
-    f[gemm8]!(pA, tail, pT, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2);
+    calls.push([[gemm8, pA, tail, pRest, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2]]);
+  }
+  if (partial) calls.push([[gemm8, pA + full * k * 16, pB, pPart, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, p1, p2]]);
+  rt.pool.run(calls);
+  const v = rt.f32();
+  if (rest > 0) {
     const c = (pC >> 2) + 8 * n8;
+    const t = pRest >> 2;
     for (let i = 0; i < m; i++) for (let q = 0; q < rest; q++) v[c + i * ldc + q] = v[t + 8 * i + q]!;
   }
-  if (full < mPanels && n8 > 0) {
-    // The partial last panel: all its 4 rows into the scratch (8·n8 floats each), m − 4·full copied.
-    f[gemm8]!(pA + full * k * 16, pB, pT, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, p1, p2);
-    const v = rt.f32();
+  if (partial) {
+    const t = pPart >> 2;
     for (let i = 0; i < m - 4 * full; i++) v.copyWithin((pC >> 2) + (4 * full + i) * ldc, t + 8 * n8 * i, t + 8 * n8 * (i + 1));
   }
 }
@@ -349,15 +352,15 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const bytes = 4 * (c * taps + c + nChunks * plane + inFloats + outFloats) + 16; // +16: a last vector read past the end
   const base = rt.alloc(bytes);
   try {
-    const pW = base;
-    const pBias = pW + c * taps * 4;
-    const pPad = pBias + c * 4;
+    const pWs = base;
+    const pBs = pWs + c * taps * 4;
+    const pPad = pBs + c * 4;
     const pIn = pPad + nChunks * plane * 4;
     const pOut = pIn + inFloats * 4;
-    const v = rt.f32();
-    v.set(W.subarray(0, c * taps), pW >> 2);
-    if (B) v.set(B.subarray(0, c), pBias >> 2);
-    else v.fill(0, pBias >> 2, (pBias >> 2) + c);
+    const pW = placeConstant(rt, W, 0, c * taps, pWs);
+    let pBias = pBs;
+    if (B) pBias = placeConstant(rt, B, 0, c, pBs);
+    else rt.f32().fill(0, pBs >> 2, (pBs >> 2) + c);
     const dwc = `dwc_${name.slice(3)}`;
     for (let n = 0; n < g.n; n++) {
       const src = xAt >= 0 ? xAt + 4 * n * c * h * w : pIn;

@@ -1,5 +1,6 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import { actParams, gemm, gemmTailFloats } from './conv.js';
+import { type Call, chunkCount, streamNs } from './pool.js';
 import { isConstant, packA, runtime, wasmActivation } from './runtime.js';
 
 /**
@@ -47,8 +48,17 @@ export function wasmGemm(
     if (rows) {
       // Row i of A' at s + i·k; its outputs (mPanels·4 floats) at pC + i·mPanels·16.
       for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) v[s + i * k + p] = attrs.transA ? A[p * m + i]! : A[i * k + p]!;
-      const gemv = rt.fns[`gemv_${wasmActivation(attrs.activation.kind)}`]!;
-      for (let i = 0; i < m; i++) gemv(pA, pBsrc + 4 * i * k, pC + i * mPanels * 16, pBias, mPanels, k, p1, p2);
+      // Chunks of output panels: the weights stream from memory once either way, and two
+      // cores have more bandwidth than one.
+      const gemv = `gemv_${wasmActivation(attrs.activation.kind)}`;
+      const want = Math.min(mPanels, chunkCount(streamNs(mPanels * 4 * k * m)));
+      const calls: Call[][] = [];
+      for (let q = 0; q < want; q++) {
+        const i0 = Math.floor((q * mPanels) / want);
+        const i1 = Math.floor(((q + 1) * mPanels) / want);
+        if (i1 > i0) calls.push(Array.from({ length: m }, (_, i): Call => [gemv, pA + i0 * k * 16, pBsrc + 4 * i * k, pC + i * mPanels * 16 + i0 * 16, pBias + i0 * 16, i1 - i0, k, p1, p2]));
+      }
+      rt.pool.run(calls);
       const w = rt.f32();
       for (let i = 0; i < m; i++) y.set(w.subarray((pC >> 2) + i * mPanels * 4, (pC >> 2) + i * mPanels * 4 + n), i * n);
     } else {

@@ -235,47 +235,61 @@ export function isConstant(data: Float32Array): boolean {
 }
 
 /**
+ * A copy of (part of) `data` in wasm memory, made by fill(ptr) into `floats` floats: cached
+ * under `key` when `data` is constant (freed with it), else written into `scratch`.
+ */
+function constantCopy(rt: Runtime, data: Float32Array, key: string, floats: number, scratch: number, fill: (ptr: number) => void): number {
+  const cacheable = constants.has(data);
+  if (!cacheable) {
+    fill(scratch);
+    return scratch;
+  }
+  let entry = packedCache.get(data);
+  const hit = entry?.map.get(key);
+  if (hit !== undefined) return hit;
+  const ptr = rt.alloc(4 * floats);
+  fill(ptr);
+  if (!entry) {
+    entry = { map: new Map(), ptrs: [] };
+    packedCache.set(data, entry);
+    registry?.register(data, entry.ptrs);
+  }
+  entry.map.set(key, ptr);
+  entry.ptrs.push(ptr);
+  return ptr;
+}
+
+/** The floats data[offset, offset + count) in wasm memory: cached for constants, else copied into scratch. */
+export function placeConstant(rt: Runtime, data: Float32Array, offset: number, count: number, scratch: number): number {
+  return constantCopy(rt, data, `copy:${offset}:${count}`, count, scratch, (ptr) => rt.f32().set(data.subarray(offset, offset + count), ptr >> 2));
+}
+
+/**
  * Returns the address of A = the m×k matrix with element (i, p) at W[offset + i·rs + p·cs]
  * (row-major by default), packed as 4-row panels (k×4 floats each, rows past m zero).
  * Cached for constant weights; otherwise packed into `scratch`, which the caller allocated
  * with ceil(m/4)·4·k floats.
  */
 export function packA(rt: Runtime, W: Float32Array, offset: number, m: number, k: number, scratch: number, rs = k, cs = 1): number {
-  const key = `${offset}:${m}:${k}:${rs}:${cs}`;
-  const cacheable = constants.has(W);
-  if (cacheable) {
-    const hit = packedCache.get(W)?.map.get(key);
-    if (hit !== undefined) return hit;
-  }
   const panels = Math.ceil(m / 4);
-  const ptr = cacheable ? rt.alloc(panels * 16 * k) : scratch;
-  const v = rt.f32();
-  let o = ptr >> 2;
-  for (let i = 0; i < panels; i++) {
-    const rows = Math.min(4, m - 4 * i);
-    const s0 = offset + 4 * i * rs;
-    if (rows === 4) {
-      for (let p = 0, q = s0; p < k; p++, o += 4, q += cs) {
-        v[o] = W[q]!;
-        v[o + 1] = W[q + rs]!;
-        v[o + 2] = W[q + 2 * rs]!;
-        v[o + 3] = W[q + 3 * rs]!;
+  return constantCopy(rt, W, `${offset}:${m}:${k}:${rs}:${cs}`, panels * 4 * k, scratch, (ptr) => {
+    const v = rt.f32();
+    let o = ptr >> 2;
+    for (let i = 0; i < panels; i++) {
+      const rows = Math.min(4, m - 4 * i);
+      const s0 = offset + 4 * i * rs;
+      if (rows === 4) {
+        for (let p = 0, q = s0; p < k; p++, o += 4, q += cs) {
+          v[o] = W[q]!;
+          v[o + 1] = W[q + rs]!;
+          v[o + 2] = W[q + 2 * rs]!;
+          v[o + 3] = W[q + 3 * rs]!;
+        }
+      } else {
+        for (let p = 0; p < k; p++, o += 4) for (let r = 0; r < 4; r++) v[o + r] = r < rows ? W[s0 + r * rs + p * cs]! : 0;
       }
-    } else {
-      for (let p = 0; p < k; p++, o += 4) for (let r = 0; r < 4; r++) v[o + r] = r < rows ? W[s0 + r * rs + p * cs]! : 0;
     }
-  }
-  if (cacheable) {
-    let entry = packedCache.get(W);
-    if (!entry) {
-      entry = { map: new Map(), ptrs: [] };
-      packedCache.set(W, entry);
-      registry?.register(W, entry.ptrs);
-    }
-    entry.map.set(key, ptr);
-    entry.ptrs.push(ptr);
-  }
-  return ptr;
+  });
 }
 
 /** The wasm epilogue for an activation, or 'none' when JS must apply it afterwards. */
