@@ -11,6 +11,8 @@ import { binary } from '../../src/kernels/elementwise.js';
 import { globalAveragePool } from '../../src/kernels/pool.js';
 import { openArena } from '../../src/kernels/wasm/arena.js';
 import { runtime, withWasmKernels } from '../../src/kernels/wasm/runtime.js';
+import { type Pool, ThreadChoice } from '../../src/kernels/wasm/pool.js';
+import { getThreads } from '../../src/core/threads.js';
 import { loadOnnxSync } from '../../src/io/onnx/model.js';
 import { ShapeError } from '../../src/core/errors.js';
 import { expectClose, randomTensor } from '../helpers.js';
@@ -127,6 +129,7 @@ describe('graph runs with the arena', () => {
   it('matches a run without it, gives the same bits run to run, returns plain arrays, and frees every block', () => {
     const x = Tensor.randn(shape, { seed: 5 });
     const rt = runtime()!;
+    model.runSync(x); // the first run caches the constant weights in wasm memory; measure after it
     const before = rt.allocatedBytes;
     // The hook turns the arena off; the global pool then sums in float64 in TypeScript, in
     // the arena in float32 vectors: same values up to float32 rounding.
@@ -160,5 +163,72 @@ describe('graph runs with the arena', () => {
     expect(rt.allocatedBytes).toBe(before);
     expect(() => m.runSync({ x, g: randomTensor([1, 71], 4) })).toThrow(ShapeError);
     expect(rt.allocatedBytes).toBe(before);
+  });
+});
+
+describe('threads with the arena', () => {
+  it('two threads give the same bits as one on a whole model (in-place GEMM grid, leftovers, depthwise and elementwise chunks)', async () => {
+    const { setThreads } = await import('../../src/core/threads.js');
+    const { tuning } = await import('../../src/kernels/wasm/pool.js');
+    const saved = { ...tuning };
+    const model = loadOnnxSync(new Uint8Array(readFileSync(join(FIXTURES, 'effnet_mini/model.onnx'))));
+    const shape = model.inputs[0]!.shape!.map((d) => (typeof d === 'number' ? d : 3));
+    const x = Tensor.randn(shape, { seed: 11 });
+    const one = Object.values(model.runSync(x)).map((t) => Array.from(t.dataSync()));
+    try {
+      setThreads(2);
+      Object.assign(tuning, { minParallelNs: 0, minChunkNs: 0, chunksPerThread: 6 });
+      model.runSync(x); // starts the worker
+      await new Promise((r) => setTimeout(r, 300));
+      // Runs alternate between threads and the calling thread alone at first (ThreadChoice):
+      // every one of them must give the same bits.
+      for (let rep = 0; rep < 8; rep++) Object.values(model.runSync(x)).forEach((t, i) => expect(Array.from(t.dataSync())).toEqual(one[i]));
+    } finally {
+      Object.assign(tuning, saved);
+      setThreads(1);
+    }
+  });
+});
+
+describe('ThreadChoice', () => {
+  /** A pool stand-in and a fake clock: a run takes `threaded` ms with the workers, `alone` without. */
+  function simulate(times: (run: number) => { threaded: number; alone: number }, runs: number): boolean[] {
+    let t = 0;
+    const pool = { inline: false, judging: true };
+    const choice = new ThreadChoice(() => t);
+    const modes: boolean[] = [];
+    for (let r = 0; r < runs; r++) {
+      choice.run(pool as unknown as Pool, () => {
+        modes.push(pool.inline);
+        expect(pool.judging).toBe(getThreads() === 1); // the per-job fallback is off while runs are timed
+        const c = times(r);
+        t += pool.inline ? c.alone : c.threaded;
+      });
+      expect(pool).toEqual({ inline: false, judging: true }); // restored after each run
+    }
+    return modes;
+  }
+
+  it('settles on the faster mode, tries the other less and less often, and follows a change', async () => {
+    const { setThreads } = await import('../../src/core/threads.js');
+    setThreads(2);
+    try {
+      // Threads faster: after the first runs (both modes, alternating) nearly all runs threaded.
+      const quiet = simulate(() => ({ threaded: 6, alone: 9 }), 400);
+      expect(quiet.slice(0, 8)).toEqual([false, true, false, true, false, true, false, true]);
+      const late = quiet.slice(100);
+      expect(late.filter((alone) => alone).length).toBeLessThanOrEqual(5); // tries every 8 … 64 runs
+      expect(late.filter((alone) => alone).length).toBeGreaterThanOrEqual(3);
+      // The other core gets busy at run 200: threads now slower; the choice follows.
+      const busy = simulate((r) => (r < 200 ? { threaded: 6, alone: 9 } : { threaded: 11, alone: 9 }), 400);
+      expect(busy.slice(300).filter((alone) => !alone).length).toBeLessThanOrEqual(5);
+    } finally {
+      setThreads(1);
+    }
+  });
+
+  it('does nothing with one thread', () => {
+    const modes = simulate(() => ({ threaded: 1, alone: 9 }), 20);
+    expect(modes.every((alone) => !alone)).toBe(true);
   });
 });

@@ -9,7 +9,8 @@ import { optimizeGraph } from './optimize.js';
 import { lookupOp } from './ops/index.js';
 import { UnsupportedOpError } from '../../core/errors.js';
 import type { ExternalReader } from './tensor_proto.js';
-import { markConstant, wasmKernelsEnabled } from '../../kernels/wasm/runtime.js';
+import { markConstant, runtime, wasmKernelsEnabled } from '../../kernels/wasm/runtime.js';
+import { ThreadChoice } from '../../kernels/wasm/pool.js';
 import { type KernelArena, openArena } from '../../kernels/wasm/arena.js';
 import { withOutputArena } from '../../core/storage.js';
 import { cpuBackend, getBackend } from '../../core/op.js';
@@ -134,13 +135,28 @@ export class OnnxModel {
     const arena = getBackend() === cpuBackend && !opts.onNode && !recording ? openArena() : null;
     if (!arena) return this.runValues(fed, opts, null);
     try {
-      const result = withOutputArena(arena, () => this.runValues(fed, opts, arena));
+      const choice = this.threadChoice(fed);
+      const rt = runtime()!;
+      const result = withOutputArena(arena, () => choice.run(rt.pool, () => this.runValues(fed, opts, arena)));
       // What the caller gets back is copied out of the arena, which is freed below.
       for (const [name, t] of Object.entries(result)) if (arena.blockOf(t.dataSync()) >= 0) result[name] = new Tensor(t.dataSync().slice(), t.shape, t.dtype);
       return result;
     } finally {
       arena.close();
     }
+  }
+
+  /** Per input shapes: whether runs go faster with the worker threads or without (see ThreadChoice). */
+  private readonly threadChoices = new Map<string, ThreadChoice>();
+
+  private threadChoice(fed: ReadonlyMap<string, Tensor>): ThreadChoice {
+    const key = [...fed].map(([k, t]) => `${k}:${t.shape.join('x')}`).join(',');
+    let c = this.threadChoices.get(key);
+    if (!c) {
+      if (this.threadChoices.size >= 16) this.threadChoices.clear(); // many shapes: start over
+      this.threadChoices.set(key, (c = new ThreadChoice()));
+    }
+    return c;
   }
 
   private runValues(fed: ReadonlyMap<string, Tensor>, opts: RunOptions, arena: KernelArena | null): Record<string, Tensor> {

@@ -53,6 +53,9 @@ export function chunkCount(ns: number): number {
   return Math.max(1, Math.min(t * tuning.chunksPerThread, Math.floor(ns / tuning.minChunkNs)));
 }
 
+/** Net loss of threaded jobs (ms, see Pool.judge) that sends the pool back to one thread for a while. */
+const LOSS_MS = 1;
+
 /** A started job (Pool.start), to be finished with Pool.finish. */
 export interface Job {
   readonly chunks: readonly (readonly Call[])[];
@@ -98,7 +101,7 @@ for (;;) {
   while (modules < need) {
     const m = receiveMessageOnPort(port);
     if (!m) continue;
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(m.message.bytes), { env: { memory } });
+    const inst = new WebAssembly.Instance(m.message.module, { env: { memory } });
     Object.assign(byName, inst.exports);
     for (const name of m.message.names) fns.push(byName[name]);
     modules++;
@@ -167,13 +170,13 @@ export class Pool {
   }
 
   /** Records a module's exports (in instantiation order) and hands it to running workers. */
-  addModule(bytes: Uint8Array, names: string[]): void {
+  addModule(module: WebAssembly.Module, names: string[]): void {
     for (const n of names) {
       this.ids.set(n, this.names.length);
       this.names.push(n);
     }
     this.moduleNames.push(names);
-    for (const w of this.workers) w.port.postMessage({ bytes, names });
+    for (const w of this.workers) w.port.postMessage({ module, names });
   }
 
   get size(): number {
@@ -197,7 +200,7 @@ export class Pool {
       const worker = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { memory: this.rt.memory, ctrlBuffer: this.ctrl.buffer, port: port2, spin: tuning.workerSpin, index }, transferList: [port2] });
       worker.unref();
       port1.unref?.();
-      this.rt.modules.forEach((bytes, i) => port1.postMessage({ bytes, names: this.moduleNames[i] }));
+      this.rt.modules.forEach((module, i) => port1.postMessage({ module, names: this.moduleNames[i] }));
       this.workers.push({ worker, port: port1 });
     }
     return want;
@@ -220,14 +223,21 @@ export class Pool {
   /**
    * Adaptive fallback. A worker whose core is taken by another process can be descheduled
    * for milliseconds while it holds a chunk, and the calling thread then waits: with the other
-   * core busy, two threads ran at 0.7× one. So every job compares its time with what the
-   * calling thread alone would have taken (its own time per chunk × chunks); after a few jobs
-   * in a row that gained nothing, jobs run on the calling thread alone for a while (20 ms,
-   * doubling up to 1 s while it keeps happening), then threads are tried again.
+   * core busy, two threads ran at 0.7–0.9× one. So every job compares its time with what the
+   * calling thread alone would have taken (its own time per chunk × chunks) and adds the
+   * difference to a running balance (decaying by 5 % a job, so it covers the last few dozen
+   * jobs). When the balance shows a loss of more than `LOSS_MS` — one long stall outweighs many
+   * small gains — jobs run on the calling thread alone for a while (20 ms, doubling up to 1 s
+   * while it keeps happening), then threads are tried again; a balance back in profit resets
+   * the doubling.
    */
   private backoffUntil = 0;
   private backoffMs = 0;
-  private losses = 0;
+  private balance = 0;
+  /** Set by ThreadChoice: every job runs on the calling thread alone. */
+  inline = false;
+  /** Whether the per-job fallback (judge) is in charge; off while ThreadChoice times whole runs. */
+  judging = true;
 
   /** Whether jobs run on the calling thread alone now (the adaptive fallback); for tests. */
   get backedOff(): boolean {
@@ -248,7 +258,7 @@ export class Pool {
   start(chunks: readonly (readonly Call[])[]): Job | null {
     const fns = this.rt.fns;
     const active = this.resize();
-    if (active === 0 || chunks.length <= 1 || (this.backoffUntil > 0 && now() < this.backoffUntil)) {
+    if (active === 0 || chunks.length <= 1 || this.inline || (this.judging && this.backoffUntil > 0 && now() < this.backoffUntil)) {
       for (const chunk of chunks) for (const [name, ...args] of chunk) fns[name]!(...args);
       return null;
     }
@@ -308,7 +318,7 @@ export class Pool {
         if (spins > 2000) Atomics.wait(this.ctrl, DONE, done, 1);
       }
       // Judged on the part after the caller came back (its own work in between is not the job's).
-      this.judge(tc, t1, now(), mine, chunks.length);
+      if (this.judging) this.judge(tc, t1, now(), mine, chunks.length);
     } finally {
       this.rt.release(table);
     }
@@ -318,17 +328,78 @@ export class Pool {
   private judge(t0: number, t1: number, t2: number, mine: number, total: number): void {
     if (mine === 0) return; // no estimate of the single-thread time
     const alone = ((t1 - t0) / mine) * total;
-    const took = t2 - t0;
-    if (took > alone + 0.005) {
-      if (++this.losses >= 3) {
-        this.backoffMs = Math.min(1000, Math.max(20, this.backoffMs * 2));
-        this.backoffUntil = t2 + this.backoffMs;
-        this.losses = 0;
-      }
-    } else if (took < 0.9 * alone) {
-      this.losses = 0;
-      this.backoffMs = 0;
-      this.backoffUntil = 0;
-    }
+    this.balance = 0.95 * this.balance + (alone - (t2 - t0));
+    if (this.balance < -LOSS_MS) {
+      this.backoffMs = Math.min(1000, Math.max(20, this.backoffMs * 2));
+      this.backoffUntil = t2 + this.backoffMs;
+      this.balance = 0;
+    } else if (this.balance > LOSS_MS) this.backoffMs = 0;
   }
 }
+
+/**
+ * Chooses, for one repeated workload (a model run at one input shape), between the worker
+ * threads and the calling thread alone, by timing whole runs of each: the per-job fallback
+ * above cannot see every loss — when the other core is busy, the calling thread's own chunks
+ * slow down too, so "what it would have taken alone" is overestimated and two threads ran at
+ * 0.9× one. Whole runs are comparable, so this keeps a moving average of each mode's time
+ * (the first runs of each are warm-up and not counted), uses the faster, and now and then
+ * tries the other (EXPLORE) so that it notices when the machine gets quieter or busier.
+ */
+export class ThreadChoice {
+  private readonly avg: [number, number] = [NaN, NaN]; // [threads, alone]
+  private readonly seen: [number, number] = [0, 0];
+  private runs = 0;
+
+  /** `clock`: milliseconds (tests pass a fake one). */
+  constructor(private readonly clock: () => number = now) {}
+
+  /** Runs fn (one run of the workload) in the chosen mode, timing it. */
+  run<T>(pool: Pool, fn: () => T): T {
+    if (getThreads() <= 1) return fn();
+    const alone = this.pick();
+    const prev = [pool.inline, pool.judging] as const;
+    pool.inline = prev[0] || alone;
+    pool.judging = false;
+    const t0 = this.clock();
+    try {
+      return fn();
+    } finally {
+      [pool.inline, pool.judging] = prev;
+      this.record(alone ? 1 : 0, this.clock() - t0);
+    }
+  }
+
+  /** Whether the next run goes without the workers. */
+  private pick(): boolean {
+    if (this.seen[0] < WARM_UP + 2 || this.seen[1] < WARM_UP + 2) return this.runs++ % 2 === 1; // both modes measured first
+    const alone = this.avg[1] < this.avg[0];
+    if (++this.runs < this.explore) return alone;
+    // A try of the other mode; each try that confirms the choice doubles the interval.
+    this.runs = 0;
+    if (alone === this.lastChoice) this.explore = Math.min(EXPLORE_MAX, 2 * this.explore);
+    else this.explore = EXPLORE;
+    this.lastChoice = alone;
+    return !alone;
+  }
+
+  private explore = EXPLORE;
+  private lastChoice: boolean | null = null;
+
+  private record(mode: 0 | 1, ms: number): void {
+    if (this.seen[mode]++ < WARM_UP) return; // worker start, kernel compilation and tier-up
+    const a = this.avg[mode];
+    this.avg[mode] = Number.isNaN(a) ? ms : 0.75 * a + 0.25 * ms;
+  }
+
+  /** The moving averages (ms) with and without the workers; NaN before they are measured. */
+  get averages(): { threads: number; alone: number } {
+    return { threads: this.avg[0], alone: this.avg[1] };
+  }
+}
+
+/** Runs between tries of the mode ThreadChoice is not using: 8 at first, up to 64 while the choice holds. */
+const EXPLORE = 8;
+const EXPLORE_MAX = 64;
+/** Runs of each mode not counted at first. */
+const WARM_UP = 2;

@@ -60,8 +60,12 @@ export function withWasmKernels<T>(on: boolean, fn: () => T): T {
 export class Runtime {
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
-  /** Module bytes, for workers that instantiate the same kernels on the same memory. */
-  readonly modules: Uint8Array<ArrayBuffer>[] = [];
+  /**
+   * The compiled modules, for workers that instantiate the same kernels on the same memory.
+   * Workers get the compiled module itself, not its bytes: V8 shares the machine code (and its
+   * tier-up to optimised code) between threads, so a worker does not start on baseline code.
+   */
+  readonly modules: WebAssembly.Module[] = [];
   readonly fns: Exports = {};
   /** The worker pool (setThreads); with one thread it just runs calls inline. */
   readonly pool: Pool;
@@ -87,11 +91,11 @@ export class Runtime {
   }
 
   private addModule(fns: Fn[]): void {
-    const bytes = moduleBytes(fns, { initial: 1, maximum: MAX_PAGES, shared: this.shared });
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.memory } });
-    this.modules.push(bytes);
+    const module = new WebAssembly.Module(moduleBytes(fns, { initial: 1, maximum: MAX_PAGES, shared: this.shared }));
+    const inst = new WebAssembly.Instance(module, { env: { memory: this.memory } });
+    this.modules.push(module);
     Object.assign(this.fns, inst.exports as Exports);
-    this.pool.addModule(bytes, fns.map((f) => f.name));
+    this.pool.addModule(module, fns.map((f) => f.name));
   }
 
   /** A Float32Array over the whole memory, re-made after the memory grew. */
