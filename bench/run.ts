@@ -29,6 +29,8 @@ import { binaryCard, unaryCard } from '../src/kernels/elementwise.js';
 import { gemmCard, type GemmAttrs } from '../src/kernels/gemm.js';
 import { globalAveragePoolCard } from '../src/kernels/pool.js';
 import { markConstant, wasmKernelsEnabled, withWasmKernels } from '../src/kernels/wasm/runtime.js';
+import { openArena } from '../src/kernels/wasm/arena.js';
+import { withOutputArena } from '../src/core/storage.js';
 import { loadOnnx } from '../src/io/onnx/model.js';
 
 const { values: args } = parseArgs({
@@ -124,10 +126,32 @@ function runImpl<T>(wasm: boolean, threads: number, fn: () => T): T {
   }
 }
 
+/**
+ * A call of `card` as it runs inside a model run: with the WebAssembly kernels, the float
+ * inputs that a previous layer would have made (all but weights) already sit in the arena of
+ * kernel memory and the output goes there too (freed after each call); otherwise plain arrays.
+ */
+function callAsInModel(card: OpCard<any>, backend: Backend, inputs: Tensor[], attrs: unknown, wasm: boolean, threads: number, activations: number[]): () => void {
+  const arena = wasm ? openArena() : null;
+  if (!arena) return () => runImpl(wasm, threads, () => backend.run(card, inputs, attrs));
+  const placed = inputs.map((t, i) => {
+    if (!activations.includes(i)) return t;
+    const d = arena.alloc(t.size);
+    d.set(t.dataSync() as Float32Array);
+    return new Tensor(d, t.shape);
+  });
+  return () =>
+    runImpl(true, threads, () => {
+      const y = withOutputArena(arena, () => backend.run(card, placed, attrs));
+      const block = arena.blockOf(y.dataSync());
+      if (block >= 0) arena.free(block);
+    });
+}
+
 let peak = 0;
 
 async function kernels(): Promise<void> {
-  console.log(`\nkernels (median of tinybench samples, ${time} ms per task)`);
+  console.log(`\nkernels (median of tinybench samples, ${time} ms per task; wasm-simd rows as inside a model run: activations already in kernel memory)`);
   // The machine's peak for these kernels: the WebAssembly GEMM on a large square (1×1 conv 512→512 @32²).
   {
     const x = Tensor.randn([1, 512, 32, 32], { seed: 1 });
@@ -136,7 +160,7 @@ async function kernels(): Promise<void> {
     const attrs = convCase('', [], []).attrs;
     const macs = convCard.macs!([x.shape, w.shape], attrs);
     for (const t of threadCounts) {
-      const r = await measure('peak', 'GEMM 512×512×1024 (1×1 conv, packed)', 'wasm-simd', () => runImpl(true, t, () => cpuBackend.run(convCard, [x, w], attrs)), { macs, threads: t });
+      const r = await measure('peak', 'GEMM 512×512×1024 (1×1 conv)', 'wasm-simd', callAsInModel(convCard, cpuBackend, [x, w], attrs, true, t, [0]), { macs, threads: t });
       peak = Math.max(peak, (r.gflops ?? 0) / t);
     }
   }
@@ -147,7 +171,7 @@ async function kernels(): Promise<void> {
     const macs = convCard.macs!(inputs.map((t) => t.shape), k.attrs);
     for (const impl of IMPLS) {
       const ts = impl.wasm ? threadCounts : [1];
-      for (const t of ts) await measure('conv', k.name, impl.name, () => runImpl(impl.wasm, t, () => impl.backend.run(convCard, inputs, k.attrs)), { macs, threads: t, slow: impl.name === 'reference' });
+      for (const t of ts) await measure('conv', k.name, impl.name, callAsInModel(convCard, impl.backend, inputs, k.attrs, impl.wasm, t, [0]), { macs, threads: t, slow: impl.name === 'reference' });
     }
     if (tfjs) await measure('conv', k.name, 'tfjs-wasm', tfjs.conv(k), { macs });
   }
@@ -172,8 +196,8 @@ async function kernels(): Promise<void> {
     if (k.card === gemmCard) markConstant(k.inputs[1]!.dataSync() as Float32Array);
     const macs = k.card.macs?.(k.inputs.map((t) => t.shape), k.attrs);
     for (const impl of IMPLS) {
-      if (impl.wasm && k.card !== gemmCard) continue; // no WebAssembly kernel: same as ts
-      await measure('kernel', k.name, impl.name, () => runImpl(impl.wasm, 1, () => impl.backend.run(k.card, k.inputs, k.attrs)), { ...(macs ? { macs } : {}), slow: impl.name === 'reference' });
+      if (impl.wasm && k.card === unaryCard) continue; // no WebAssembly kernel: same as ts
+      await measure('kernel', k.name, impl.name, callAsInModel(k.card, impl.backend, k.inputs, k.attrs, impl.wasm, 1, k.card === gemmCard ? [] : [0, 1]), { ...(macs ? { macs } : {}), slow: impl.name === 'reference' });
     }
   }
 }
@@ -243,6 +267,9 @@ async function loadPeers(): Promise<{ name: string; ort: OrtLike; opts: object }
   return peers;
 }
 
+/** Untimed runs of a threaded model before measuring: enough for ThreadChoice to settle. */
+const THREAD_WARM_UP = 12;
+
 async function models(): Promise<void> {
   const shared = join(root, '../shared/fixtures');
   const paths = [
@@ -271,6 +298,8 @@ async function models(): Promise<void> {
       const name = `${relative(root, p).replace(/^\.\.\/shared\/fixtures\//, '').replace(/\/model\.onnx$/, '')} b${b}`;
       // Interleaved rounds: every engine runs once per round, so a burst of load from other
       // processes hits all of them alike and the ratios stay fair on a busy machine.
+      // Threaded lightconv rows warm up longer: the model first times runs with and without
+      // its workers to choose (ThreadChoice in src/kernels/wasm/pool.ts); measured after that.
       const engines: { impl: string; threads: number; fn: () => unknown }[] = [];
       for (const t of threadCounts) engines.push({ impl: 'lightconv', threads: t, fn: () => runImpl(true, t, () => model.runSync({ [input.name]: x })) });
       if (b === 1) engines.push({ impl: 'lightconv-ts', threads: 1, fn: () => runImpl(false, 1, () => model.runSync({ [input.name]: x })) });
@@ -280,6 +309,7 @@ async function models(): Promise<void> {
       }
       const rounds = (b === 1 ? 21 : 7) * (args.quick ? 0.5 : 1);
       const times = engines.map(() => [] as number[]);
+      for (const e of engines) if (e.threads > 1) for (let i = 0; i < THREAD_WARM_UP; i++) e.fn();
       for (let r = -2; r < rounds; r++) {
         for (const [i, e] of engines.entries()) {
           const t0 = performance.now();

@@ -17,7 +17,7 @@ interface BenchOpts {
   threads: number;
   backend: string;
   runs: number;
-  warmup: number;
+  warmup?: number;
   kernels: string;
   json?: boolean;
 }
@@ -39,7 +39,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'worker threads for the CPU kernels', positiveInt, 1)
     .option('--backend <name>', 'backend: cpu', 'cpu')
     .option('--runs <n>', 'timed runs', positiveInt, 20)
-    .option('--warmup <n>', 'untimed runs first', positiveInt, 3)
+    .option('--warmup <n>', 'untimed runs first (default 3; 12 with --threads above 1, while the model times runs with and without its worker threads to choose)', positiveInt)
     .option('--kernels <kind>', 'cpu kernels: wasm (WebAssembly SIMD, default where supported) or ts', 'wasm')
     .option('--json', 'print JSON')
     .action(async (file: string, o: BenchOpts) => {
@@ -55,7 +55,8 @@ export function register(program: Command): void {
         if (typeof info.shape[0] === 'number' && info.shape[0] !== o.batch) throw new LightconvError(`the model's batch size is fixed at ${info.shape[0]}`);
         feeds[info.name] = Tensor.randn(info.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? o.batch : 1)), { rng });
       }
-      for (let i = 0; i < o.warmup; i++) model.runSync(feeds);
+      const warmup = o.warmup ?? (o.threads > 1 ? 12 : 3);
+      for (let i = 0; i < warmup; i++) model.runSync(feeds);
       const times: number[] = [];
       for (let i = 0; i < o.runs; i++) {
         const t0 = performance.now();
@@ -69,7 +70,7 @@ export function register(program: Command): void {
         batch: o.batch,
         threads: getThreads(),
         runs: o.runs,
-        warmup: o.warmup,
+        warmup,
         median_ms: median(times),
         min_ms: Math.min(...times),
         max_ms: Math.max(...times),
@@ -78,7 +79,7 @@ export function register(program: Command): void {
       if (o.json) console.log(JSON.stringify(result, null, 2));
       else {
         console.log(`${file}: batch ${result.batch}, ${result.threads} thread(s), ${result.backend} (${result.kernels} kernels)`);
-        console.log(`median ${result.median_ms.toFixed(2)} ms, min ${result.min_ms.toFixed(2)} ms over ${o.runs} runs after ${o.warmup} warm-up runs`);
+        console.log(`median ${result.median_ms.toFixed(2)} ms, min ${result.min_ms.toFixed(2)} ms over ${o.runs} runs after ${warmup} warm-up runs`);
       }
       setThreads(1);
     });
