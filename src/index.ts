@@ -17,7 +17,7 @@ export * from './layers/index.js';
 export * from './models/index.js';
 export { models } from './models/api.js';
 export { AssembleError, assemble, assembleGraph, loadOnnxWeights, type AssembleReport } from './io/onnx/assemble.js';
-export { exportOnnx, exportOnnxBytes, toOnnxModel, type ExportOptions } from './io/onnx/export.js';
+export { compileForInference, exportOnnx, exportOnnxBytes, toOnnxModel, type ExportOptions } from './io/onnx/export.js';
 export { fromNdarray, toNdarray } from './io/ndarray.js';
 export * from './train/index.js';
 export { loadImageFolder, subset, trainTestSplit, type ImageDataset, type ImageFolderOptions } from './io/datasets.js';

@@ -7,7 +7,7 @@ import { ValueError } from '../../src/core/errors.js';
 import { Rng } from '../../src/core/rng.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { assembleGraph } from '../../src/io/onnx/assemble.js';
-import { exportOnnx, exportOnnxBytes } from '../../src/io/onnx/export.js';
+import { compileForInference, exportOnnx, exportOnnxBytes } from '../../src/io/onnx/export.js';
 import { OnnxGraph } from '../../src/io/onnx/graph.js';
 import { loadOnnxSync } from '../../src/io/onnx/model.js';
 import { Module } from '../../src/layers/module.js';
@@ -146,5 +146,23 @@ describe('exportOnnx: native → ONNX opset 17', () => {
     }
     expect(() => exportOnnxBytes(new Sequential(new Odd()), { input: [1, 3, 4, 4] })).toThrow(ValueError);
     expect(() => exportOnnxBytes(new Sequential(new Odd()), { input: [1, 3, 4, 4] })).toThrow(/Odd/);
+  });
+});
+
+describe('compileForInference', () => {
+  it('gives the native forward outputs (eval) from the graph runner, and is a snapshot', () => {
+    const net = mobileNetV3('small', { numClasses: 5, widthMult: 0.5, seed: 3 }) as Module;
+    randomiseBn(net, 4);
+    net.eval();
+    const x = Tensor.randn([2, 3, 64, 64], { seed: 5 });
+    const native = noGrad(() => net.forward(x));
+    const fast = compileForInference(net, { input: [1, 3, 64, 64] });
+    const out = Object.values(fast.runSync(x))[0]!;
+    // Same float32 ops in another order (BN folded at load): a tolerance scaled to the logits.
+    expectClose(out, native, { atol: 1e-4, rtol: 1e-4, what: 'compiled vs native' });
+    // Changing the native weights afterwards does not reach the compiled copy.
+    const w = Object.values(net.stateDict()).find((t) => t.rank === 4)!;
+    w.dataSync().fill(0);
+    expect(Array.from(Object.values(fast.runSync(x))[0]!.dataSync())).toEqual(Array.from(out.dataSync()));
   });
 });

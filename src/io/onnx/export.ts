@@ -1,3 +1,4 @@
+import { type OnnxModel, loadOnnxSync } from './model.js';
 import { ValueError } from '../../core/errors.js';
 import type { Shape } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
@@ -189,6 +190,17 @@ export function toOnnxModel(net: Module, opts: ExportOptions = {}): onnx.ModelPr
 /** Serialises a native model to ONNX bytes. */
 export function exportOnnxBytes(net: Module, opts: ExportOptions = {}): Uint8Array {
   return onnx.ModelProto.encode(toOnnxModel(net, opts)).finish();
+}
+
+/**
+ * A snapshot of a native model as a compiled graph, for inference: the same outputs as
+ * `noGrad(() => net.forward(x))` in eval mode, about twice as fast on the CPU, because the graph
+ * runner keeps activations in the kernels' memory and frees each after its last reader (a
+ * module's forward cannot know when JavaScript drops a tensor). Later changes to `net` (more
+ * training) are not seen: compile again.
+ */
+export function compileForInference(net: Module, opts: ExportOptions = {}): OnnxModel {
+  return loadOnnxSync(exportOnnxBytes(net, opts));
 }
 
 /**
