@@ -90,12 +90,22 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
       }
     }
   }
+  // Up to 3 leftover columns: one matrix-vector product each (gemv sums every output as gemm8
+  // does, so a column's bits do not depend on where it falls); more: a zero-padded 8-wide panel.
+  const byColumn = rest <= 3;
   if (rest > 0) {
     const v = rt.f32();
     const s = tail >> 2;
     const b = (pB >> 2) + 8 * n8;
-    for (let p = 0; p < k; p++) for (let q = 0; q < 8; q++) v[s + 8 * p + q] = q < rest ? v[b + p * ldb + q]! : 0;
-    calls.push([[gemm8, pA, tail, pRest, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2]]);
+    if (byColumn) {
+      for (let q = 0; q < rest; q++) {
+        for (let p = 0; p < k; p++) v[s + q * k + p] = v[b + p * ldb + q]!;
+        calls.push([[`gemv_${a}`, pA, tail + 4 * q * k, pRest + 16 * q * mPanels, pBias, mPanels, k, p1, p2]]);
+      }
+    } else {
+      for (let p = 0; p < k; p++) for (let q = 0; q < 8; q++) v[s + 8 * p + q] = q < rest ? v[b + p * ldb + q]! : 0;
+      calls.push([[gemm8, pA, tail, pRest, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2]]);
+    }
   }
   if (partial) calls.push([[gemm8, pA + full * k * 16, pB, pPart, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, p1, p2]]);
   rt.pool.run(calls);
@@ -103,7 +113,8 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
   if (rest > 0) {
     const c = (pC >> 2) + 8 * n8;
     const t = pRest >> 2;
-    for (let i = 0; i < m; i++) for (let q = 0; q < rest; q++) v[c + i * ldc + q] = v[t + 8 * i + q]!;
+    if (byColumn) for (let q = 0; q < rest; q++) for (let i = 0; i < m; i++) v[c + i * ldc + q] = v[t + 4 * q * mPanels + i]!;
+    else for (let i = 0; i < m; i++) for (let q = 0; q < rest; q++) v[c + i * ldc + q] = v[t + 8 * i + q]!;
   }
   if (partial) {
     const t = pPart >> 2;

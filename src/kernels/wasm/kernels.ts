@@ -219,9 +219,10 @@ export function gemmKernel(act: WasmActivation): Fn {
 
 /**
  * gemv_<act>(pA, pX, pY, pBias, mPanels, K, p1, p2): y = act(bias + A·x) for A packed as
- * 4-row panels (K×4 each, see gemm8): per panel, one vector of 4 outputs, the k-loop split
- * over two accumulators (even and odd k) so the adds do not wait on each other. Writes
- * mPanels·4 floats at pY.
+ * 4-row panels (K×4 each, see gemm8), mPanels·4 floats at pY. Each output is summed exactly
+ * as gemm8 sums it (bias, then k = 0, 1, … in order, one chain), so a column computed here
+ * has the same bits as in a GEMM: results do not depend on the batch size. Two panels run
+ * side by side so that one chain's adds wait on the other's.
  */
 export function gemvKernel(act: WasmActivation): Fn {
   const f = new Fn(`gemv_${act}`, [I32, I32, I32, I32, I32, I32, F32, F32]);
@@ -230,38 +231,58 @@ export function gemvKernel(act: WasmActivation): Fn {
   const a = f.local(I32);
   const x = f.local(I32);
   const end = f.local(I32);
-  const end2 = f.local(I32);
+  const panel = f.local(I32); // K·16 bytes
+  const pairs = f.local(I32);
   const acc0 = f.local(V128);
   const acc1 = f.local(V128);
+  const xv = f.local(V128);
+  f.get(K).i32(4).shl().set(panel);
+  f.get(mPanels).i32(-2).and().set(pairs);
   f.get(pA).set(a);
   f.i32(0).set(i);
+  // Pairs of panels: a and a + panel.
   f.block().loop();
   {
-    f.get(i).get(mPanels).geS().brIf(1);
+    f.get(i).get(pairs).geS().brIf(1);
     f.get(pBias).get(i).i32(4).shl().add().v128Load(0).set(acc0);
-    f.v128Zero().set(acc1);
+    f.get(pBias).get(i).i32(4).shl().add().v128Load(16).set(acc1);
     f.get(pX).set(x);
-    f.get(a).get(K).i32(4).shl().add().set(end);
-    f.get(a).get(K).i32(-2).and().i32(4).shl().add().set(end2);
+    f.get(a).get(panel).add().set(end);
     f.block().loop();
-    f.get(a).get(end2).geS().brIf(1);
-    f.get(acc0).get(a).v128Load(0).get(x).loadSplat(0).fmul().fadd().set(acc0);
-    f.get(acc1).get(a).v128Load(16).get(x).loadSplat(4).fmul().fadd().set(acc1);
-    f.get(a).i32(32).add().set(a);
-    f.get(x).i32(8).add().set(x);
+    f.get(a).get(end).geS().brIf(1);
+    f.get(x).loadSplat(0).set(xv);
+    f.get(acc0).get(a).v128Load(0).get(xv).fmul().fadd().set(acc0);
+    f.get(acc1).get(a).get(panel).add().v128Load(0).get(xv).fmul().fadd().set(acc1);
+    f.get(a).i32(16).add().set(a);
+    f.get(x).i32(4).add().set(x);
     f.br(0);
     f.end().end();
-    f.get(a).get(end).ltS().if_();
-    f.get(acc0).get(a).v128Load(0).get(x).loadSplat(0).fmul().fadd().set(acc0);
-    f.get(a).i32(16).add().set(a);
-    f.end();
-    f.get(acc0).get(acc1).fadd().set(acc0);
     emitActivation(f, act, acc0, p1, p2);
+    emitActivation(f, act, acc1, p1, p2);
     f.get(pY).get(i).i32(4).shl().add().get(acc0).v128Store(0);
-    f.get(i).i32(1).add().set(i);
+    f.get(pY).get(i).i32(4).shl().add().get(acc1).v128Store(16);
+    f.get(a).get(panel).add().set(a); // past the pair's second panel
+    f.get(i).i32(2).add().set(i);
     f.br(0);
   }
   f.end().end();
+  // The last panel when mPanels is odd.
+  f.get(i).get(mPanels).ltS().if_();
+  {
+    f.get(pBias).get(i).i32(4).shl().add().v128Load(0).set(acc0);
+    f.get(pX).set(x);
+    f.get(a).get(panel).add().set(end);
+    f.block().loop();
+    f.get(a).get(end).geS().brIf(1);
+    f.get(acc0).get(a).v128Load(0).get(x).loadSplat(0).fmul().fadd().set(acc0);
+    f.get(a).i32(16).add().set(a);
+    f.get(x).i32(4).add().set(x);
+    f.br(0);
+    f.end().end();
+    emitActivation(f, act, acc0, p1, p2);
+    f.get(pY).get(i).i32(4).shl().add().get(acc0).v128Store(0);
+  }
+  f.end();
   return f;
 }
 
