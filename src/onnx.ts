@@ -4,3 +4,6 @@ export { loadOnnx, loadOnnxSync, readOnnx, OnnxModel, type LoadOptions, type Mod
 export { OnnxNode, type OnnxOp, type OnnxOpTable } from './io/onnx/node.js';
 export { ONNX_OPS } from './io/onnx/ops/index.js';
 export { decodeTensor, decodeTensorProto, encodeTensor } from './io/onnx/tensor_proto.js';
+export { Tensor } from './core/tensor.js';
+export { getThreads, setThreads } from './core/threads.js';
+export { useWasmKernels, wasmKernelsEnabled } from './kernels/wasm/runtime.js';

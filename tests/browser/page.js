@@ -2,9 +2,13 @@
 // main one decodes images with pngjs), runs each ONNX test-layout case (model.onnx +
 // test_data_set_N/input_K.pb, output_K.pb) through the GPU backend on WebGL2 and compares every
 // output with the reference within the case's tolerance (meta.json, else abs 1e-4, rel 1e-3).
+// Then, on the CPU backend's WebAssembly kernels, it runs model fixtures with one thread and
+// with two (a Web Worker on the shared memory; the page is cross-origin isolated) and checks
+// that both give the same bits, that these match the reference, and that the worker took part.
 // The result goes to window.__result for the runner (tests/browser/run.ts) and to the page.
-import { decodeTensor, loadOnnx } from '/lib/onnx.js';
+import { decodeTensor, loadOnnx, setThreads, wasmKernelsEnabled } from '/lib/onnx.js';
 import { GPU_GRADS, GPU_KERNELS, Tensor, cpuBackend, gpu, referenceBackend, useBackend } from '/lib/gpu.js';
+import { runtime, tuning } from '/lib/testing.js';
 
 const log = (s) => (document.getElementById('log').textContent += `\n${s}`);
 const fetchBytes = async (url) => {
@@ -170,6 +174,110 @@ function gradChecks(backend) {
   return results;
 }
 
+/** Models run on the CPU with setThreads(1) and setThreads(2); with `twoFirst`, two threads run first. */
+const THREAD_MODELS = [
+  { name: 'effnet_mini', twoFirst: false },
+  { name: 'mnv3_mini', twoFirst: true },
+  { name: 'eca_mini', twoFirst: true },
+];
+
+/**
+ * The WebAssembly kernels with a Web Worker: per model and test set, one run with one thread
+ * (checked against the reference), then with two threads one run that starts the worker, a
+ * pause so that it is up, and several more runs — every output must have the same bits as the
+ * one-thread run. The kernels' work thresholds are lowered so that these small models are cut
+ * into chunks at all.
+ */
+async function threadChecks(cases) {
+  const results = [];
+  const check = (name, bad, sets = [{ set: 0, maxAbs: 0, ms: 0 }]) => {
+    results.push({ name, pass: bad === null, sets: sets.map((s) => ({ ...s, pass: bad === null, detail: bad })) });
+    log(`${bad === null ? 'PASS' : 'FAIL'} ${name}${bad ? ` — ${bad}` : ''}`);
+  };
+  check('cpu threads: crossOriginIsolated', self.crossOriginIsolated === true ? null : `crossOriginIsolated is ${self.crossOriginIsolated}`);
+  const rt = runtime();
+  const setup = !wasmKernelsEnabled() || !rt ? 'no WebAssembly kernels' : !rt.shared ? 'the kernel memory is not shared' : typeof Atomics.waitAsync !== 'function' ? 'no Atomics.waitAsync' : null;
+  check('cpu threads: shared WebAssembly memory', setup);
+  if (setup) return results;
+  const saved = { ...tuning };
+  const workerChunks0 = rt.pool.workerChunks;
+  try {
+    Object.assign(tuning, { minParallelNs: 0, minChunkNs: 0, chunksPerThread: 6 });
+    for (const { name, twoFirst } of THREAD_MODELS) {
+      const c = cases.find((k) => k.path === `0/${name}`);
+      if (!c) {
+        check(`cpu threads: ${name}`, 'fixture not served');
+        continue;
+      }
+      const base = `/fixture/${c.path}`;
+      const meta = c.meta ? await (await fetch(`${base}/meta.json`)).json() : {};
+      const tol = meta.recommended_tolerance ?? { abs: 1e-4, rel: 1e-3 };
+      const model = await loadOnnx(await fetchBytes(`${base}/model.onnx`));
+      const sets = [];
+      let bad = null;
+      const before = rt.pool.workerChunks;
+      for (const [s, counts] of c.sets.entries()) {
+        const feeds = {};
+        for (let k = 0; k < counts.inputs; k++) feeds[model.inputs[k].name] = decodeTensor(await fetchBytes(`${base}/test_data_set_${s}/input_${k}.pb`));
+        const run = async () => {
+          const outs = await model.run(feeds);
+          const ys = [];
+          for (let k = 0; k < counts.outputs; k++) ys.push(new Uint32Array(Float32Array.from(await outs[model.outputs[k].name].data()).buffer));
+          Object.values(outs).forEach((t) => t.dispose());
+          return ys;
+        };
+        // Threads first for some models: their kernels are then compiled (and handed to the
+        // worker) while it is running jobs.
+        let two0 = null;
+        if (twoFirst) {
+          setThreads(2);
+          two0 = await run();
+        }
+        setThreads(1);
+        const t0 = performance.now();
+        const one = await run();
+        const ms = performance.now() - t0;
+        if (two0) for (let k = 0; k < counts.outputs; k++) if (two0[k].some((b, j) => b !== one[k][j])) bad ??= `set ${s} output ${k}: two threads (first run) gave different bits`;
+        let maxAbs = 0;
+        for (let k = 0; k < counts.outputs; k++) {
+          const r = decodeTensor(await fetchBytes(`${base}/test_data_set_${s}/output_${k}.pb`)).dataSync();
+          const y = new Float32Array(one[k].buffer);
+          if (y.length !== r.length) bad ??= `set ${s} output ${k}: ${y.length} elements vs ${r.length}`;
+          for (let i = 0; i < r.length; i++) {
+            const d = Math.abs(y[i] - r[i]);
+            maxAbs = Math.max(maxAbs, Number.isNaN(d) ? Infinity : d);
+            if (!(d <= tol.abs + tol.rel * Math.abs(r[i]))) bad ??= `set ${s} output ${k} element ${i}: ${y[i]} vs ${r[i]} (one thread)`;
+          }
+        }
+        setThreads(2);
+        for (let rep = 0; rep < 9; rep++) {
+          const two = await run();
+          for (let k = 0; k < counts.outputs; k++) {
+            const i = two[k].findIndex((b, j) => b !== one[k][j]);
+            if (i >= 0 || two[k].length !== one[k].length) bad ??= `set ${s} output ${k} element ${i}: two threads gave different bits (run ${rep + 1})`;
+          }
+          if (rep === 0) await new Promise((ok) => setTimeout(ok, 300)); // the worker starts
+        }
+        sets.push({ set: s, maxAbs, ms });
+      }
+      const byWorker = rt.pool.workerChunks - before;
+      if (byWorker === 0) bad ??= 'the worker ran no chunk';
+      check(`cpu threads: ${name} (1 vs 2 threads, ${byWorker} chunks run by the worker)`, bad, sets);
+    }
+  } finally {
+    Object.assign(tuning, saved);
+    setThreads(1);
+  }
+  let stopped = null;
+  try {
+    rt.pool.stop(); // terminates the worker
+  } catch (e) {
+    stopped = `${e.name}: ${e.message}`;
+  }
+  check(`cpu threads: pool stopped (${rt.pool.workerChunks - workerChunks0} chunks run by the worker in all)`, stopped);
+  return results;
+}
+
 async function main() {
   const params = new URLSearchParams(location.search);
   const cases = await (await fetch('/cases.json')).json();
@@ -188,9 +296,10 @@ async function main() {
     log(`${r.pass ? 'PASS' : 'FAIL'} ${c.path} ${r.error ?? r.sets.map((s) => `set ${s.set} max abs ${s.maxAbs.toExponential(1)} ${s.ms.toFixed(0)} ms${s.detail ? ` — ${s.detail}` : ''}`).join('; ')}`);
   }
   const stats = backend.stats();
-  const result = { info: backend.info, results, coverage: backend.coverage(), stats, messages, pass: results.every((r) => r.pass) && stats.liveBuffers === 0 };
+  const coverage = backend.coverage();
   backend.destroy();
-  return result;
+  results.push(...(await threadChecks(cases)));
+  return { info: backend.info, results, coverage, stats, messages, pass: results.every((r) => r.pass) && stats.liveBuffers === 0 };
 }
 
 main().then(

@@ -8,6 +8,10 @@
  * WebGL2 runs on SwiftShader (a software renderer), which the backend detects and reports — so
  * this proves the WebGL2 path correct, not fast.
  *
+ * The page is cross-origin isolated (COOP/COEP headers): it also runs model fixtures on the CPU
+ * backend's WebAssembly kernels with one thread and with two (a Web Worker on the shared
+ * memory), checking identical bits, the reference, and that the worker ran chunks.
+ *
  * Options: --cases DIR (repeatable; case folders or roots searched recursively, replacing the
  * defaults), --mode webgl2|webgl (gpu.js mode, default webgl2), --chromium PATH (default
  * $CHROMIUM or /usr/bin/chromium), --timeout SECONDS,
@@ -76,7 +80,7 @@ async function main(): Promise<number> {
     ...lib,
     // The browser-safe entries, with their dependencies bundled as an app's bundler would
     // (protobufjs is CommonJS); gpu.js comes from its own browser build on the page.
-    entry: { onnx: join(ROOT, 'src/onnx.ts'), gpu: join(ROOT, 'src/gpu.ts') },
+    entry: { onnx: join(ROOT, 'src/onnx.ts'), gpu: join(ROOT, 'src/gpu.ts'), testing: join(ROOT, 'tests/browser/testing.ts') },
     format: ['esm'],
     platform: 'browser',
     noExternal: [/^(?!gpu\.js$)/],

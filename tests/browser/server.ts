@@ -7,8 +7,10 @@ import { extname, join, normalize, sep } from 'node:path';
  * A small static server on 127.0.0.1 for the browser test: `/` is the page, `/page.js` its
  * script, `/lib/*` the built ESM bundle, `/gpu.js/*` gpu.js's browser build and `/fixture/*` the
  * repo's model fixtures; `generated` adds small in-memory files (the case list). Only GET, only
- * files under those roots.
+ * files under those roots. Every response makes the page cross-origin isolated (COOP + COEP),
+ * which SharedArrayBuffer, a shared WebAssembly memory and its Web Workers need.
  */
+const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -21,16 +23,16 @@ export async function serve(roots: Record<string, string>, generated: Record<str
     try {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
       if (Object.hasOwn(generated, path)) {
-        res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'text/plain', 'cache-control': 'no-store' });
+        res.writeHead(200, { ...ISOLATION, 'content-type': TYPES[extname(path)] ?? 'text/plain', 'cache-control': 'no-store' });
         res.end(generated[path]);
         return;
       }
       const file = resolveFile(roots, path === '/' ? '/index.html' : path);
       if (req.method !== 'GET' || !file || !(await stat(file)).isFile()) throw new Error('not found');
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.writeHead(200, { ...ISOLATION, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
       res.end(await readFile(file));
     } catch {
-      res.writeHead(404).end('not found');
+      res.writeHead(404, ISOLATION).end('not found');
     }
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));

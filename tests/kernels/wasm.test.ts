@@ -218,4 +218,24 @@ describe('worker threads', () => {
     }
     run(); // back to one thread: workers are stopped
   });
+
+  it('a kernel that traps in any thread throws (no hang), and the pool keeps working', async () => {
+    const { setThreads } = await import('../../src/core/threads.js');
+    const rt = runtime()!;
+    const X = randomTensor([1, 16, 12, 12], 1301);
+    const W = randomTensor([24, 16, 1, 1], 1302);
+    const good = conv(X, W).dataSync().slice();
+    try {
+      setThreads(2);
+      conv(X, W); // starts the worker
+      await new Promise((r) => setTimeout(r, 300));
+      // Every chunk reads far past the end of memory: a trap wherever it runs.
+      const beyond = rt.memory.buffer.byteLength + (1 << 20);
+      const chunks = Array.from({ length: 64 }, () => [['bin_Add_vv', beyond, 0, beyond, 0, beyond, 1, 4096] as const]);
+      for (let rep = 0; rep < 3; rep++) expect(() => rt.pool.run(chunks)).toThrow();
+      expect(Array.from(conv(X, W).dataSync())).toEqual(Array.from(good));
+    } finally {
+      setThreads(1);
+    }
+  });
 });

@@ -1,3 +1,4 @@
+import { LightconvError } from '../../core/errors.js';
 import { getThreads } from '../../core/threads.js';
 import type { Runtime } from './runtime.js';
 
@@ -12,8 +13,14 @@ import type { Runtime } from './runtime.js';
  * 0.9× when the other core was busy). Each output element is computed by exactly one call,
  * with the same code whatever the chunking, so results are bit-identical for any thread count.
  *
- * Node only for now (worker_threads; `receiveMessageOnPort` hands new modules to a worker
- * that is blocked in Atomics.wait). Browsers run single-threaded.
+ * Node: worker_threads; `receiveMessageOnPort` hands new modules to a worker that is blocked
+ * in Atomics.wait. Browsers (only when crossOriginIsolated, with Atomics.waitAsync): Web
+ * Workers from a Blob URL that wait with Atomics.waitAsync, so that their event loop receives
+ * new modules between jobs. Elsewhere everything runs on the calling thread.
+ *
+ * A worker may join late (browser workers start asynchronously) or lack a module a job needs
+ * (still in its message queue): it then leaves that job to the others. Nothing waits for a
+ * worker that has not claimed a chunk, since the caller claims every chunk no worker took.
  */
 
 /**
@@ -75,13 +82,46 @@ const MODULES = 4; // modules the job needs
 const STOP = 5;
 const DONE = 6; // chunks finished
 const ACTIVE = 7; // workers with an index below this take part in the current job
-
+const WORKED = 8; // chunks run by workers since the pool was made (for tests)
+const FAILED = 9; // a worker's kernel call threw (a trap) during the current job
 
 /**
- * The worker's whole program, as source: it waits for a generation bump, claims chunks and
- * runs their calls. Job table layout (float64): [chunk offsets (total + 1)] then calls as
- * [fn id, argc, args…]; offsets index into the float64 array from the table start.
+ * Claiming and running the chunks of job `gen`, shared by both worker programs. Job table
+ * layout (float64): [chunk offsets (total + 1)] then calls as [fn id, argc, args…]; offsets
+ * index into the float64 array from the table start. A claim is only valid while NEXT carries
+ * this job's tag: `start` closes NEXT before it rewrites TOTAL and ARGS, so a worker that read
+ * them for a newer job can never claim a chunk of an older one with them.
  */
+const CLAIM = `
+  const total = Atomics.load(ctrl, ${TOTAL});
+  const table = Atomics.load(ctrl, ${ARGS}) >> 3;
+  for (;;) {
+    const v = Atomics.load(ctrl, ${NEXT});
+    if ((v >>> 20) !== (gen & 0xfff)) break;
+    const idx = v & 0xfffff;
+    if (idx >= total) break;
+    if (Atomics.compareExchange(ctrl, ${NEXT}, v, v + 1) !== v) continue;
+    if (memory.buffer !== buf) { buf = memory.buffer; f64 = new Float64Array(buf); }
+    let o = table + f64[table + idx];
+    const end = table + f64[table + idx + 1];
+    try {
+      while (o < end) {
+        const fn = fns[f64[o]];
+        const argc = f64[o + 1];
+        const a = f64.subarray(o + 2, o + 2 + argc);
+        fn(...a);
+        o += 2 + argc;
+      }
+    } catch (e) {
+      Atomics.store(ctrl, ${FAILED}, 1); // reported by the calling thread; the chunk still counts as done
+    }
+    Atomics.add(ctrl, ${WORKED}, 1);
+    Atomics.add(ctrl, ${DONE}, 1);
+    Atomics.notify(ctrl, ${DONE});
+  }
+`;
+
+/** The Node worker's whole program: it waits for a generation bump, claims chunks and runs their calls. */
 const WORKER_SOURCE = `
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
 const { memory, ctrlBuffer, port, spin, index } = workerData;
@@ -107,28 +147,73 @@ for (;;) {
     modules++;
   }
   if (index >= Atomics.load(ctrl, ${ACTIVE})) continue; // parked: fewer threads wanted now
-  const total = Atomics.load(ctrl, ${TOTAL});
-  const table = Atomics.load(ctrl, ${ARGS}) >> 3;
+  ${CLAIM}
+}
+`;
+
+/**
+ * The browser worker's program (a classic script). The first message brings the memory, the
+ * control block and the modules so far; later ones one module each. It never blocks: between
+ * jobs it waits with Atomics.waitAsync, so module messages get through. A job that needs a
+ * module still in the queue is skipped (the others run it); the message then resumes the loop.
+ */
+const BROWSER_WORKER_SOURCE = `
+'use strict';
+const fns = [];
+const byName = Object.create(null);
+let memory = null;
+let ctrl = null;
+let index = 0;
+let spin = 0;
+let modules = 0;
+let buf = null;
+let f64 = null;
+let gen = 0;
+let stalled = false;
+function add(m) {
+  const inst = new WebAssembly.Instance(m.module, { env: { memory } });
+  Object.assign(byName, inst.exports);
+  for (const name of m.names) fns.push(byName[name]);
+  modules++;
+}
+function loop() {
   for (;;) {
-    const v = Atomics.load(ctrl, ${NEXT});
-    if ((v >>> 20) !== (gen & 0xfff)) break;
-    const idx = v & 0xfffff;
-    if (idx >= total) break;
-    if (Atomics.compareExchange(ctrl, ${NEXT}, v, v + 1) !== v) continue;
-    if (memory.buffer !== buf) { buf = memory.buffer; f64 = new Float64Array(buf); }
-    let o = table + f64[table + idx];
-    const end = table + f64[table + idx + 1];
-    while (o < end) {
-      const fn = fns[f64[o]];
-      const argc = f64[o + 1];
-      const a = f64.subarray(o + 2, o + 2 + argc);
-      fn(...a);
-      o += 2 + argc;
+    for (let i = 0; i < spin && Atomics.load(ctrl, ${GEN}) === gen; i++);
+    const w = Atomics.waitAsync(ctrl, ${GEN}, gen);
+    if (w.async) {
+      w.value.then(loop);
+      return;
     }
-    Atomics.add(ctrl, ${DONE}, 1);
-    Atomics.notify(ctrl, ${DONE});
+    gen = Atomics.load(ctrl, ${GEN});
+    if (Atomics.load(ctrl, ${STOP})) {
+      close();
+      return;
+    }
+    if (modules < Atomics.load(ctrl, ${MODULES})) {
+      stalled = true;
+      return;
+    }
+    if (index >= Atomics.load(ctrl, ${ACTIVE})) continue;
+    ${CLAIM}
   }
 }
+self.onmessage = (e) => {
+  const d = e.data;
+  if (d.ctrl) {
+    memory = d.memory;
+    ctrl = new Int32Array(d.ctrl);
+    index = d.index;
+    spin = d.spin;
+    for (const m of d.modules) add(m);
+    loop();
+  } else {
+    add(d);
+    if (stalled) {
+      stalled = false;
+      loop();
+    }
+  }
+};
 `;
 
 interface NodeWorker {
@@ -151,10 +236,30 @@ function workerThreads(): WorkerThreads | null {
   }
 }
 
-interface WorkerHandle {
-  worker: NodeWorker;
-  port: { postMessage(m: unknown): void; close(): void };
+/**
+ * Whether Web Workers can share the memory: a cross-origin isolated page (or worker) whose
+ * engine has Atomics.waitAsync — without it a browser worker could not receive modules while
+ * waiting for jobs, so there are none.
+ */
+function webWorkersUsable(): boolean {
+  const g = globalThis as { Worker?: unknown; crossOriginIsolated?: boolean; Blob?: unknown; URL?: { createObjectURL?: unknown } };
+  return (
+    typeof g.Worker === 'function' &&
+    g.crossOriginIsolated === true &&
+    typeof (Atomics as { waitAsync?: unknown }).waitAsync === 'function' &&
+    typeof g.Blob === 'function' &&
+    typeof g.URL?.createObjectURL === 'function'
+  );
 }
+
+/** A running worker of either kind: how to hand it a module, and how to end it. */
+interface WorkerHandle {
+  post(m: { module: WebAssembly.Module; names: string[] }): void;
+  end(): void;
+}
+
+/** Whether this thread may block in Atomics.wait (a browser's main thread may not: it throws). */
+let mayBlock = true;
 
 export class Pool {
   private readonly ctrl: Int32Array;
@@ -164,9 +269,14 @@ export class Pool {
   private readonly names: string[] = [];
   private readonly ids = new Map<string, number>();
   private readonly moduleNames: string[][] = [];
+  /** The Blob URL of the browser worker script, made with the first browser worker. */
+  private scriptUrl: string | null = null;
+  private noWebWorkers = false;
 
   constructor(private readonly rt: Runtime) {
-    this.ctrl = new Int32Array(new SharedArrayBuffer(64));
+    // A page that is not cross-origin isolated has no SharedArrayBuffer; it gets no workers
+    // either, and Atomics works on a plain buffer.
+    this.ctrl = new Int32Array(typeof SharedArrayBuffer !== 'undefined' ? new SharedArrayBuffer(64) : new ArrayBuffer(64));
   }
 
   /** Records a module's exports (in instantiation order) and hands it to running workers. */
@@ -176,34 +286,64 @@ export class Pool {
       this.names.push(n);
     }
     this.moduleNames.push(names);
-    for (const w of this.workers) w.port.postMessage({ module, names });
+    for (const w of this.workers) w.post({ module, names });
   }
 
   get size(): number {
     return Math.min(this.workers.length, Math.max(0, getThreads() - 1)) + 1;
   }
 
+  /** Chunks run by workers (not the calling thread) since the pool was made; for tests. */
+  get workerChunks(): number {
+    return Atomics.load(this.ctrl, WORKED);
+  }
+
   /**
    * Starts workers up to getThreads() − 1 and returns how many take part now. Workers beyond
-   * that stay parked (asleep in Atomics.wait, unref'd) rather than stopped, so that going back
+   * that stay parked (asleep; unref'd in Node) rather than stopped, so that going back
    * and forth between thread counts does not pay for new workers and cold (baseline-compiled)
-   * kernels each time.
+   * kernels each time. Browser workers count from the start though they begin later: until
+   * then the calling thread takes their chunks.
    */
   private resize(): number {
-    const want = this.rt.memory.buffer instanceof SharedArrayBuffer ? getThreads() - 1 : 0;
+    const shared = typeof SharedArrayBuffer !== 'undefined' && this.rt.memory.buffer instanceof SharedArrayBuffer;
+    const want = shared ? getThreads() - 1 : 0;
     if (want <= this.workers.length) return want;
     const wt = workerThreads();
-    if (!wt) return this.workers.length;
-    while (this.workers.length < want) {
-      const { port1, port2 } = new wt.MessageChannel();
-      const index = this.workers.length;
-      const worker = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { memory: this.rt.memory, ctrlBuffer: this.ctrl.buffer, port: port2, spin: tuning.workerSpin, index }, transferList: [port2] });
-      worker.unref();
-      port1.unref?.();
-      this.rt.modules.forEach((module, i) => port1.postMessage({ module, names: this.moduleNames[i] }));
-      this.workers.push({ worker, port: port1 });
+    if (wt) {
+      while (this.workers.length < want) this.workers.push(this.nodeWorker(wt));
+    } else if (!this.noWebWorkers && webWorkersUsable()) {
+      try {
+        while (this.workers.length < want) this.workers.push(this.webWorker());
+      } catch {
+        this.noWebWorkers = true; // e.g. a Content-Security-Policy without blob: workers
+      }
     }
-    return want;
+    return Math.min(want, this.workers.length);
+  }
+
+  private nodeWorker(wt: WorkerThreads): WorkerHandle {
+    const { port1, port2 } = new wt.MessageChannel();
+    const index = this.workers.length;
+    const worker = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { memory: this.rt.memory, ctrlBuffer: this.ctrl.buffer, port: port2, spin: tuning.workerSpin, index }, transferList: [port2] });
+    worker.unref();
+    port1.unref?.();
+    this.rt.modules.forEach((module, i) => port1.postMessage({ module, names: this.moduleNames[i] }));
+    return {
+      post: (m) => port1.postMessage(m),
+      end: () => {
+        void worker.terminate();
+        port1.close();
+      },
+    };
+  }
+
+  private webWorker(): WorkerHandle {
+    this.scriptUrl ??= URL.createObjectURL(new Blob([BROWSER_WORKER_SOURCE], { type: 'text/javascript' }));
+    const worker = new Worker(this.scriptUrl, { name: `lightconv-${this.workers.length + 1}` });
+    const modules = this.rt.modules.map((module, i) => ({ module, names: this.moduleNames[i] }));
+    worker.postMessage({ memory: this.rt.memory, ctrl: this.ctrl.buffer, index: this.workers.length, spin: tuning.workerSpin, modules });
+    return { post: (m) => worker.postMessage(m), end: () => worker.terminate() };
   }
 
   /** Stops every worker (they are unref'd anyway; for tests and explicit shutdown). */
@@ -211,11 +351,10 @@ export class Pool {
     Atomics.store(this.ctrl, STOP, 1);
     Atomics.add(this.ctrl, GEN, 1);
     Atomics.notify(this.ctrl, GEN);
-    for (const w of this.workers) {
-      void w.worker.terminate();
-      w.port.close();
-    }
+    for (const w of this.workers) w.end();
     this.workers = [];
+    if (this.scriptUrl !== null) URL.revokeObjectURL(this.scriptUrl);
+    this.scriptUrl = null;
     this.gen = Atomics.load(this.ctrl, GEN);
     Atomics.store(this.ctrl, STOP, 0);
   }
@@ -278,6 +417,8 @@ export class Pool {
     });
     f64[chunks.length] = o;
     const gen = (this.gen = (this.gen + 1) | 0);
+    // Closed first (this tag, no chunk left): see CLAIM.
+    Atomics.store(this.ctrl, NEXT, ((gen & 0xfff) << 20) | 0xfffff);
     Atomics.store(this.ctrl, TOTAL, chunks.length);
     Atomics.store(this.ctrl, ARGS, table);
     Atomics.store(this.ctrl, MODULES, this.rt.modules.length);
@@ -299,24 +440,40 @@ export class Pool {
       // The calling thread works too, claiming chunks like any worker.
       const tc = now();
       let mine = 0;
+      // A chunk that throws (a trap) must not leave workers running on a released table: the
+      // error is kept, the remaining chunks are only counted, and it is thrown after the wait.
+      let error: unknown = null;
       for (;;) {
         const v = Atomics.load(this.ctrl, NEXT);
         const idx = v & 0xfffff;
         if (idx >= chunks.length) break;
         if (Atomics.compareExchange(this.ctrl, NEXT, v, v + 1) !== v) continue;
-        for (const [name, ...args] of chunks[idx]!) fns[name]!(...args);
+        try {
+          if (error === null) for (const [name, ...args] of chunks[idx]!) fns[name]!(...args);
+        } catch (e) {
+          error = e;
+        }
         Atomics.add(this.ctrl, DONE, 1);
         mine++;
       }
       const t1 = now();
       // Chunks claimed by workers are in progress: wait for them. Spin only briefly, then
       // sleep on the counter, so that a worker starved of a core (the other core busy with
-      // something else) gets this one instead of watching it spin.
+      // something else) gets this one instead of watching it spin. A browser's main thread
+      // may not sleep (Atomics.wait throws there): it keeps spinning.
       for (let spins = 0; ; spins++) {
         const done = Atomics.load(this.ctrl, DONE);
         if (done >= chunks.length) break;
-        if (spins > 2000) Atomics.wait(this.ctrl, DONE, done, 1);
+        if (spins > 2000 && mayBlock) {
+          try {
+            Atomics.wait(this.ctrl, DONE, done, 1);
+          } catch {
+            mayBlock = false;
+          }
+        }
       }
+      if (Atomics.exchange(this.ctrl, FAILED, 0)) error ??= new LightconvError('a WebAssembly kernel failed in a worker thread');
+      if (error !== null) throw error;
       // Judged on the part after the caller came back (its own work in between is not the job's).
       if (this.judging) this.judge(tc, t1, now(), mine, chunks.length);
     } finally {
