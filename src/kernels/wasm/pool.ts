@@ -499,14 +499,19 @@ export class Pool {
  * threads and the calling thread alone, by timing whole runs of each: the per-job fallback
  * above cannot see every loss — when the other core is busy, the calling thread's own chunks
  * slow down too, so "what it would have taken alone" is overestimated and two threads ran at
- * 0.9× one. Whole runs are comparable, so this keeps a moving average of each mode's time
- * (the first runs of each are warm-up and not counted), uses the faster, and now and then
- * tries the other (EXPLORE) so that it notices when the machine gets quieter or busier.
+ * 0.9× one. Whole runs are comparable, so this estimates each mode by the fastest of its last
+ * three runs (load from elsewhere only ever slows a run down, and an old estimate — from
+ * before the kernels were warm, say — is replaced after three new runs instead of fading
+ * slowly), uses the faster, and now and then tries the other (EXPLORE) so that it notices
+ * when the machine gets quieter or busier. The first runs of each mode are warm-up.
  */
 export class ThreadChoice {
-  private readonly avg: [number, number] = [NaN, NaN]; // [threads, alone]
+  /** The last runs of each mode, [threads, alone], newest last. */
+  private readonly recent: [number[], number[]] = [[], []];
   private readonly seen: [number, number] = [0, 0];
   private runs = 0;
+  private explore = EXPLORE;
+  private lastChoice: boolean | null = null;
 
   /** `clock`: milliseconds (tests pass a fake one). */
   constructor(private readonly clock: () => number = now) {}
@@ -529,8 +534,9 @@ export class ThreadChoice {
 
   /** Whether the next run goes without the workers. */
   private pick(): boolean {
-    if (this.seen[0] < WARM_UP + 2 || this.seen[1] < WARM_UP + 2) return this.runs++ % 2 === 1; // both modes measured first
-    const alone = this.avg[1] < this.avg[0];
+    if (this.recent[0].length < KEEP || this.recent[1].length < KEEP) return this.runs++ % 2 === 1; // both modes measured first
+    const { threads, alone: one } = this.estimates;
+    const alone = one < threads;
     if (++this.runs < this.explore) return alone;
     // A try of the other mode; each try that confirms the choice doubles the interval.
     this.runs = 0;
@@ -540,23 +546,23 @@ export class ThreadChoice {
     return !alone;
   }
 
-  private explore = EXPLORE;
-  private lastChoice: boolean | null = null;
-
   private record(mode: 0 | 1, ms: number): void {
     if (this.seen[mode]++ < WARM_UP) return; // worker start, kernel compilation and tier-up
-    const a = this.avg[mode];
-    this.avg[mode] = Number.isNaN(a) ? ms : 0.75 * a + 0.25 * ms;
+    const r = this.recent[mode];
+    r.push(ms);
+    if (r.length > KEEP) r.shift();
   }
 
-  /** The moving averages (ms) with and without the workers; NaN before they are measured. */
-  get averages(): { threads: number; alone: number } {
-    return { threads: this.avg[0], alone: this.avg[1] };
+  /** Each mode's estimate (ms): the fastest of its last runs; NaN before it has any. */
+  get estimates(): { threads: number; alone: number } {
+    const best = (r: number[]) => (r.length ? Math.min(...r) : NaN);
+    return { threads: best(this.recent[0]), alone: best(this.recent[1]) };
   }
 }
 
 /** Runs between tries of the mode ThreadChoice is not using: 8 at first, up to 64 while the choice holds. */
 const EXPLORE = 8;
 const EXPLORE_MAX = 64;
-/** Runs of each mode not counted at first. */
+/** Runs of each mode not counted at first, and how many recent runs estimate a mode. */
 const WARM_UP = 2;
+const KEEP = 3;
