@@ -233,8 +233,8 @@ describe('ThreadChoice', () => {
       const quiet = simulate(() => ({ threaded: 6, alone: 9 }), 400);
       expect(quiet.slice(0, 8)).toEqual([false, true, false, true, false, true, false, true]);
       const late = quiet.slice(100);
-      expect(late.filter((alone) => alone).length).toBeLessThanOrEqual(5); // tries every 8 … 64 runs
-      expect(late.filter((alone) => alone).length).toBeGreaterThanOrEqual(3);
+      expect(late.filter((alone) => alone).length).toBeLessThanOrEqual(3); // tries every 8 … 256 runs
+      expect(late.filter((alone) => alone).length).toBeGreaterThanOrEqual(1);
       // The other core gets busy at run 200: threads now slower; the choice follows.
       const busy = simulate((r) => (r < 200 ? { threaded: 6, alone: 9 } : { threaded: 11, alone: 9 }), 400);
       expect(busy.slice(300).filter((alone) => !alone).length).toBeLessThanOrEqual(5);

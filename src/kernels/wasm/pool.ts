@@ -31,12 +31,13 @@ import type { Runtime } from './runtime.js';
  * whose core is busy elsewhere take fewer). Measured on a 2-core x86-64: below ~60 µs of work
  * two threads were slower than one. Tests lower these to force chunking on small shapes.
  *
- * workerSpin: iterations a worker polls for the next job before it sleeps (a few µs). Longer
- * spins helped little on a quiet machine and cost a lot when the other core was busy: the
- * spinning worker took CPU time from the calling thread (two threads ran at 0.73× one with
- * 20000 iterations, 1.07× with 2000).
+ * workerSpin: iterations a worker polls for the next job before it sleeps (about 50–100 µs):
+ * long enough to bridge the gaps between the kernel calls of a model run, where the small ops
+ * run on the calling thread alone (MobileNetV3-Small at batch 1: 5 % faster than 2000). When
+ * the other core is busy, spinning takes time from the calling thread; model runs then go
+ * without the workers (ThreadChoice), so nothing spins.
  */
-export const tuning = { minParallelNs: 60_000, minChunkNs: 15_000, chunksPerThread: 4, workerSpin: 2000 };
+export const tuning = { minParallelNs: 60_000, minChunkNs: 15_000, chunksPerThread: 4, workerSpin: 50_000 };
 
 /** Estimated single-thread time of a packed GEMM (about 12 multiply-adds per ns here). */
 export function gemmNs(macs: number): number {
@@ -53,9 +54,12 @@ export function streamNs(floats: number): number {
   return floats / 2;
 }
 
+/** Whether the current model run goes without the workers (Pool.inline). */
+let inlineRun = false;
+
 /** How many chunks to cut work of `ns` (single-thread estimate) into: 1 means run it inline. */
 export function chunkCount(ns: number): number {
-  const t = getThreads();
+  const t = inlineRun ? 1 : getThreads();
   if (t <= 1 || !(ns >= tuning.minParallelNs)) return 1;
   return Math.max(1, Math.min(t * tuning.chunksPerThread, Math.floor(ns / tuning.minChunkNs)));
 }
@@ -84,6 +88,7 @@ const DONE = 6; // chunks finished
 const ACTIVE = 7; // workers with an index below this take part in the current job
 const WORKED = 8; // chunks run by workers since the pool was made (for tests)
 const FAILED = 9; // a worker's kernel call threw (a trap) during the current job
+const SPIN = 10; // iterations a worker polls for the next job before it sleeps (tuning.workerSpin)
 
 /**
  * Claiming and running the chunks of job `gen`, shared by both worker programs. Job table
@@ -124,7 +129,7 @@ const CLAIM = `
 /** The Node worker's whole program: it waits for a generation bump, claims chunks and runs their calls. */
 const WORKER_SOURCE = `
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
-const { memory, ctrlBuffer, port, spin, index } = workerData;
+const { memory, ctrlBuffer, port, index } = workerData;
 const ctrl = new Int32Array(ctrlBuffer);
 const fns = [];
 const byName = Object.create(null);
@@ -133,7 +138,7 @@ let buf = null;
 let f64 = null;
 let gen = 0;
 for (;;) {
-  for (let i = 0; i < spin && Atomics.load(ctrl, ${GEN}) === gen; i++);
+  for (let i = 0, n = Atomics.load(ctrl, ${SPIN}); i < n && Atomics.load(ctrl, ${GEN}) === gen; i++);
   Atomics.wait(ctrl, ${GEN}, gen);
   gen = Atomics.load(ctrl, ${GEN});
   if (Atomics.load(ctrl, ${STOP})) break;
@@ -164,7 +169,6 @@ const byName = Object.create(null);
 let memory = null;
 let ctrl = null;
 let index = 0;
-let spin = 0;
 let modules = 0;
 let buf = null;
 let f64 = null;
@@ -178,7 +182,7 @@ function add(m) {
 }
 function loop() {
   for (;;) {
-    for (let i = 0; i < spin && Atomics.load(ctrl, ${GEN}) === gen; i++);
+    for (let i = 0, n = Atomics.load(ctrl, ${SPIN}); i < n && Atomics.load(ctrl, ${GEN}) === gen; i++);
     const w = Atomics.waitAsync(ctrl, ${GEN}, gen);
     if (w.async) {
       w.value.then(loop);
@@ -203,7 +207,6 @@ self.onmessage = (e) => {
     memory = d.memory;
     ctrl = new Int32Array(d.ctrl);
     index = d.index;
-    spin = d.spin;
     for (const m of d.modules) add(m);
     loop();
   } else {
@@ -325,7 +328,7 @@ export class Pool {
   private nodeWorker(wt: WorkerThreads): WorkerHandle {
     const { port1, port2 } = new wt.MessageChannel();
     const index = this.workers.length;
-    const worker = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { memory: this.rt.memory, ctrlBuffer: this.ctrl.buffer, port: port2, spin: tuning.workerSpin, index }, transferList: [port2] });
+    const worker = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { memory: this.rt.memory, ctrlBuffer: this.ctrl.buffer, port: port2, index }, transferList: [port2] });
     worker.unref();
     port1.unref?.();
     this.rt.modules.forEach((module, i) => port1.postMessage({ module, names: this.moduleNames[i] }));
@@ -342,7 +345,7 @@ export class Pool {
     this.scriptUrl ??= URL.createObjectURL(new Blob([BROWSER_WORKER_SOURCE], { type: 'text/javascript' }));
     const worker = new Worker(this.scriptUrl, { name: `lightconv-${this.workers.length + 1}` });
     const modules = this.rt.modules.map((module, i) => ({ module, names: this.moduleNames[i] }));
-    worker.postMessage({ memory: this.rt.memory, ctrl: this.ctrl.buffer, index: this.workers.length, spin: tuning.workerSpin, modules });
+    worker.postMessage({ memory: this.rt.memory, ctrl: this.ctrl.buffer, index: this.workers.length, modules });
     return { post: (m) => worker.postMessage(m), end: () => worker.terminate() };
   }
 
@@ -373,8 +376,16 @@ export class Pool {
   private backoffUntil = 0;
   private backoffMs = 0;
   private balance = 0;
-  /** Set by ThreadChoice: every job runs on the calling thread alone. */
-  inline = false;
+  /**
+   * Set by ThreadChoice: every job runs on the calling thread alone, and kernel calls are not
+   * cut into chunks at all (chunkCount), as with one thread.
+   */
+  get inline(): boolean {
+    return inlineRun;
+  }
+  set inline(on: boolean) {
+    inlineRun = on;
+  }
   /** Whether the per-job fallback (judge) is in charge; off while ThreadChoice times whole runs. */
   judging = true;
 
@@ -424,6 +435,7 @@ export class Pool {
     Atomics.store(this.ctrl, MODULES, this.rt.modules.length);
     Atomics.store(this.ctrl, DONE, 0);
     Atomics.store(this.ctrl, ACTIVE, active);
+    Atomics.store(this.ctrl, SPIN, tuning.workerSpin);
     Atomics.store(this.ctrl, NEXT, (gen & 0xfff) << 20);
     const t0 = now();
     Atomics.store(this.ctrl, GEN, gen);
@@ -560,9 +572,13 @@ export class ThreadChoice {
   }
 }
 
-/** Runs between tries of the mode ThreadChoice is not using: 8 at first, up to 64 while the choice holds. */
+/**
+ * Runs between tries of the mode ThreadChoice is not using: 8 at first, doubling up to 256
+ * while the choice holds (a try of the slower mode costs up to ~1.5× a run; at 256 that is
+ * 0.2 % on average, and a change of the machine is still noticed within seconds at batch 1).
+ */
 const EXPLORE = 8;
-const EXPLORE_MAX = 64;
+const EXPLORE_MAX = 256;
 /** Runs of each mode not counted at first, and how many recent runs estimate a mode. */
 const WARM_UP = 2;
 const KEEP = 3;
