@@ -75,6 +75,7 @@ describe('kernels reading and writing wasm memory in place (the arena)', () => {
         [[1, 16, 7, 7], [22, 16, 1, 1], {}],
         [[1, 6, 5, 7], [6, 1, 3, 3], { group: 6, pads: [1, 1, 1, 1], activation: { kind: 'silu' } }],
         [[1, 3, 9, 9], [5, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }],
+        [[2, 5, 9, 11], [5, 1, 5, 5], { group: 5, strides: [2, 2], pads: [2, 2, 2, 2], activation: { kind: 'silu' } }],
       ] as const) {
         const X = randomTensor([...x], 3);
         const W = randomTensor([...w], 4);

@@ -1,7 +1,7 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import type { ConvGeometry } from '../conv.js';
 import { type Call, chunkCount, depthwiseNs, gemmNs } from './pool.js';
-import { depthwiseName } from './kernels.js';
+import { depthwiseName, splitPlaneFloats } from './kernels.js';
 import { type Runtime, isConstant, packA, placeConstant, runtime, wasmActivation } from './runtime.js';
 
 /**
@@ -368,8 +368,10 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const spec = { kh, kw, sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw, act: pass ? ('none' as const) : a };
   rt.depthwise(spec);
   const name = depthwiseName(spec);
+  // Horizontal stride 2: the plane split by column parity (padSplitKernel), each half wp2 wide.
+  const wp2 = Math.ceil(wp / 2);
   // Slack after each plane: lanes that are computed but never stored read past its end.
-  const plane = hp * wp + 64;
+  const plane = g.sw === 2 ? splitPlaneFloats(hp, wp2) : hp * wp + 64;
   const nChunks = chunkCount(depthwiseNs(c * oh * ow * taps, c * (h * w + hp * wp + oh * ow)));
   const xAt = rt.addressOf(X);
   const yAt = rt.addressOf(y);
@@ -397,7 +399,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
         const c0 = Math.floor((q * c) / nChunks);
         const c1 = Math.floor(((q + 1) * c) / nChunks);
         if (c1 <= c0) continue;
-        const chunk: Call[] = [[dwc, src, h, w, pPad + q * plane * 4, wp, pt, pl, hp, pW, pBias, dst, oh, ow, p1, p2, c0, c1]];
+        const chunk: Call[] = [[dwc, src, h, w, pPad + q * plane * 4, g.sw === 2 ? wp2 : wp, pt, pl, hp, pW, pBias, dst, oh, ow, p1, p2, c0, c1]];
         if (pass) chunk.push([pass, dst + c0 * oh * ow * 4, (c1 - c0) * oh * ow]);
         chunks.push(chunk);
       }

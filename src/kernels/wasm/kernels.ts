@@ -303,9 +303,12 @@ export function depthwiseName(s: DepthwiseSpec): string {
 }
 
 /**
- * dw_…(src, wp, wts, bias, dst, oh, ow, p1, p2): one channel of a depthwise conv over a
- * zero-padded plane (rows of wp floats): window (oy, ox) starts at src + (oy·sh·wp + ox·sw)·4.
- * Four adjacent output columns per v128 (stride 2: two loads and a shuffle per tap). The
+ * dw_…(src, wp, wts, bias, dst, oh, ow, p1, p2, odd): one channel of a depthwise conv over a
+ * zero-padded plane (rows of wp floats): window (oy, ox) starts at src + (oy·sh·wp + ox)·4.
+ * Four adjacent output columns per v128. With horizontal stride 2 the plane comes split in
+ * two (padSplitKernel): its even columns at src, its odd ones `odd` bytes further, each wp
+ * floats wide; tap kx of output ox is then column ox + ⌊kx·dw/2⌋ of one of them, so a tap is
+ * one plain load (with the columns interleaved it was two loads and a shuffle per tap). The
  * padding is in the plane, so the interior needs no bounds checks: each row runs two vectors
  * (8 outputs) per iteration while they fit, then one, then the last vector of the row is moved
  * back to end at ow − 1 (recomputing a few outputs) so nothing is written past the row; rows
@@ -313,8 +316,9 @@ export function depthwiseName(s: DepthwiseSpec): string {
  * 3×3 with two vectors in flight, 5×5 with one) and splat-loaded otherwise.
  */
 export function depthwiseKernel(s: DepthwiseSpec): Fn {
-  const f = new Fn(depthwiseName(s), [I32, I32, I32, F32, I32, I32, I32, F32, F32]);
-  const [src, wp, wts, bias, dst, oh, ow, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const f = new Fn(depthwiseName(s), [I32, I32, I32, F32, I32, I32, I32, F32, F32, I32]);
+  const [src, wp, wts, bias, dst, oh, ow, p1, p2, odd] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const split = s.sw === 2;
   const taps = s.kh * s.kw;
   // Two vectors per iteration when the taps and both vectors' accumulators fit the ~15 xmm
   // registers V8 has; otherwise one vector, with one accumulator per filter row.
@@ -327,6 +331,7 @@ export function depthwiseKernel(s: DepthwiseSpec): Fn {
   const rowBase = f.local(I32);
   const out = f.local(I32);
   const base = f.local(I32);
+  const baseOdd = f.local(I32); // base + odd (split planes)
   const ow4 = f.local(I32);
   const ow8 = f.local(I32);
   const tapv = inRegs ? Array.from({ length: taps }, () => f.local(V128)) : [];
@@ -353,18 +358,19 @@ export function depthwiseKernel(s: DepthwiseSpec): Fn {
     for (let ky = 0; ky < s.kh; ky++) {
       if (ky === 0) f.get(rowBase).set(base);
       else f.get(base).get(tapRow).add().set(base);
+      if (split) f.get(base).get(odd).add().set(baseOdd);
       for (let kx = 0; kx < s.kw; kx++) {
         const t = ky * s.kw + kx;
         for (const v of vecs) {
           const chain = v.accs[ky % v.accs.length]!;
           const first = kx === 0 && ky < v.accs.length;
-          const off = v.off + kx * s.dw * 4;
+          const c = kx * s.dw; // the tap's column offset in the unsplit plane
           if (!first) f.get(chain);
           else if (ky === 0) f.get(vb);
           if (inRegs) f.get(tapv[t]!);
           else f.get(wts).loadSplat(t * 4);
-          if (s.sw === 1) f.get(base).v128Load(off);
-          else f.get(base).v128Load(off).get(base).v128Load(off + 16).shuffle32(0, 2, 4, 6);
+          if (!split) f.get(base).v128Load(v.off + c * 4);
+          else f.get(c % 2 === 0 ? base : baseOdd).v128Load(v.off + (c >> 1) * 4);
           f.fmul();
           if (!first || ky === 0) f.fadd();
           f.set(chain);
@@ -397,12 +403,12 @@ export function depthwiseKernel(s: DepthwiseSpec): Fn {
       f.get(x).get(ow8).gtS().brIf(1);
       emitTaps([
         { accs: accA2, off: 0 },
-        { accs: accB, off: 16 * s.sw },
+        { accs: accB, off: 16 },
       ]);
       f.get(outRow).get(accA2[0]!).v128Store(0);
       f.get(outRow).get(accB[0]!).v128Store(16);
       f.get(x).i32(8).add().set(x);
-      f.get(rowBase).i32(32 * s.sw).add().set(rowBase);
+      f.get(rowBase).i32(32).add().set(rowBase);
       f.get(outRow).i32(32).add().set(outRow);
       f.br(0);
       f.end().end();
@@ -413,7 +419,7 @@ export function depthwiseKernel(s: DepthwiseSpec): Fn {
     emitTaps([{ accs: acc1, off: 0 }]);
     f.get(outRow).get(acc1[0]!).v128Store(0);
     f.get(x).i32(4).add().set(x);
-    f.get(rowBase).i32(16 * s.sw).add().set(rowBase);
+    f.get(rowBase).i32(16).add().set(rowBase);
     f.get(outRow).i32(16).add().set(outRow);
     f.br(0);
     f.end().end();
@@ -423,7 +429,7 @@ export function depthwiseKernel(s: DepthwiseSpec): Fn {
       f.get(ow).i32(4).geS().if_();
       {
         // The last vector, moved back to end at ow − 1: shift by (x − (ow − 4)) columns.
-        f.get(rowStart).get(ow4).i32(4 * s.sw).mul().add().set(rowBase);
+        f.get(rowStart).get(ow4).i32(4).mul().add().set(rowBase);
         emitTaps([{ accs: acc1, off: 0 }]);
         f.get(out).get(ow4).i32(2).shl().add().get(acc1[0]!).v128Store(0);
       }
@@ -451,7 +457,8 @@ export function depthwiseKernel(s: DepthwiseSpec): Fn {
 /**
  * dwc_…(pIn, h, w, pPad, wp, pt, pl, hp, pW, pBias, pOut, oh, ow, p1, p2, c0, c1): channels
  * [c0, c1) of a depthwise conv in one call: for each, the zero-bordered plane at pPad (one
- * plane, reused for every channel, so it stays in cache; padplane, function 0 of the module)
+ * plane, reused for every channel, so it stays in cache; function 0 of the module: padplane,
+ * or padsplit for horizontal stride 2, whose plane is wp = ⌈padded width / 2⌉ floats wide)
  * then the kernel (function 1). Input planes h·w floats apart, weights kh·kw, outputs oh·ow;
  * bias one float per channel. One call per chunk of channels keeps thread hand-offs and
  * JS→wasm calls out of the per-channel cost.
@@ -461,6 +468,9 @@ export function depthwiseChannelsKernel(s: DepthwiseSpec): Fn {
   const [pIn, h, w, pPad, wp, pt, pl, hp, pW, pBias, pOut, oh, ow, p1, p2, c0, c1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
   const ch = f.local(I32);
   const padPtr = f.local(I32);
+  const odd = f.local(I32);
+  if (s.sw === 2) f.get(hp).get(wp).mul().i32(4).add().i32(2).shl().set(odd); // see padSplitKernel
+  else f.i32(0).set(odd);
   f.get(c0).set(ch);
   f.block().loop();
   f.get(ch).get(c1).geS().brIf(1);
@@ -468,9 +478,93 @@ export function depthwiseChannelsKernel(s: DepthwiseSpec): Fn {
   f.get(pIn).get(ch).get(h).mul().get(w).mul().i32(2).shl().add().get(h).get(w).get(padPtr).get(wp).get(pt).get(pl).get(hp).call(0);
   f.get(padPtr).get(wp).get(pW).get(ch).i32(4 * s.kh * s.kw).mul().add();
   f.get(pBias).get(ch).i32(2).shl().add().f32Load(0);
-  f.get(pOut).get(ch).get(oh).mul().get(ow).mul().i32(2).shl().add().get(oh).get(ow).get(p1).get(p2).call(1);
+  f.get(pOut).get(ch).get(oh).mul().get(ow).mul().i32(2).shl().add().get(oh).get(ow).get(p1).get(p2).get(odd).call(1);
   f.get(ch).i32(1).add().set(ch);
   f.br(0);
+  f.end().end();
+  return f;
+}
+
+/** Floats a padsplit plane pair takes (with its row buffer and slack), for wp2 = ⌈padded width / 2⌉. */
+export function splitPlaneFloats(hp: number, wp2: number): number {
+  return 2 * (hp * wp2 + 4) + 8 * Math.ceil(wp2 / 4) + 64;
+}
+
+/**
+ * padsplit(src, h, w, dst, wp2, pt, pl, hp): the zero-bordered plane of padplane, split by
+ * column parity: its even columns as a plane of hp rows × wp2 floats at dst, its odd columns as
+ * another at dst + odd, odd = (hp·wp2 + 4)·4 bytes (4 floats apart, so the last row's last
+ * vector may run over). Each padded row is built in a row buffer after the two planes, then
+ * split eight floats at a time with two shuffles.
+ */
+export function padSplitKernel(name: string): Fn {
+  const f = new Fn(name, [I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [src, h, w, dst, wp2, pt, pl, hp] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const y = f.local(I32);
+  const odd = f.local(I32);
+  const row = f.local(I32);
+  const d = f.local(I32);
+  const e = f.local(I32);
+  const e4 = f.local(I32);
+  const sp = f.local(I32);
+  const r = f.local(I32);
+  const va = f.local(V128);
+  const vb = f.local(V128);
+  f.get(hp).get(wp2).mul().i32(4).add().i32(2).shl().set(odd);
+  f.get(dst).get(odd).i32(1).shl().add().set(row);
+  f.i32(0).set(y);
+  f.block().loop();
+  {
+    f.get(y).get(hp).geS().brIf(1);
+    // Zero the row buffer: 8·⌈wp2/4⌉ floats, all that the split below reads.
+    f.get(row).set(d);
+    f.get(row).get(wp2).i32(3).add().i32(-4).and().i32(3).shl().add().set(e);
+    f.block().loop();
+    f.get(d).get(e).geS().brIf(1);
+    f.get(d).v128Zero().v128Store(0);
+    f.get(d).i32(16).add().set(d);
+    f.br(0);
+    f.end().end();
+    // Interior rows: the source row at column pl.
+    f.get(y).get(pt).geS().get(y).get(pt).get(h).add().ltS().and().if_();
+    {
+      f.get(src).get(y).get(pt).sub().get(w).mul().i32(2).shl().add().set(sp);
+      f.get(row).get(pl).i32(2).shl().add().set(d);
+      f.get(d).get(w).i32(2).shl().add().set(e);
+      f.get(d).get(w).i32(-4).and().i32(2).shl().add().set(e4);
+      f.block().loop();
+      f.get(d).get(e4).geS().brIf(1);
+      f.get(d).get(sp).v128Load(0).v128Store(0);
+      f.get(sp).i32(16).add().set(sp);
+      f.get(d).i32(16).add().set(d);
+      f.br(0);
+      f.end().end();
+      f.block().loop();
+      f.get(d).get(e).geS().brIf(1);
+      f.get(d).get(sp).f32Load(0).f32Store(0);
+      f.get(sp).i32(4).add().set(sp);
+      f.get(d).i32(4).add().set(d);
+      f.br(0);
+      f.end().end();
+    }
+    f.end();
+    // Split: even columns to the first plane, odd to the second.
+    f.get(row).set(r);
+    f.get(dst).get(y).get(wp2).mul().i32(2).shl().add().set(d);
+    f.get(d).get(wp2).i32(2).shl().add().set(e);
+    f.block().loop();
+    f.get(d).get(e).geS().brIf(1);
+    f.get(r).v128Load(0).set(va);
+    f.get(r).v128Load(16).set(vb);
+    f.get(d).get(va).get(vb).shuffle32(0, 2, 4, 6).v128Store(0);
+    f.get(d).get(odd).add().get(va).get(vb).shuffle32(1, 3, 5, 7).v128Store(0);
+    f.get(r).i32(32).add().set(r);
+    f.get(d).i32(16).add().set(d);
+    f.br(0);
+    f.end().end();
+    f.get(y).i32(1).add().set(y);
+    f.br(0);
+  }
   f.end().end();
   return f;
 }

@@ -1,6 +1,6 @@
 import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -124,7 +124,8 @@ export class Runtime {
   depthwise(spec: DepthwiseSpec): (...args: number[]) => void {
     const name = depthwiseName(spec);
     // Function 0 and 1 of the module are what depthwiseChannelsKernel calls.
-    if (!this.fns[name]) this.addModule([padPlaneKernel(`pad_${name}`), depthwiseKernel(spec), depthwiseChannelsKernel(spec)]);
+    const pad = spec.sw === 2 ? padSplitKernel(`pad_${name}`) : padPlaneKernel(`pad_${name}`);
+    if (!this.fns[name]) this.addModule([pad, depthwiseKernel(spec), depthwiseChannelsKernel(spec)]);
     return this.fns[name]!;
   }
 
