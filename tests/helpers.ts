@@ -1,4 +1,5 @@
-import { expect } from 'vitest';
+import { Command } from 'commander';
+import { expect, vi } from 'vitest';
 import { Rng } from '../src/core/rng.js';
 import { Tensor } from '../src/core/tensor.js';
 
@@ -38,3 +39,17 @@ export function randomTensor(shape: number[], seed: number): Tensor {
 }
 
 export { Rng };
+
+/** Runs a CLI command registered by `register` in-process and returns what it printed with console.log. */
+export async function runCommand(register: (program: Command) => void, args: string[]): Promise<string> {
+  const program = new Command().exitOverride();
+  register(program);
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+  try {
+    await program.parseAsync(['node', 'lightconv', ...args]);
+  } finally {
+    spy.mockRestore();
+  }
+  return lines.join('\n');
+}

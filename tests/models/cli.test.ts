@@ -1,24 +1,15 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { register } from '../../src/cli/models.js';
 import { runNativeCase } from '../../src/cli/native.js';
 import { findCases } from '../../src/cli/conformance.js';
+import { runCommand } from '../helpers.js';
 import { OnnxGraph } from '../../src/io/onnx/graph.js';
 
-async function cli(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  register(program);
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await program.parseAsync(['node', 'lightconv', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return lines.join('\n');
+function cli(...args: string[]): Promise<string> {
+  return runCommand(register, args);
 }
 
 const fixtures = join(__dirname, '..', 'fixtures', 'models');

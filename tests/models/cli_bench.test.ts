@@ -1,20 +1,11 @@
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { register } from '../../src/cli/bench.js';
 import { getThreads } from '../../src/core/threads.js';
+import { runCommand } from '../helpers.js';
 
-async function bench(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  register(program);
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await program.parseAsync(['node', 'lightconv', 'bench', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return lines.join('\n');
+function bench(...args: string[]): Promise<string> {
+  return runCommand(register, ['bench', ...args]);
 }
 
 const model = join(import.meta.dirname, '..', 'fixtures', 'models', 'effnet_mini', 'model.onnx');

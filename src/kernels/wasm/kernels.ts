@@ -530,22 +530,7 @@ export function padSplitKernel(name: string): Fn {
     {
       f.get(src).get(y).get(pt).sub().get(w).mul().i32(2).shl().add().set(sp);
       f.get(row).get(pl).i32(2).shl().add().set(d);
-      f.get(d).get(w).i32(2).shl().add().set(e);
-      f.get(d).get(w).i32(-4).and().i32(2).shl().add().set(e4);
-      f.block().loop();
-      f.get(d).get(e4).geS().brIf(1);
-      f.get(d).get(sp).v128Load(0).v128Store(0);
-      f.get(sp).i32(16).add().set(sp);
-      f.get(d).i32(16).add().set(d);
-      f.br(0);
-      f.end().end();
-      f.block().loop();
-      f.get(d).get(e).geS().brIf(1);
-      f.get(d).get(sp).f32Load(0).f32Store(0);
-      f.get(sp).i32(4).add().set(sp);
-      f.get(d).i32(4).add().set(d);
-      f.br(0);
-      f.end().end();
+      emitCopy(f, d, sp, w, e, e4);
     }
     f.end();
     // Split: even columns to the first plane, odd to the second.
@@ -643,6 +628,26 @@ export function im2colKernel(sw: 1 | 2): Fn {
   return f;
 }
 
+/** Emits a copy of n floats (i32 local) from address local s to d, both advanced; e and e4 are scratch locals. */
+function emitCopy(f: Fn, d: number, s: number, n: number, e: number, e4: number): void {
+  f.get(d).get(n).i32(2).shl().add().set(e);
+  f.get(d).get(n).i32(-4).and().i32(2).shl().add().set(e4);
+  f.block().loop();
+  f.get(d).get(e4).geS().brIf(1);
+  f.get(d).get(s).v128Load(0).v128Store(0);
+  f.get(s).i32(16).add().set(s);
+  f.get(d).i32(16).add().set(d);
+  f.br(0);
+  f.end().end();
+  f.block().loop();
+  f.get(d).get(e).geS().brIf(1);
+  f.get(d).get(s).f32Load(0).f32Store(0);
+  f.get(s).i32(4).add().set(s);
+  f.get(d).i32(4).add().set(d);
+  f.br(0);
+  f.end().end();
+}
+
 /**
  * padplane(src, h, w, dst, wp, pt, pl, hp): writes the whole zero-bordered plane at dst
  * (hp rows of wp floats) from the h×w plane at src placed at row pt, column pl. Writing the
@@ -681,22 +686,7 @@ export function padPlaneKernel(name = 'padplane'): Fn {
     {
       f.get(src).get(y).get(pt).sub().get(w).mul().i32(2).shl().add().set(s);
       f.get(dst).get(y).get(wp).mul().get(pl).add().i32(2).shl().add().set(d);
-      f.get(d).get(w).i32(2).shl().add().set(e);
-      f.get(d).get(w).i32(-4).and().i32(2).shl().add().set(e4);
-      f.block().loop();
-      f.get(d).get(e4).geS().brIf(1);
-      f.get(d).get(s).v128Load(0).v128Store(0);
-      f.get(s).i32(16).add().set(s);
-      f.get(d).i32(16).add().set(d);
-      f.br(0);
-      f.end().end();
-      f.block().loop();
-      f.get(d).get(e).geS().brIf(1);
-      f.get(d).get(s).f32Load(0).f32Store(0);
-      f.get(s).i32(4).add().set(s);
-      f.get(d).i32(4).add().set(d);
-      f.br(0);
-      f.end().end();
+      emitCopy(f, d, s, w, e, e4);
     }
     f.end();
     f.get(y).i32(1).add().set(y);
