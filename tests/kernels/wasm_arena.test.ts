@@ -9,12 +9,12 @@ import { conv, convGeometry } from '../../src/kernels/conv.js';
 import { wasmConv } from '../../src/kernels/wasm/conv.js';
 import { binary } from '../../src/kernels/elementwise.js';
 import { globalAveragePool } from '../../src/kernels/pool.js';
-import { openArena } from '../../src/kernels/wasm/arena.js';
-import { runtime, withWasmKernels } from '../../src/kernels/wasm/runtime.js';
+import { KernelArena, openArena } from '../../src/kernels/wasm/arena.js';
+import { type Runtime, runtime, withWasmKernels } from '../../src/kernels/wasm/runtime.js';
 import { type Pool, ThreadChoice } from '../../src/kernels/wasm/pool.js';
 import { getThreads } from '../../src/core/threads.js';
 import { loadOnnxSync } from '../../src/io/onnx/model.js';
-import { ShapeError } from '../../src/core/errors.js';
+import { ResourceLimitError, ShapeError } from '../../src/core/errors.js';
 import { expectClose, randomTensor } from '../helpers.js';
 import { modelBytes, node } from '../onnx/build.js';
 
@@ -120,6 +120,17 @@ describe('kernels reading and writing wasm memory in place (the arena)', () => {
       const ref = withBackend(referenceBackend, () => globalAveragePool(X));
       expectClose(got, ref, { atol: 1e-6, rtol: 1e-5, what: `GAP ${JSON.stringify(shape)}` });
     }
+  });
+});
+
+describe('arena limits', () => {
+  it('hands out a plain array when kernel memory cannot grow (the kernels then copy), other errors pass', () => {
+    const full = { alloc: () => { throw new ResourceLimitError('full'); } } as unknown as Runtime;
+    const a = new KernelArena(full).alloc(10);
+    expect(a).toBeInstanceOf(Float32Array);
+    expect(a.length).toBe(10);
+    const broken = { alloc: () => { throw new TypeError('bug'); } } as unknown as Runtime;
+    expect(() => new KernelArena(broken).alloc(10)).toThrow(TypeError);
   });
 });
 

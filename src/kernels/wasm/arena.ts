@@ -1,3 +1,4 @@
+import { ResourceLimitError } from '../../core/errors.js';
 import type { OutputArena } from '../../core/storage.js';
 import { type Runtime, runtime, wasmKernelsEnabled } from './runtime.js';
 
@@ -19,7 +20,14 @@ export class KernelArena implements OutputArena {
 
   alloc(n: number): Float32Array {
     // 64 bytes of slack: vector kernels may read (never use) a few lanes past the end.
-    const ptr = this.rt.alloc(4 * n + 64);
+    let ptr: number;
+    try {
+      ptr = this.rt.alloc(4 * n + 64);
+    } catch (e) {
+      // Kernel memory full (4 GiB): a plain array, which the kernels copy in and out.
+      if (e instanceof ResourceLimitError) return new Float32Array(n);
+      throw e;
+    }
     this.blocks.set(ptr, n);
     return new Float32Array(this.rt.memory.buffer, ptr, n);
   }

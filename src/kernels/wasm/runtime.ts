@@ -1,5 +1,7 @@
 import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
+import { ResourceLimitError } from '../../core/errors.js';
+import { fmtBytes } from '../../core/limits.js';
 import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp } from './kernels.js';
 
 /**
@@ -174,8 +176,12 @@ export class Runtime {
     const tail = last && last[0] + last[1] === end ? last[1] : 0;
     const need = Math.ceil((atLeast - tail) / PAGE);
     const add = Math.max(need, Math.ceil(this.pages / 4)); // grow by at least a quarter
-    if (this.pages + add > MAX_PAGES) throw new RangeError(`lightconv: the WebAssembly kernels need more than 4 GiB`);
-    this.memory.grow(add);
+    if (this.pages + add > MAX_PAGES) throw new ResourceLimitError(`the WebAssembly kernels need more than their 4 GiB of memory (${fmtBytes(atLeast)} more asked)`);
+    try {
+      this.memory.grow(add);
+    } catch {
+      throw new ResourceLimitError(`the WebAssembly kernels' memory cannot grow by ${fmtBytes(add * PAGE)} (the engine refused)`);
+    }
     this.pages += add;
     if (tail > 0) last![1] += add * PAGE;
     else this.free.push([end, add * PAGE]);
