@@ -189,7 +189,7 @@ describe('worker threads', () => {
     const W1 = randomTensor([64, 48, 1, 1], 1202);
     const Wd = randomTensor([48, 1, 3, 3], 1203);
     const Wc = randomTensor([16, 48, 3, 3], 1204);
-    // 1×1 convs in several column blocks (copies overlapped with the GEMMs) and with images grouped.
+    // 1×1 convs in several column blocks (copied in and out) and with images side by side.
     const Xb = randomTensor([2, 16, 40, 40], 1205);
     const Wb = randomTensor([72, 16, 1, 1], 1206);
     const Xs = randomTensor([12, 24, 7, 7], 1207);
