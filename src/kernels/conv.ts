@@ -58,7 +58,22 @@ export interface ConvGeometry {
   outShape: number[];
 }
 
+/**
+ * The last geometry per attrs object: `apply` checks shapes with the card's shape rule and the
+ * kernel then needs the same geometry for the same attrs and shapes (tensors' shape arrays
+ * never change, so they compare by identity).
+ */
+const lastGeometry = new WeakMap<ConvAttrs, { shapes: readonly Shape[]; g: ConvGeometry }>();
+
 export function convGeometry(inputs: readonly Shape[], attrs: ConvAttrs): ConvGeometry {
+  const hit = lastGeometry.get(attrs);
+  if (hit && hit.shapes.length === inputs.length && hit.shapes.every((s, i) => s === inputs[i])) return hit.g;
+  const g = computeGeometry(inputs, attrs);
+  lastGeometry.set(attrs, { shapes: [...inputs], g });
+  return g;
+}
+
+function computeGeometry(inputs: readonly Shape[], attrs: ConvAttrs): ConvGeometry {
   if (inputs.length < 2 || inputs.length > 3) throw new ShapeError(`Conv: expected 2 or 3 inputs (X, W, B?), got ${inputs.length}`);
   const [x, wt, bias] = inputs as [Shape, Shape, Shape?];
   if (x.length !== 3 && x.length !== 4) {
