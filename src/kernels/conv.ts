@@ -449,10 +449,11 @@ function im2colConv(X: Float32Array, W: Float32Array, B: Float32Array | null, y:
 }
 
 /**
- * Writes col[r, q] = input tap r of output position p0 + q (0 in the padding), for the cg
- * channels starting at `xo`; r runs over (channel, ky, kx).
+ * Writes col[d0 + r·ld + q] = input tap r of output position p0 + q (0 in the padding, and for
+ * q in [cols, ld)), for the cg channels starting at `xo`; r runs over (channel, ky, kx). Used
+ * by the TypeScript im2col conv and, for strides the SIMD im2col lacks, by the WebAssembly one.
  */
-function im2col(X: Float32Array, xo: number, g: ConvGeometry, p0: number, cols: number, col: Float32Array): void {
+export function im2col(X: Float32Array, xo: number, g: ConvGeometry, p0: number, cols: number, col: Float32Array, d0 = 0, ld = cols): void {
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow } = g;
   let r = 0;
   for (let ci = 0; ci < g.cg; ci++) {
@@ -463,7 +464,7 @@ function im2col(X: Float32Array, xo: number, g: ConvGeometry, p0: number, cols: 
         const shift = kx * dw - pl;
         const lo = Math.max(0, Math.ceil(-shift / sw));
         const hi = Math.max(lo, Math.floor((w - 1 - shift) / sw) + 1);
-        let d = r * cols;
+        let d = d0 + r * ld;
         let oy = Math.floor(p0 / ow);
         let ox = p0 - oy * ow;
         let left = cols;
@@ -472,18 +473,25 @@ function im2col(X: Float32Array, xo: number, g: ConvGeometry, p0: number, cols: 
           left -= end - ox;
           const iy = oy * sh - pt + ky * dh;
           if (iy < 0 || iy >= h) {
-            for (; ox < end; ox++) col[d++] = 0;
+            col.fill(0, d, d + end - ox);
+            d += end - ox;
+            ox = end;
           } else {
             const src = plane + iy * w + shift;
             const a = Math.min(Math.max(ox, lo), end);
             const b = Math.min(Math.max(a, hi), end);
             for (; ox < a; ox++) col[d++] = 0;
-            for (; ox < b; ox++) col[d++] = X[src + ox * sw]!;
+            if (sw === 1) {
+              col.set(X.subarray(src + ox, src + b), d);
+              d += b - ox;
+              ox = b;
+            } else for (; ox < b; ox++) col[d++] = X[src + ox * sw]!;
             for (; ox < end; ox++) col[d++] = 0;
           }
           ox = 0;
           oy++;
         }
+        col.fill(0, d0 + r * ld + cols, d0 + (r + 1) * ld);
       }
     }
   }

@@ -1,5 +1,5 @@
 import { type Activation, activateInPlace } from '../activation.js';
-import type { ConvGeometry } from '../conv.js';
+import { type ConvGeometry, im2col } from '../conv.js';
 import { type Call, chunkCount, depthwiseNs, gemmNs } from './pool.js';
 import { depthwiseName, splitPlaneFloats } from './kernels.js';
 import { type Runtime, isConstant, packA, placeConstant, runtime, wasmActivation } from './runtime.js';
@@ -285,7 +285,7 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
             const oy0 = p0 / g.ow;
             const im2col = rt.fns[`im2col_s${g.sw}`]!;
             im2col(pPad + gi * g.cg * hp * wp * 4, wp, hp * wp * 4, g.cg, g.kh, g.kw, g.dh, g.dw, g.sh, oy0, oy0 + cols / g.ow, g.ow, pCol, ld);
-          } else im2colInto(X, xo, g, p0, cols, rt.f32(), pCol >> 2, ld);
+          } else im2col(X, xo, g, p0, cols, rt.f32(), pCol >> 2, ld);
           if (yAt >= 0) gemm(rt, pA, mPanels, g.mg, k, pCol, ld, cols, yAt + 4 * (yo + p0), positions, pBias, act, pTail);
           else {
             gemm(rt, pA, mPanels, g.mg, k, pCol, ld, cols, pC, ld, pBias, act, pTail);
@@ -299,53 +299,6 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
     }
   } finally {
     rt.release(base);
-  }
-}
-
-/**
- * col[d + r·ld + q] = input tap r of output position p0 + q (0 in the padding, and for
- * q in [cols, ld)); r runs over (channel, ky, kx) of the cg channels starting at xo.
- */
-function im2colInto(X: Float32Array, xo: number, g: ConvGeometry, p0: number, cols: number, col: Float32Array, d0: number, ld: number): void {
-  const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow } = g;
-  let r = 0;
-  for (let ci = 0; ci < g.cg; ci++) {
-    const plane = xo + ci * h * w;
-    for (let ky = 0; ky < kh; ky++) {
-      for (let kx = 0; kx < kw; kx++, r++) {
-        const shift = kx * dw - pl;
-        const lo = Math.max(0, Math.ceil(-shift / sw));
-        const hi = Math.max(lo, Math.floor((w - 1 - shift) / sw) + 1);
-        let d = d0 + r * ld;
-        let oy = Math.floor(p0 / ow);
-        let ox = p0 - oy * ow;
-        let left = cols;
-        while (left > 0) {
-          const end = Math.min(ow, ox + left);
-          left -= end - ox;
-          const iy = oy * sh - pt + ky * dh;
-          if (iy < 0 || iy >= h) {
-            col.fill(0, d, d + end - ox);
-            d += end - ox;
-            ox = end;
-          } else {
-            const src = plane + iy * w + shift;
-            const a = Math.min(Math.max(ox, lo), end);
-            const b = Math.min(Math.max(a, hi), end);
-            for (; ox < a; ox++) col[d++] = 0;
-            if (sw === 1) {
-              col.set(X.subarray(src + ox, src + b), d);
-              d += b - ox;
-              ox = b;
-            } else for (; ox < b; ox++) col[d++] = X[src + ox * sw]!;
-            for (; ox < end; ox++) col[d++] = 0;
-          }
-          ox = 0;
-          oy++;
-        }
-        for (let q = cols; q < ld; q++) col[d0 + r * ld + q] = 0;
-      }
-    }
   }
 }
 

@@ -67,11 +67,10 @@ export function chunkCount(ns: number): number {
 /** Net loss of threaded jobs (ms, see Pool.judge) that sends the pool back to one thread for a while. */
 const LOSS_MS = 1;
 
-/** A started job (Pool.start), to be finished with Pool.finish. */
+/** A job published to the workers (Pool.start), finished with Pool.finish. */
 export interface Job {
   readonly chunks: readonly (readonly Call[])[];
   readonly table: number;
-  readonly t0: number;
 }
 
 /** A kernel call: the export name and its numeric arguments. */
@@ -400,12 +399,10 @@ export class Pool {
   }
 
   /**
-   * Starts a job and returns at once, so that the calling thread can do other work (copy the
-   * previous block out, the next one in) while the workers begin; `finish` then claims what is
-   * left and waits. Without workers (or with one chunk) the chunks run here, now. Only one job
-   * at a time.
+   * Publishes a job to the workers (run then claims chunks on this thread too, in `finish`).
+   * Without workers (or with one chunk) the chunks run here, now, and there is no job.
    */
-  start(chunks: readonly (readonly Call[])[]): Job | null {
+  private start(chunks: readonly (readonly Call[])[]): Job | null {
     const fns = this.rt.fns;
     const active = this.resize();
     if (active === 0 || chunks.length <= 1 || this.inline || (this.judging && this.backoffUntil > 0 && now() < this.backoffUntil)) {
@@ -437,14 +434,13 @@ export class Pool {
     Atomics.store(this.ctrl, ACTIVE, active);
     Atomics.store(this.ctrl, SPIN, tuning.workerSpin);
     Atomics.store(this.ctrl, NEXT, (gen & 0xfff) << 20);
-    const t0 = now();
     Atomics.store(this.ctrl, GEN, gen);
     Atomics.notify(this.ctrl, GEN);
-    return { chunks, table, t0 };
+    return { chunks, table };
   }
 
   /** Claims the chunks of a started job that no worker took, runs them, and waits for the rest. */
-  finish(job: Job | null): void {
+  private finish(job: Job | null): void {
     if (!job) return;
     const { chunks, table } = job;
     const fns = this.rt.fns;
