@@ -1,3 +1,4 @@
+import { outputBuffer } from '../core/storage.js';
 import { ShapeError, ValueError } from '../core/errors.js';
 import { checkedSize } from '../core/limits.js';
 import { apply, type OpCard } from '../core/op.js';
@@ -386,13 +387,14 @@ export const gemmCard: OpCard<GemmAttrs> = {
   cpu(inputs, attrs) {
     const [a, b, c] = inputs as [Tensor, Tensor, Tensor?];
     const { m, k, n } = gemmDims([a.shape, b.shape], attrs);
-    const y = new Float32Array(m * n);
     // WebAssembly SIMD kernels first (src/kernels/wasm); the TS sgemm below is the fallback.
     if (wasmKernelsEnabled() && a.dtype === 'float32' && b.dtype === 'float32' && (!c || c.dtype === 'float32')) {
       const C = c ? requireF32(c, 'Gemm', 'C') : null;
       if (b.requiresGrad) forgetConstant(requireF32(b, 'Gemm', 'B')); // being trained: never cache its packed copy
+      const y = outputBuffer(m * n); // written whole by wasmGemm when it returns true
       if (wasmGemm(requireF32(a, 'Gemm', 'A'), requireF32(b, 'Gemm', 'B'), C, c?.shape ?? [], attrs, m, k, n, y)) return new Tensor(y, [m, n]);
     }
+    const y = new Float32Array(m * n);
     let beta = 0;
     if (c && attrs.beta !== 0) {
       // Broadcast beta·C into Y first; the product then accumulates onto it.

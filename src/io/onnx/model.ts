@@ -17,12 +17,23 @@ import { cpuBackend, getBackend } from '../../core/op.js';
 import { isGradEnabled } from '../../core/autograd.js';
 import { prepackConvWeight } from '../../kernels/wasm/conv.js';
 import { prepackGemmWeight } from '../../kernels/wasm/gemm.js';
+import { KernelPlan } from '../../kernels/wasm/plan.js';
+import { RegionFull } from '../../kernels/wasm/runtime.js';
+import { getThreads } from '../../core/threads.js';
 
 export type ModelSource = string | Uint8Array | ArrayBuffer;
 
 export interface LoadOptions {
   /** Apply inference rewrites (BN folding, conv + activation fusion). Default true. */
   optimize?: boolean;
+  /**
+   * Replay recorded runs (default true): from the third run at an input shape, the model runs
+   * as the list of kernel calls it recorded for that shape (see KernelPlan), which skips the
+   * per-node JavaScript and hands work to the worker threads once per run. Only graphs that
+   * run entirely on the WebAssembly kernels are replayed; a replay is checked against its
+   * recording before it is used. Costs the run's kernel memory, kept while the model lives.
+   */
+  replay?: boolean;
 }
 
 export interface RunOptions {
@@ -35,6 +46,46 @@ export interface RunOptions {
   /** Called after every node with the milliseconds it took (a profile; changes nothing else). */
   onNodeTime?: (node: OnnxNode, ms: number) => void;
 }
+
+/** A recorded run at one set of input shapes and thread count (see KernelPlan). */
+interface ModelPlan {
+  readonly kernel: KernelPlan;
+  readonly inputs: readonly { readonly name: string; readonly at: number; readonly size: number }[];
+  readonly outputs: readonly { readonly name: string; readonly at: number; readonly shape: readonly number[] }[];
+}
+
+/** Runs at one set of input shapes and thread count: how many, their kernel memory, the plan or why there is none. */
+interface PlanState {
+  runs: number;
+  peakBytes: number;
+  plan: ModelPlan | null;
+  failed: string | null;
+}
+
+/** Gives a model's plans' kernel memory back when the model is garbage-collected. */
+const planRegistry =
+  typeof FinalizationRegistry !== 'undefined'
+    ? new FinalizationRegistry<Map<string, PlanState>>((states) => {
+        for (const s of states.values()) s.plan?.kernel.dispose();
+      })
+    : null;
+
+/** Normal runs at a shape before one is recorded (the first packs weights and generates kernels). */
+const PLAN_AFTER = 2;
+/** Plans a model keeps (each holds its run's kernel memory); the oldest is dropped beyond. */
+const MAX_PLANS = 4;
+/** A run needing more kernel memory than this is not recorded (at large batches the per-node JavaScript is a small share anyway). */
+const PLAN_MAX_BYTES = 256 * 2 ** 20;
+/**
+ * Ops whose kernels decide nothing from the values of float data (only from shapes and
+ * constants), so a recorded run is valid for any input of the same shapes. Whether a graph's
+ * ops really ran on the WebAssembly kernels is checked when a plan is made.
+ */
+const REPLAYABLE_OPS = new Set([
+  ...['Conv', 'Gemm', 'MatMul', 'Add', 'Sub', 'Mul', 'Div', 'GlobalAveragePool', 'MaxPool', 'AveragePool', 'Pad', 'BatchNormalization'],
+  ...['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Softmax'],
+  ...['Flatten', 'Reshape', 'Identity', 'Squeeze', 'Unsqueeze', 'Transpose', 'Dropout', 'Shape', 'Gather', 'Concat'],
+]);
 
 interface Step {
   readonly node: OnnxNode;
@@ -81,6 +132,10 @@ export class OnnxModel {
   readonly outputs: readonly ValueInfo[];
   private readonly steps: readonly Step[];
   private readonly constants: ReadonlyMap<string, Tensor>;
+  /** Whether runs may be recorded and replayed (LoadOptions.replay, and only replayable ops). */
+  private readonly replay: boolean;
+  /** Per input shapes and thread count (see ModelPlan); oldest first. */
+  private readonly planStates = new Map<string, PlanState>();
 
   constructor(
     readonly graph: OnnxGraph,
@@ -109,6 +164,8 @@ export class OnnxModel {
     nodes.forEach((n, i) => n.outputs.forEach((v) => v && !lastUse.has(v) && !keep.has(v) && releaseAt[i]!.push(v)));
 
     this.steps = nodes.map((node, i) => ({ node, run: lookupOp(node.opType)!.compile(node), release: releaseAt[i]! }));
+    this.replay = opts.replay !== false && nodes.every((n) => n.domain === '' && REPLAYABLE_OPS.has(n.opType));
+    planRegistry?.register(this, this.planStates);
   }
 
   /** The nodes that will run, after optimisation, in order. */
@@ -134,16 +191,164 @@ export class OnnxModel {
     const recording = isGradEnabled() && [...fed.values(), ...this.constants.values()].some((t) => t.requiresGrad);
     const arena = getBackend() === cpuBackend && !opts.onNode && !recording ? openArena() : null;
     if (!arena) return this.runValues(fed, opts, null);
+    const choice = this.threadChoice(fed);
+    const rt = runtime()!;
+    const state = this.replay && !opts.onNodeTime ? this.planState(fed) : null;
+    if (state?.plan) {
+      arena.close();
+      const plan = state.plan;
+      return choice.run(rt.pool, () => this.replayPlan(plan, fed));
+    }
+    if (state && !state.failed && state.runs >= PLAN_AFTER) {
+      arena.close();
+      const result = this.recordPlan(fed, opts, state);
+      if (result) return result;
+      return this.runSteps(feeds, opts); // not recorded: a normal run (state.failed or a bigger region next time)
+    }
     try {
-      const choice = this.threadChoice(fed);
-      const rt = runtime()!;
+      const base = rt.resetPeak();
       const result = withOutputArena(arena, () => choice.run(rt.pool, () => this.runValues(fed, opts, arena)));
       // What the caller gets back is copied out of the arena, which is freed below.
       for (const [name, t] of Object.entries(result)) if (arena.blockOf(t.dataSync()) >= 0) result[name] = new Tensor(t.dataSync().slice(), t.shape, t.dtype);
+      if (state) {
+        state.runs++;
+        state.peakBytes = Math.max(state.peakBytes, rt.peak - base);
+      }
       return result;
     } finally {
       arena.close();
     }
+  }
+
+  /**
+   * Whether runs with these feeds (their shapes, at the current thread count) replay a
+   * recorded plan now (see LoadOptions.replay), and if not, why not.
+   */
+  replayStatus(feeds: Record<string, Tensor> | Tensor): { replaying: boolean; reason: string | null } {
+    if (!this.replay) return { replaying: false, reason: 'replay is off or the graph has ops a replay does not cover' };
+    if (!openArena() || getBackend() !== cpuBackend) return { replaying: false, reason: 'not on the WebAssembly kernels of the CPU backend with shared memory' };
+    const fed = this.checkFeeds(feeds);
+    if ([...fed.values()].some((t) => t.dtype !== 'float32' || t.device)) return { replaying: false, reason: 'an input is not a float32 CPU tensor' };
+    const state = this.planStates.get(planKey(fed));
+    if (state?.plan?.kernel.valid) return { replaying: true, reason: null };
+    return { replaying: false, reason: state?.failed ?? `not recorded yet (after ${PLAN_AFTER} runs at these shapes)` };
+  }
+
+  /** The plan state for these feeds at the current thread count (made on first use), or null when they cannot be replayed. */
+  private planState(fed: ReadonlyMap<string, Tensor>): PlanState | null {
+    for (const t of fed.values()) if (t.dtype !== 'float32' || t.device) return null;
+    const key = planKey(fed);
+    let state = this.planStates.get(key);
+    if (state?.plan && !state.plan.kernel.valid) {
+      // Packed weights it read were dropped (a weight was fine-tuned): record again.
+      state.plan.kernel.dispose();
+      state = undefined;
+    }
+    if (!state) {
+      state = { runs: 0, peakBytes: 0, plan: null, failed: null };
+      this.planStates.set(key, state);
+      const planned = [...this.planStates.values()].filter((s) => s.plan);
+      if (planned.length >= MAX_PLANS) {
+        planned[0]!.plan!.kernel.dispose();
+        planned[0]!.plan = null;
+        planned[0]!.runs = 0;
+      }
+      if (this.planStates.size > 64) this.planStates.delete(this.planStates.keys().next().value!);
+    }
+    return state;
+  }
+
+  /**
+   * Runs the graph once while recording its kernel calls, then checks the plan: its memory is
+   * filled with NaN (the inputs kept) and it is replayed; the outputs must equal the recorded
+   * run's bit for bit, which they only do when every effect of the run was a recorded kernel
+   * call. Returns the recorded run's outputs, or null when no plan was made (state says why).
+   */
+  private recordPlan(fed: ReadonlyMap<string, Tensor>, opts: RunOptions, state: PlanState): Record<string, Tensor> | null {
+    const rt = runtime()!;
+    const bytes = Math.ceil(state.peakBytes * 1.25) + 2 ** 20;
+    if (bytes > PLAN_MAX_BYTES) {
+      state.failed = `a run needs ${fmtBytes(bytes)} of kernel memory (plans are made up to ${fmtBytes(PLAN_MAX_BYTES)})`;
+      return null;
+    }
+    let recorded: { plan: KernelPlan; result: { outputs: Record<string, Tensor>; plan: Omit<ModelPlan, 'kernel'> | string } };
+    try {
+      recorded = KernelPlan.record(rt, bytes, () => this.recordingRun(fed, opts));
+    } catch (e) {
+      if (!(e instanceof RegionFull)) throw e;
+      state.peakBytes = 2 * bytes; // try again with more
+      return null;
+    }
+    const { plan: kernel, result } = recorded;
+    const { outputs } = result;
+    const fail = (why: string) => {
+      kernel.dispose();
+      state.failed = why;
+      return outputs;
+    };
+    if (typeof result.plan === 'string') return fail(result.plan);
+    const plan: ModelPlan = { kernel, ...result.plan };
+    if (plan.outputs.some((o) => !kernel.holds(o.at, 4 * o.shape.reduce((a, b) => a * b, 1)))) return fail('an output is not computed by the WebAssembly kernels');
+    kernel.poison(plan.inputs.map((i) => [i.at, 4 * i.size] as const));
+    const pool = rt.pool;
+    const prev = pool.inline;
+    pool.inline = true;
+    let replayed: Record<string, Tensor>;
+    try {
+      replayed = this.replayPlan(plan, fed);
+    } finally {
+      pool.inline = prev;
+    }
+    for (const [name, t] of Object.entries(outputs)) {
+      const a = new Uint32Array((t.dataSync() as Float32Array).buffer);
+      const b = new Uint32Array((replayed[name]!.dataSync() as Float32Array).buffer);
+      if (a.length !== b.length || a.some((x, i) => x !== b[i])) return fail('part of a run is not a WebAssembly kernel call (its replay differed)');
+    }
+    state.plan = plan;
+    return outputs;
+  }
+
+  /** One run with the feeds copied into the arena (so kernels read them in place), noting where inputs and outputs are. */
+  private recordingRun(fed: ReadonlyMap<string, Tensor>, opts: RunOptions): { outputs: Record<string, Tensor>; plan: Omit<ModelPlan, 'kernel'> | string } {
+    const rt = runtime()!;
+    const arena = openArena()!;
+    try {
+      return withOutputArena(arena, () => {
+        const resident = new Map<string, Tensor>();
+        const inputs: { name: string; at: number; size: number }[] = [];
+        for (const [name, t] of fed) {
+          const d = arena.alloc(t.size);
+          d.set(t.dataSync() as Float32Array);
+          resident.set(name, new Tensor(d, t.shape));
+          inputs.push({ name, at: rt.addressOf(d), size: t.size });
+        }
+        const values = this.runValues(resident, opts, arena);
+        const outputs: Record<string, Tensor> = {};
+        const places: { name: string; at: number; shape: readonly number[] }[] = [];
+        let why: string | null = null;
+        for (const [name, t] of Object.entries(values)) {
+          const d = t.dataSync();
+          if (!(d instanceof Float32Array) || t.dtype !== 'float32') why ??= `output '${name}' is not float32`;
+          places.push({ name, at: d instanceof Float32Array ? rt.addressOf(d) : -1, shape: t.shape });
+          outputs[name] = new Tensor(d.slice(), t.shape, t.dtype);
+        }
+        if (inputs.some((i) => i.at < 0)) why ??= 'the inputs are not in kernel memory';
+        return { outputs, plan: why ?? { inputs, outputs: places } };
+      });
+    } finally {
+      arena.close();
+    }
+  }
+
+  /** A replay: the inputs copied to where the plan reads them, its calls, the outputs copied out. */
+  private replayPlan(plan: ModelPlan, fed: ReadonlyMap<string, Tensor>): Record<string, Tensor> {
+    const rt = runtime()!;
+    for (const i of plan.inputs) rt.f32().set(fed.get(i.name)!.dataSync() as Float32Array, i.at >> 2);
+    plan.kernel.run();
+    const v = rt.f32();
+    const out: Record<string, Tensor> = {};
+    for (const o of plan.outputs) out[o.name] = new Tensor(v.slice(o.at >> 2, (o.at >> 2) + o.shape.reduce((a, b) => a * b, 1)), o.shape);
+    return out;
   }
 
   /** Per input shapes: whether runs go faster with the worker threads or without (see ThreadChoice). */
@@ -267,6 +472,11 @@ function prepack(nodes: readonly OnnxNode[], inits: ReadonlyMap<string, Tensor>)
       // reported when the node compiles or runs
     }
   }
+}
+
+/** Plans are per input shapes and thread count (the chunking of their kernel calls depends on it). */
+function planKey(fed: ReadonlyMap<string, Tensor>): string {
+  return `${[...fed].map(([k, t]) => `${k}:${t.shape.join('x')}`).join(',')}|${getThreads()}`;
 }
 
 function fmtDecl(s: ReadonlyArray<number | string | null>): string {

@@ -9,8 +9,8 @@ import { lookupOp } from './ops/index.js';
  * as written, e.g. to step through it node by node):
  * 1. Constant nodes become initializers.
  * 2. BatchNormalization after a Conv with constant weights folds into the Conv.
- * 3. An activation right after a Conv (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish,
- *    Tanh, and Sigmoid+Mul = SiLU) runs in the Conv's epilogue instead of as its own pass.
+ * 3. An activation right after a Conv or Gemm (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid,
+ *    HardSwish, Tanh, and Sigmoid+Mul = SiLU) runs in its epilogue instead of as its own pass.
  * A rewrite only happens when the intermediate value has no other reader and is not a graph output.
  */
 export function optimizeGraph(
@@ -49,11 +49,11 @@ export function optimizeGraph(
 
   countReaders();
   for (const conv of [...nodes]) {
-    if (conv.opType !== 'Conv' || conv.domain !== '' || !nodes.includes(conv)) continue;
+    if ((conv.opType !== 'Conv' && conv.opType !== 'Gemm') || conv.domain !== '' || !nodes.includes(conv)) continue;
     let cur = conv;
     // 2. BN folding.
     const bn = soleReader(cur.outputs[0]!);
-    if (bn && bn.opType === 'BatchNormalization' && bn.inputs[0] === cur.outputs[0] && bn.outputs.filter(Boolean).length === 1 && !bn.attrs.get('training_mode')) {
+    if (conv.opType === 'Conv' && bn && bn.opType === 'BatchNormalization' && bn.inputs[0] === cur.outputs[0] && bn.outputs.filter(Boolean).length === 1 && !bn.attrs.get('training_mode')) {
       const folded = foldBn(cur, bn, inits);
       if (folded) {
         replace([bn], cur, folded);
@@ -97,6 +97,8 @@ function activationAttrs(n: OnnxNode, inits: ReadonlyMap<string, Tensor>): Recor
   switch (n.opType) {
     case 'Relu':
       return { _activation: 'relu' };
+    case 'Sigmoid':
+      return { _activation: 'sigmoid' };
     case 'LeakyRelu':
       return { _activation: 'leaky_relu', _alpha: n.float('alpha', 0.01) };
     case 'HardSigmoid':

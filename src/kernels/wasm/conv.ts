@@ -1,8 +1,8 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import { type ConvGeometry, im2col } from '../conv.js';
-import { type Call, chunkCount, depthwiseNs, gemmNs } from './pool.js';
+import { type Call, chunkCount, depthwiseNs, gemmNs, streamNs } from './pool.js';
 import { depthwiseName, splitPlaneFloats } from './kernels.js';
-import { type Runtime, isConstant, packA, placeConstant, runtime, wasmActivation } from './runtime.js';
+import { type Runtime, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
 
 /**
  * Conv on the WebAssembly SIMD kernels: 1×1 and im2col convs as GEMMs, depthwise convs
@@ -70,8 +70,7 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
     const ld = n + 8;
     const copy = rt.alloc(4 * k * ld + 64);
     try {
-      const v = rt.f32();
-      for (let p = 0; p < k; p++) v.copyWithin((copy >> 2) + p * ld, (pB >> 2) + p * ldb, (pB >> 2) + p * ldb + n);
+      rt.call('copy2d', pB, 4 * ldb, 4, copy, 4 * ld, 4, k, n);
       gemm(rt, pA, mPanels, m, k, copy, ld, n, pC, ldc, pBias, act, tail);
     } finally {
       rt.release(copy);
@@ -105,45 +104,39 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
       }
     }
   }
-  // Up to 3 leftover columns: one matrix-vector product each (gemv sums every output as gemm8
-  // does, so a column's bits do not depend on where it falls); more: a zero-padded 8-wide panel.
-  const byColumn = rest <= 3;
+  // The leftovers, each a chunk that copies its operand into scratch, multiplies, and copies
+  // its part of C out (parts no other chunk writes). Up to 3 leftover columns: one
+  // matrix-vector product each (gemv sums every output as gemm8 does, so a column's bits do
+  // not depend on where it falls); more: a zero-padded 8-wide panel.
   if (rest > 0) {
-    const v = rt.f32();
-    const s = tail >> 2;
-    const b = (pB >> 2) + 8 * n8;
-    if (byColumn) {
+    const pRestB = pB + 32 * n8;
+    const pRestC = pC + 32 * n8;
+    if (rest <= 3) {
       for (let q = 0; q < rest; q++) {
-        for (let p = 0; p < k; p++) v[s + q * k + p] = v[b + p * ldb + q]!;
-        calls.push([[`gemv_${a}`, pA, tail + 4 * q * k, pRest + 16 * q * mPanels, pBias, mPanels, k, p1, p2]]);
+        const col = tail + 4 * q * k;
+        const out = pRest + 16 * q * mPanels;
+        calls.push([
+          ['copy2d', pRestB + 4 * q, 4 * ldb, 4, col, 4, 4, k, 1],
+          [`gemv_${a}`, pA, col, out, pBias, mPanels, k, p1, p2],
+          ['copy2d', out, 4, 4, pRestC + 4 * q, 4 * ldc, 4, m, 1],
+        ]);
       }
     } else {
-      for (let p = 0; p < k; p++) for (let q = 0; q < 8; q++) v[s + 8 * p + q] = q < rest ? v[b + p * ldb + q]! : 0;
-      calls.push([[gemm8, pA, tail, pRest, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2]]);
+      calls.push([
+        ['fill', tail, 8 * k, 0],
+        ['copy2d', pRestB, 4 * ldb, 4, tail, 32, 4, k, rest],
+        [gemm8, pA, tail, pRest, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2],
+        ['copy2d', pRest, 32, 4, pRestC, 4 * ldc, 4, m, rest],
+      ]);
     }
   }
-  if (partial) calls.push([[gemm8, pA + full * k * 16, pB, pPart, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, p1, p2]]);
-  rt.pool.run(calls);
-  const v = rt.f32();
-  if (rest > 0) {
-    const c = (pC >> 2) + 8 * n8;
-    const t = pRest >> 2;
-    if (byColumn) for (let q = 0; q < rest; q++) for (let i = 0; i < m; i++) v[c + i * ldc + q] = v[t + 4 * q * mPanels + i]!;
-    else for (let i = 0; i < m; i++) for (let q = 0; q < rest; q++) v[c + i * ldc + q] = v[t + 8 * i + q]!;
-  }
   if (partial) {
-    const t = pPart >> 2;
-    for (let i = 0; i < m - 4 * full; i++) v.copyWithin((pC >> 2) + (4 * full + i) * ldc, t + 8 * n8 * i, t + 8 * n8 * (i + 1));
+    calls.push([
+      [gemm8, pA + full * k * 16, pB, pPart, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, p1, p2],
+      ['copy2d', pPart, 32 * n8, 4, pC + 16 * full * ldc, 4 * ldc, 4, m - 4 * full, 8 * n8],
+    ]);
   }
-}
-
-/** Writes bias (or zeros) for rows [off, off + m) into wasm memory at ptr, padded to mPanels·4. */
-function putBias(rt: Runtime, ptr: number, B: Float32Array | null, off: number, m: number, mPanels: number): void {
-  const v = rt.f32();
-  const o = ptr >> 2;
-  if (B) v.set(B.subarray(off, off + m), o);
-  else v.fill(0, o, o + m);
-  v.fill(0, o + m, o + mPanels * 4);
+  rt.pool.run(calls);
 }
 
 /** Column block of a copied 1×1 conv: B (k × nb) and C (m × nb) about 256 KiB each at most. */
@@ -173,31 +166,30 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const base = rt.alloc(bytes);
   try {
     const pAscratch = base;
-    const pBias = pAscratch + mPanels * 16 * k;
-    const pTail = pBias + mPanels * 16;
+    const pBiasScratch = pAscratch + mPanels * 16 * k;
+    const pTail = pBiasScratch + mPanels * 16;
     const pBs = pTail + 4 * gemmTailFloats(k, mPanels, nb);
     const pCs = pBs + (xAt >= 0 && side === 1 ? 0 : 4 * k * nb);
     for (let gi = 0; gi < g.group; gi++) {
       const pA = packA(rt, W, gi * mg * k, mg, k, pAscratch);
-      putBias(rt, pBias, B, gi * mg, mg, mPanels);
+      const pBias = placeBias(rt, B, gi * mg, mg, mPanels * 4, pBiasScratch);
       if (side > 1) {
         // Images n0 … n0 + cnt − 1 side by side: B[r, j·hw + q] = X[n0 + j, gi·k + r, q].
         for (let n0 = 0; n0 < g.n; n0 += side) {
           const cnt = Math.min(side, g.n - n0);
           const ld = cnt * hw;
-          const v = rt.f32();
-          for (let r = 0; r < k; r++) {
-            for (let j = 0; j < cnt; j++) {
-              const xo = ((n0 + j) * g.c + gi * k + r) * hw;
-              v.set(X.subarray(xo, xo + hw), (pBs >> 2) + r * ld + j * hw);
-            }
+          const xo = (j: number) => ((n0 + j) * g.c + gi * k) * hw;
+          if (xAt >= 0) rt.pool.run([Array.from({ length: cnt }, (_, j): Call => ['copy2d', xAt + 4 * xo(j), 4 * hw, 4, pBs + 4 * j * hw, 4 * ld, 4, k, hw])]);
+          else {
+            const v = rt.f32();
+            for (let r = 0; r < k; r++) for (let j = 0; j < cnt; j++) v.set(X.subarray(xo(j) + r * hw, xo(j) + (r + 1) * hw), (pBs >> 2) + r * ld + j * hw);
           }
           gemm(rt, pA, mPanels, mg, k, pBs, ld, ld, pCs, ld, pBias, act, pTail);
-          const w = rt.f32();
-          for (let j = 0; j < cnt; j++) {
-            const yo = ((n0 + j) * g.m + gi * mg) * hw;
-            if (hw === 1) for (let r = 0; r < mg; r++) y[yo + r] = w[(pCs >> 2) + r * ld + j]!;
-            else for (let r = 0; r < mg; r++) y.set(w.subarray((pCs >> 2) + r * ld + j * hw, (pCs >> 2) + r * ld + (j + 1) * hw), yo + r * hw);
+          const yo = (j: number) => ((n0 + j) * g.m + gi * mg) * hw;
+          if (yAt >= 0) rt.pool.run([Array.from({ length: cnt }, (_, j): Call => ['copy2d', pCs + 4 * j * hw, 4 * ld, 4, yAt + 4 * yo(j), 4 * hw, 4, mg, hw])]);
+          else {
+            const w = rt.f32();
+            for (let j = 0; j < cnt; j++) for (let r = 0; r < mg; r++) y.set(w.subarray((pCs >> 2) + r * ld + j * hw, (pCs >> 2) + r * ld + (j + 1) * hw), yo(j) + r * hw);
           }
         }
         continue;
@@ -232,6 +224,18 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   }
 }
 
+/** Units [0, units) in up to `chunks` even ranges, each made into a chunk of calls. */
+function spread(units: number, chunks: number, make: (u0: number, u1: number) => Call[]): Call[][] {
+  const out: Call[][] = [];
+  const want = Math.max(1, Math.min(units, chunks));
+  for (let q = 0; q < want; q++) {
+    const u0 = Math.floor((q * units) / want);
+    const u1 = Math.floor(((q + 1) * units) / want);
+    if (u1 > u0) out.push(make(u0, u1));
+  }
+  return out;
+}
+
 /** Positions per im2col chunk: the column matrix stays under ~4 MiB. */
 const COL_FLOATS = 1 << 20;
 
@@ -248,7 +252,10 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
   const simd = g.sw === 1 || g.sw === 2;
   const rowsPerChunk = Math.max(1, Math.min(g.oh, Math.floor(COL_FLOATS / (k * g.ow))));
   const chunk = simd ? rowsPerChunk * g.ow : Math.max(8, Math.min((positions + 7) & ~7, Math.floor(COL_FLOATS / k / 8) * 8));
-  const ldMax = (chunk + 3) & ~3;
+  // Column rows at least 3 floats longer than a chunk's columns: the SIMD gather's last vector
+  // of a row may write 3 floats past it, and rows are gathered by different threads.
+  const ldOf = (cols: number) => (cols + 6) & ~3;
+  const ldMax = ldOf(chunk);
   const mPanels = Math.ceil(g.mg / 4);
   const wp = g.w + g.pl + g.pr;
   const hp = g.h + g.pt + g.pb;
@@ -259,32 +266,42 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
   const base = rt.alloc(bytes);
   try {
     const pAscratch = base;
-    const pBias = pAscratch + mPanels * 16 * k;
-    const pTail = pBias + mPanels * 16;
+    const pBiasScratch = pAscratch + mPanels * 16 * k;
+    const pTail = pBiasScratch + mPanels * 16;
     const pCol = pTail + 4 * gemmTailFloats(k, mPanels, ldMax);
     const pC = pCol + (k * ldMax + 16) * 4;
     const pIn = pC + (yAt >= 0 ? 0 : mPanels * 16 * ldMax);
     const pPad = pIn + (xAt >= 0 ? 0 : g.c * g.h * g.w * 4);
-    if (simd) rt.f32().fill(0, (pPad >> 2) + g.c * hp * wp, (pPad >> 2) + g.c * hp * wp + 64);
+    if (simd) rt.call('fill', pPad + 4 * g.c * hp * wp, 64, 0);
     const chw = g.c * g.h * g.w;
     for (let n = 0; n < g.n; n++) {
       if (simd) {
         const src = xAt >= 0 ? xAt + 4 * n * chw : pIn;
         if (xAt < 0) rt.f32().set(X.subarray(n * chw, (n + 1) * chw), pIn >> 2);
-        for (let ch = 0; ch < g.c; ch++) rt.fns.padplane!(src + ch * g.h * g.w * 4, g.h, g.w, pPad + ch * hp * wp * 4, wp, g.pt, g.pl, hp);
+        const pads = spread(g.c, chunkCount(streamNs(2 * g.c * hp * wp)), (c0, c1) =>
+          Array.from({ length: c1 - c0 }, (_, i): Call => ['padplane', src + (c0 + i) * g.h * g.w * 4, g.h, g.w, pPad + (c0 + i) * hp * wp * 4, wp, g.pt, g.pl, hp]),
+        );
+        rt.pool.run(pads);
       }
       for (let gi = 0; gi < g.group; gi++) {
         const pA = packA(rt, W, gi * g.mg * k, g.mg, k, pAscratch);
-        putBias(rt, pBias, B, gi * g.mg, g.mg, mPanels);
+        const pBias = placeBias(rt, B, gi * g.mg, g.mg, mPanels * 4, pBiasScratch);
         const xo = (n * g.c + gi * g.cg) * g.h * g.w;
         const yo = (n * g.m + gi * g.mg) * positions;
         for (let p0 = 0; p0 < positions; p0 += chunk) {
           const cols = Math.min(chunk, positions - p0);
-          const ld = (cols + 3) & ~3;
+          const ld = ldOf(cols);
           if (simd) {
+            // One call per (input channel, kernel row): kw rows of the column matrix each.
             const oy0 = p0 / g.ow;
-            const im2col = rt.fns[`im2col_s${g.sw}`]!;
-            im2col(pPad + gi * g.cg * hp * wp * 4, wp, hp * wp * 4, g.cg, g.kh, g.kw, g.dh, g.dw, g.sh, oy0, oy0 + cols / g.ow, g.ow, pCol, ld);
+            const plane0 = pPad + gi * g.cg * hp * wp * 4;
+            const gather = spread(g.cg * g.kh, chunkCount(streamNs(2 * k * cols)), (u0, u1) =>
+              Array.from({ length: u1 - u0 }, (_, i): Call => {
+                const [ci, ky] = [Math.floor((u0 + i) / g.kh), (u0 + i) % g.kh];
+                return [`im2col_s${g.sw}`, plane0 + (ci * hp * wp + ky * g.dh * wp) * 4, wp, hp * wp * 4, 1, 1, g.kw, g.dh, g.dw, g.sh, oy0, oy0 + cols / g.ow, g.ow, pCol + 4 * ld * (u0 + i) * g.kw, ld];
+              }),
+            );
+            rt.pool.run(gather);
           } else im2col(X, xo, g, p0, cols, rt.f32(), pCol >> 2, ld);
           if (yAt >= 0) gemm(rt, pA, mPanels, g.mg, k, pCol, ld, cols, yAt + 4 * (yo + p0), positions, pBias, act, pTail);
           else {
@@ -339,9 +356,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
     const pIn = pPad + nChunks * plane * 4;
     const pOut = pIn + inFloats * 4;
     const pW = placeConstant(rt, W, 0, c * taps, pWs);
-    let pBias = pBs;
-    if (B) pBias = placeConstant(rt, B, 0, c, pBs);
-    else rt.f32().fill(0, pBs >> 2, (pBs >> 2) + c);
+    const pBias = placeBias(rt, B, 0, c, c, pBs);
     const dwc = `dwc_${name.slice(3)}`;
     for (let n = 0; n < g.n; n++) {
       const src = xAt >= 0 ? xAt + 4 * n * c * h * w : pIn;

@@ -183,6 +183,9 @@ export class Fn {
   and(): this {
     return this.op(0x71);
   }
+  or(): this {
+    return this.op(0x72);
+  }
 
   // f32 memory.
   f32Load(offset = 0): this {

@@ -1,7 +1,7 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import { actParams, gemm, gemmTailFloats } from './conv.js';
 import { type Call, chunkCount, streamNs } from './pool.js';
-import { isConstant, packA, runtime, wasmActivation } from './runtime.js';
+import { copyMatrix, isConstant, packA, placeBias, runtime, wasmActivation } from './runtime.js';
 
 /**
  * ONNX Gemm on the WebAssembly kernels, for the classifier shape: Y = A'·B' + beta·C with
@@ -32,22 +32,19 @@ export function wasmGemm(
   const base = rt.alloc(4 * (mPanels * 4 * k + mPanels * 4 + k * m + mPanels * 4 * m + (rows ? 0 : gemmTailFloats(k, mPanels, m))));
   try {
     const pAscratch = base;
-    const pBias = pAscratch + mPanels * 16 * k;
-    const pBsrc = pBias + mPanels * 16;
+    const pBiasScratch = pAscratch + mPanels * 16 * k;
+    const pBsrc = pBiasScratch + mPanels * 16;
     const pC = pBsrc + k * m * 4;
     const pTail = pC + mPanels * 16 * m;
     // B'ᵀ[j, p] = B'[p, j]
     const pA = attrs.transB ? packA(rt, B, 0, n, k, pAscratch, k, 1) : packA(rt, B, 0, n, k, pAscratch, 1, n);
-    const v = rt.f32();
-    const bo = pBias >> 2;
-    if (C && attrs.beta !== 0) for (let j = 0; j < n; j++) v[bo + j] = attrs.beta * C[j]!;
-    else v.fill(0, bo, bo + n);
-    v.fill(0, bo + n, bo + mPanels * 4);
-    const s = pBsrc >> 2;
+    const pBias = placeBias(rt, C && attrs.beta !== 0 ? C : null, 0, n, mPanels * 4, pBiasScratch, attrs.beta);
     const [p1, p2] = actParams(attrs.activation);
+    // Element (i, p) of A' and its strides.
+    const [ai, ap] = attrs.transA ? [1, m] : [k, 1];
     if (rows) {
-      // Row i of A' at s + i·k; its outputs (mPanels·4 floats) at pC + i·mPanels·16.
-      for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) v[s + i * k + p] = attrs.transA ? A[p * m + i]! : A[i * k + p]!;
+      // Row i of A' at pBsrc + 4·i·k; its outputs (mPanels·4 floats) at pC + i·mPanels·16.
+      copyMatrix(rt, A, ai, ap, pBsrc, k, 1, m, k);
       // Chunks of output panels: the weights stream from memory once either way, and two
       // cores have more bandwidth than one.
       const gemv = `gemv_${wasmActivation(attrs.activation.kind)}`;
@@ -59,15 +56,12 @@ export function wasmGemm(
         if (i1 > i0) calls.push(Array.from({ length: m }, (_, i): Call => [gemv, pA + i0 * k * 16, pBsrc + 4 * i * k, pC + i * mPanels * 16 + i0 * 16, pBias + i0 * 16, i1 - i0, k, p1, p2]));
       }
       rt.pool.run(calls);
-      const w = rt.f32();
-      for (let i = 0; i < m; i++) y.set(w.subarray((pC >> 2) + i * mPanels * 4, (pC >> 2) + i * mPanels * 4 + n), i * n);
+      copyMatrix(rt, pC, mPanels * 4, 1, y, n, 1, m, n);
     } else {
       // A'ᵀ[p, i] = A'[i, p]: k rows of m floats.
-      for (let p = 0; p < k; p++) for (let i = 0; i < m; i++) v[s + p * m + i] = attrs.transA ? A[p * m + i]! : A[i * k + p]!;
+      copyMatrix(rt, A, ai, ap, pBsrc, 1, m, m, k);
       gemm(rt, pA, mPanels, n, k, pBsrc, m, m, pC, m, pBias, attrs.activation, pTail);
-      const w = rt.f32();
-      const c = pC >> 2;
-      for (let j = 0; j < n; j++) for (let i = 0; i < m; i++) y[i * n + j] = w[c + j * m + i]!;
+      copyMatrix(rt, pC, 1, m, y, n, 1, m, n);
     }
   } finally {
     rt.release(base);

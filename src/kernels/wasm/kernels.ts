@@ -858,3 +858,70 @@ export function meanRowsKernel(): Fn {
   f.end().end();
   return f;
 }
+
+/**
+ * copy2d(src, srcRow, srcCol, dst, dstRow, dstCol, rows, cols): dst[r, c] = src[r, c] for a
+ * rows × cols matrix, each side with its own row and column strides in bytes (a transpose is a
+ * copy with swapped strides). Rows of unit column stride on both sides copy four floats at a
+ * time. The data moves of the GEMM's leftovers and the classifier's inputs, as kernel calls,
+ * so that a run can be replayed as a list of calls (see plan.ts).
+ */
+export function copy2dKernel(): Fn {
+  const f = new Fn('copy2d', [I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [src, sRow, sCol, dst, dRow, dCol, rows, cols] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const r = f.local(I32);
+  const s = f.local(I32);
+  const d = f.local(I32);
+  const e = f.local(I32);
+  const e4 = f.local(I32);
+  f.i32(0).set(r);
+  f.block().loop();
+  {
+    f.get(r).get(rows).geS().brIf(1);
+    f.get(src).get(r).get(sRow).mul().add().set(s);
+    f.get(dst).get(r).get(dRow).mul().add().set(d);
+    f.get(sCol).i32(4).ne().get(dCol).i32(4).ne().or().if_();
+    {
+      f.get(d).get(cols).get(dCol).mul().add().set(e);
+      f.block().loop();
+      f.get(d).get(e).geS().brIf(1);
+      f.get(d).get(s).f32Load(0).f32Store(0);
+      f.get(s).get(sCol).add().set(s);
+      f.get(d).get(dCol).add().set(d);
+      f.br(0);
+      f.end().end();
+    }
+    f.else_();
+    emitCopy(f, d, s, cols, e, e4);
+    f.end();
+    f.get(r).i32(1).add().set(r);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}
+
+/** fill(dst, n, value): n floats at dst set to value. */
+export function fillKernel(): Fn {
+  const f = new Fn('fill', [I32, I32, F32]);
+  const [dst, n, value] = [0, 1, 2];
+  const e = f.local(I32);
+  const e4 = f.local(I32);
+  const v = f.local(V128);
+  f.get(value).splat().set(v);
+  f.get(dst).get(n).i32(2).shl().add().set(e);
+  f.get(dst).get(n).i32(-4).and().i32(2).shl().add().set(e4);
+  f.block().loop();
+  f.get(dst).get(e4).geS().brIf(1);
+  f.get(dst).get(v).v128Store(0);
+  f.get(dst).i32(16).add().set(dst);
+  f.br(0);
+  f.end().end();
+  f.block().loop();
+  f.get(dst).get(e).geS().brIf(1);
+  f.get(dst).get(value).f32Store(0);
+  f.get(dst).i32(4).add().set(dst);
+  f.br(0);
+  f.end().end();
+  return f;
+}

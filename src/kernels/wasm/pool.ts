@@ -76,6 +76,16 @@ export interface Job {
 /** A kernel call: the export name and its numeric arguments. */
 export type Call = readonly [string, ...number[]];
 
+/** A recorded run as the pool runs it (built by plan.ts). */
+export interface PlanJob {
+  /** Every call in order, for a run on this thread alone. */
+  readonly calls: readonly (readonly [(...a: number[]) => void, readonly number[]])[];
+  /** The chunks in claim order; a chunk starts once `after` chunks are done (its phase's start). */
+  readonly chunks: readonly { readonly after: number; readonly calls: readonly (readonly [(...a: number[]) => void, readonly number[]])[] }[];
+  /** Byte address of the job table in wasm memory (chunk offsets, then barrier and calls). */
+  readonly table: number;
+}
+
 // Control words (Int32Array over a SharedArrayBuffer).
 const GEN = 0; // job generation; workers wait on it
 const NEXT = 1; // (generation & 0xfff) << 20 | next chunk index
@@ -110,6 +120,13 @@ const CLAIM = `
     const end = table + f64[table + idx + 1];
     try {
       while (o < end) {
+        if (f64[o] < 0) {
+          // A plan's phase barrier: the chunks of the phases before are done first.
+          const need = f64[o + 2];
+          while (Atomics.load(ctrl, ${DONE}) < need);
+          o += 3;
+          continue;
+        }
         const fn = fns[f64[o]];
         const argc = f64[o + 1];
         const a = f64.subarray(o + 2, o + 2 + argc);
@@ -393,9 +410,52 @@ export class Pool {
     return now() < this.backoffUntil;
   }
 
+  /** While a plan records (plan.ts): every job's chunks, in order. */
+  recording: Call[][][] | null = null;
+
   /** Runs every chunk (each a list of calls) once, on as many threads as configured. */
   run(chunks: readonly (readonly Call[])[]): void {
+    this.recording?.push(chunks.map((c) => [...c]));
     this.finish(this.start(chunks));
+  }
+
+  /**
+   * Runs a recorded plan (plan.ts): on this thread alone, its calls in order; with workers,
+   * as one job whose table the plan keeps in wasm memory, every chunk of a phase waiting
+   * (spinning) until the phases before it are done — one hand-off per run instead of one per
+   * kernel call.
+   */
+  runPlan(plan: PlanJob): void {
+    const active = this.resize();
+    if (active === 0 || plan.chunks.length <= 1 || this.inline) {
+      for (const [fn, args] of plan.calls) fn(...args);
+      return;
+    }
+    const gen = (this.gen = (this.gen + 1) | 0);
+    this.publish(gen, plan.chunks.length, plan.table, active);
+    let error: unknown = null;
+    for (;;) {
+      const v = Atomics.load(this.ctrl, NEXT);
+      const idx = v & 0xfffff;
+      if (idx >= plan.chunks.length) break;
+      if (Atomics.compareExchange(this.ctrl, NEXT, v, v + 1) !== v) continue;
+      const chunk = plan.chunks[idx]!;
+      while (Atomics.load(this.ctrl, DONE) < chunk.after);
+      try {
+        if (error === null) for (const [fn, args] of chunk.calls) fn(...args);
+      } catch (e) {
+        error = e;
+      }
+      Atomics.add(this.ctrl, DONE, 1);
+    }
+    this.awaitDone(plan.chunks.length);
+    if (Atomics.exchange(this.ctrl, FAILED, 0)) error ??= new LightconvError('a WebAssembly kernel failed in a worker thread');
+    if (error !== null) throw error;
+  }
+
+  /** The export ids a job table uses for these calls (plan.ts writes plan tables with them). */
+  idOf(name: string): number {
+    return this.ids.get(name)!;
   }
 
   /**
@@ -424,10 +484,15 @@ export class Pool {
       }
     });
     f64[chunks.length] = o;
-    const gen = (this.gen = (this.gen + 1) | 0);
+    this.publish((this.gen = (this.gen + 1) | 0), chunks.length, table, active);
+    return { chunks, table };
+  }
+
+  /** Hands job `gen` (`total` chunks, its table at byte address `table`) to the workers. */
+  private publish(gen: number, total: number, table: number, active: number): void {
     // Closed first (this tag, no chunk left): see CLAIM.
     Atomics.store(this.ctrl, NEXT, ((gen & 0xfff) << 20) | 0xfffff);
-    Atomics.store(this.ctrl, TOTAL, chunks.length);
+    Atomics.store(this.ctrl, TOTAL, total);
     Atomics.store(this.ctrl, ARGS, table);
     Atomics.store(this.ctrl, MODULES, this.rt.modules.length);
     Atomics.store(this.ctrl, DONE, 0);
@@ -436,7 +501,26 @@ export class Pool {
     Atomics.store(this.ctrl, NEXT, (gen & 0xfff) << 20);
     Atomics.store(this.ctrl, GEN, gen);
     Atomics.notify(this.ctrl, GEN);
-    return { chunks, table };
+  }
+
+  /**
+   * Waits until `total` chunks are done. Spins only briefly, then sleeps on the counter, so
+   * that a worker starved of a core (the other core busy with something else) gets this one
+   * instead of watching it spin. A browser's main thread may not sleep (Atomics.wait throws
+   * there): it keeps spinning.
+   */
+  private awaitDone(total: number): void {
+    for (let spins = 0; ; spins++) {
+      const done = Atomics.load(this.ctrl, DONE);
+      if (done >= total) break;
+      if (spins > 2000 && mayBlock) {
+        try {
+          Atomics.wait(this.ctrl, DONE, done, 1);
+        } catch {
+          mayBlock = false;
+        }
+      }
+    }
   }
 
   /** Claims the chunks of a started job that no worker took, runs them, and waits for the rest. */
@@ -465,21 +549,8 @@ export class Pool {
         mine++;
       }
       const t1 = now();
-      // Chunks claimed by workers are in progress: wait for them. Spin only briefly, then
-      // sleep on the counter, so that a worker starved of a core (the other core busy with
-      // something else) gets this one instead of watching it spin. A browser's main thread
-      // may not sleep (Atomics.wait throws there): it keeps spinning.
-      for (let spins = 0; ; spins++) {
-        const done = Atomics.load(this.ctrl, DONE);
-        if (done >= chunks.length) break;
-        if (spins > 2000 && mayBlock) {
-          try {
-            Atomics.wait(this.ctrl, DONE, done, 1);
-          } catch {
-            mayBlock = false;
-          }
-        }
-      }
+      // Chunks claimed by workers are in progress: wait for them.
+      this.awaitDone(chunks.length);
       if (Atomics.exchange(this.ctrl, FAILED, 0)) error ??= new LightconvError('a WebAssembly kernel failed in a worker thread');
       if (error !== null) throw error;
       // Judged on the part after the caller came back (its own work in between is not the job's).

@@ -2,7 +2,7 @@ import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
 import { ResourceLimitError } from '../../core/errors.js';
 import { fmtBytes } from '../../core/limits.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -73,9 +73,13 @@ export class Runtime {
   readonly pool: Pool;
   private buffer: ArrayBufferLike | null = null;
   private f32View = new Float32Array(0);
-  /** Free blocks [start, size] in bytes, sorted by start. */
-  private free: [number, number][] = [];
-  private sizes = new Map<number, number>();
+  /** The heap over the whole memory (grows with it). */
+  private readonly heap: Heap;
+  /**
+   * While a plan records (plan.ts): the heap over the plan's own region, from which scratch
+   * and arena blocks come, so that the addresses a plan replays stay the plan's.
+   */
+  private region: Heap | null = null;
   private pages: number;
 
   constructor() {
@@ -83,12 +87,12 @@ export class Runtime {
     const initial = 256; // 16 MiB to start; grows on demand
     this.memory = this.shared ? new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
     this.pages = initial;
-    this.free = [[1024, initial * PAGE - 1024]]; // the first KiB stays unused: address 0 is never handed out
+    this.heap = new Heap(1024, initial * PAGE - 1024); // the first KiB stays unused: address 0 is never handed out
     this.pool = new Pool(this);
     const fns: Fn[] = [padPlaneKernel(), im2colKernel(1), im2colKernel(2), activationPassKernel('sigmoid'), activationPassKernel('silu')];
     for (const act of WASM_ACTIVATIONS) fns.push(gemmKernel(act), gemvKernel(act));
     for (const op of Object.keys(BINARY_OPS) as WasmBinaryOp[]) fns.push(binaryKernel(op, 'vv'), binaryKernel(op, 'vs'), binaryKernel(op, 'sv'));
-    fns.push(meanRowsKernel());
+    fns.push(meanRowsKernel(), copy2dKernel(), fillKernel());
     this.addModule(fns);
   }
 
@@ -122,6 +126,11 @@ export class Runtime {
     return this.buffers.has(a.buffer) ? a.byteOffset : -1;
   }
 
+  /** Runs one kernel call on this thread (recorded as a job of its own while a plan records). */
+  call(name: string, ...args: number[]): void {
+    this.pool.run([[[name, ...args]]]);
+  }
+
   /** The depthwise kernel for a geometry, generated on first use. */
   depthwise(spec: DepthwiseSpec): (...args: number[]) => void {
     const name = depthwiseName(spec);
@@ -131,29 +140,108 @@ export class Runtime {
     return this.fns[name]!;
   }
 
-  /** Allocates `bytes` (rounded up to 64) and returns the byte address. */
-  alloc(bytes: number): number {
+  /**
+   * Allocates `bytes` (rounded up to 64) and returns the byte address. While a plan records,
+   * from its region unless `lasting` (memory that outlives the run: packed constants).
+   */
+  alloc(bytes: number, lasting = false): number {
     const size = Math.max(64, Math.ceil(bytes / 64) * 64);
+    if (this.region && !lasting) {
+      const ptr = this.region.take(size);
+      if (ptr < 0) throw new RegionFull();
+      return ptr;
+    }
     for (;;) {
-      for (let i = 0; i < this.free.length; i++) {
-        const blk = this.free[i]!;
-        if (blk[1] >= size) {
-          const ptr = blk[0];
-          blk[0] += size;
-          blk[1] -= size;
-          if (blk[1] === 0) this.free.splice(i, 1);
-          this.sizes.set(ptr, size);
-          return ptr;
-        }
+      const ptr = this.heap.take(size);
+      if (ptr >= 0) {
+        this.peak = Math.max(this.peak, this.heap.used);
+        return ptr;
       }
       this.grow(size);
     }
   }
 
   release(ptr: number): void {
+    if (!this.region?.give(ptr)) this.heap.give(ptr);
+  }
+
+  /** Most bytes the main heap has handed out at once since `resetPeak` (sizes a plan's region). */
+  peak = 0;
+
+  resetPeak(): number {
+    return (this.peak = this.heap.used);
+  }
+
+  /**
+   * Runs fn with scratch and arena allocations served from [base, base + bytes) (a block of
+   * the main heap the caller owns); one that does not fit throws RegionFull.
+   */
+  withRegion<T>(base: number, bytes: number, fn: () => T): T {
+    const prev = this.region;
+    this.region = new Heap(base, bytes);
+    try {
+      return fn();
+    } finally {
+      this.region = prev;
+    }
+  }
+
+  private grow(atLeast: number): void {
+    const end = this.pages * PAGE;
+    const need = Math.ceil((atLeast - this.heap.tailFree(end)) / PAGE);
+    const add = Math.max(need, Math.ceil(this.pages / 4)); // grow by at least a quarter
+    if (this.pages + add > MAX_PAGES) throw new ResourceLimitError(`the WebAssembly kernels need more than their 4 GiB of memory (${fmtBytes(atLeast)} more asked)`);
+    try {
+      this.memory.grow(add);
+    } catch {
+      throw new ResourceLimitError(`the WebAssembly kernels' memory cannot grow by ${fmtBytes(add * PAGE)} (the engine refused)`);
+    }
+    this.pages += add;
+    this.heap.extend(end, add * PAGE);
+  }
+
+  /** Bytes currently handed out (for tests). */
+  get allocatedBytes(): number {
+    return this.heap.used;
+  }
+}
+
+/** A plan's region was too small for its recording run (plan.ts then records with a bigger one). */
+export class RegionFull extends Error {}
+
+/** A first-fit heap over a range of the memory: free blocks [start, size] in bytes, sorted by start. */
+class Heap {
+  private readonly free: [number, number][];
+  private readonly sizes = new Map<number, number>();
+  used = 0;
+
+  constructor(start: number, bytes: number) {
+    this.free = bytes > 0 ? [[start, bytes]] : [];
+  }
+
+  /** The address of `size` bytes (a multiple of 64), or −1 when no free block is big enough. */
+  take(size: number): number {
+    for (let i = 0; i < this.free.length; i++) {
+      const blk = this.free[i]!;
+      if (blk[1] >= size) {
+        const ptr = blk[0];
+        blk[0] += size;
+        blk[1] -= size;
+        if (blk[1] === 0) this.free.splice(i, 1);
+        this.sizes.set(ptr, size);
+        this.used += size;
+        return ptr;
+      }
+    }
+    return -1;
+  }
+
+  /** Frees a block this heap handed out; false when `ptr` is not one. */
+  give(ptr: number): boolean {
     const size = this.sizes.get(ptr);
-    if (size === undefined) return;
+    if (size === undefined) return false;
     this.sizes.delete(ptr);
+    this.used -= size;
     let i = 0;
     while (i < this.free.length && this.free[i]![0] < ptr) i++;
     this.free.splice(i, 0, [ptr, size]);
@@ -168,30 +256,20 @@ export class Runtime {
       prev[1] += this.free[i]![1];
       this.free.splice(i, 1);
     }
+    return true;
   }
 
-  private grow(atLeast: number): void {
+  /** Free bytes that end at `end` (the heap's last block, when it reaches the end). */
+  tailFree(end: number): number {
     const last = this.free[this.free.length - 1];
-    const end = this.pages * PAGE;
-    const tail = last && last[0] + last[1] === end ? last[1] : 0;
-    const need = Math.ceil((atLeast - tail) / PAGE);
-    const add = Math.max(need, Math.ceil(this.pages / 4)); // grow by at least a quarter
-    if (this.pages + add > MAX_PAGES) throw new ResourceLimitError(`the WebAssembly kernels need more than their 4 GiB of memory (${fmtBytes(atLeast)} more asked)`);
-    try {
-      this.memory.grow(add);
-    } catch {
-      throw new ResourceLimitError(`the WebAssembly kernels' memory cannot grow by ${fmtBytes(add * PAGE)} (the engine refused)`);
-    }
-    this.pages += add;
-    if (tail > 0) last![1] += add * PAGE;
-    else this.free.push([end, add * PAGE]);
+    return last && last[0] + last[1] === end ? last[1] : 0;
   }
 
-  /** Bytes currently handed out (for tests). */
-  get allocatedBytes(): number {
-    let s = 0;
-    for (const v of this.sizes.values()) s += v;
-    return s;
+  /** Adds [start, start + bytes) (the memory grew), merging with a free block that ends there. */
+  extend(start: number, bytes: number): void {
+    const last = this.free[this.free.length - 1];
+    if (last && last[0] + last[1] === start) last[1] += bytes;
+    else this.free.push([start, bytes]);
   }
 }
 
@@ -233,12 +311,19 @@ export function markConstant(data: Float32Array): void {
  */
 export function forgetConstant(data: Float32Array): void {
   if (!constants.delete(data)) return;
+  constantsEpoch++;
   const entry = packedCache.get(data);
   if (!entry) return;
   packedCache.delete(data);
   registry?.unregister(data);
   for (const p of entry.ptrs) state?.release(p);
 }
+
+/**
+ * Counts forgetConstant calls: a plan (plan.ts) replays the addresses of packed constants,
+ * and is dropped when this changed since it was recorded.
+ */
+export let constantsEpoch = 0;
 
 /** Whether `data` was declared constant with markConstant. */
 export function isConstant(data: Float32Array): boolean {
@@ -258,7 +343,7 @@ function constantCopy(rt: Runtime, data: Float32Array, key: string, floats: numb
   let entry = packedCache.get(data);
   const hit = entry?.map.get(key);
   if (hit !== undefined) return hit;
-  const ptr = rt.alloc(4 * floats);
+  const ptr = rt.alloc(4 * floats, true);
   fill(ptr);
   if (!entry) {
     entry = { map: new Map(), ptrs: [] };
@@ -268,6 +353,25 @@ function constantCopy(rt: Runtime, data: Float32Array, key: string, floats: numb
   entry.map.set(key, ptr);
   entry.ptrs.push(ptr);
   return ptr;
+}
+
+/** Stands for "no bias": a constant, so its zeros are cached like any bias. */
+const NO_BIAS = new Float32Array(0);
+constants.add(NO_BIAS);
+
+/**
+ * The bias of rows [offset, offset + m), times `scale`, zero-padded to `padded` floats (zeros
+ * when B is null), in wasm memory: cached for constants, else written into scratch.
+ */
+export function placeBias(rt: Runtime, B: Float32Array | null, offset: number, m: number, padded: number, scratch: number, scale = 1): number {
+  return constantCopy(rt, B ?? NO_BIAS, `bias:${B ? offset : 0}:${m}:${padded}:${scale}`, padded, scratch, (ptr) => {
+    const v = rt.f32();
+    const o = ptr >> 2;
+    if (!B) v.fill(0, o, o + m);
+    else if (scale === 1) v.set(B.subarray(offset, offset + m), o);
+    else for (let j = 0; j < m; j++) v[o + j] = scale * B[offset + j]!;
+    v.fill(0, o + m, o + padded);
+  });
 }
 
 /** The floats data[offset, offset + count) in wasm memory: cached for constants, else copied into scratch. */
@@ -301,6 +405,23 @@ export function packA(rt: Runtime, W: Float32Array, offset: number, m: number, k
       }
     }
   });
+}
+
+/**
+ * dst[r, c] = src[r, c] for a rows × cols matrix (strides in floats), each side an array or a
+ * byte address in wasm memory: one kernel call when both live there (which a plan records),
+ * else a JavaScript loop.
+ */
+export function copyMatrix(rt: Runtime, src: Float32Array | number, sRow: number, sCol: number, dst: Float32Array | number, dRow: number, dCol: number, rows: number, cols: number): void {
+  const s = typeof src === 'number' ? src : rt.addressOf(src);
+  const d = typeof dst === 'number' ? dst : rt.addressOf(dst);
+  if (s >= 0 && d >= 0) {
+    rt.call('copy2d', s, 4 * sRow, 4 * sCol, d, 4 * dRow, 4 * dCol, rows, cols);
+    return;
+  }
+  const [from, fo] = typeof src === 'number' ? [rt.f32(), src >> 2] : [src, 0];
+  const [to, to0] = typeof dst === 'number' ? [rt.f32(), dst >> 2] : [dst, 0];
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) to[to0 + r * dRow + c * dCol] = from[fo + r * sRow + c * sCol]!;
 }
 
 /** The wasm epilogue for an activation, or 'none' when JS must apply it afterwards. */
