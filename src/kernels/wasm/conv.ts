@@ -1,6 +1,6 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import { type ConvGeometry, im2col } from '../conv.js';
-import { type Call, chunkCount, depthwiseNs, gemmNs, streamNs } from './pool.js';
+import { type Call, chunkCount, depthwiseNs, gemmNs, splitRange, streamNs } from './pool.js';
 import { depthwiseName, splitPlaneFloats } from './kernels.js';
 import { type Runtime, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
 
@@ -224,18 +224,6 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   }
 }
 
-/** Units [0, units) in up to `chunks` even ranges, each made into a chunk of calls. */
-function spread(units: number, chunks: number, make: (u0: number, u1: number) => Call[]): Call[][] {
-  const out: Call[][] = [];
-  const want = Math.max(1, Math.min(units, chunks));
-  for (let q = 0; q < want; q++) {
-    const u0 = Math.floor((q * units) / want);
-    const u1 = Math.floor(((q + 1) * units) / want);
-    if (u1 > u0) out.push(make(u0, u1));
-  }
-  return out;
-}
-
 /** Positions per im2col chunk: the column matrix stays under ~4 MiB. */
 const COL_FLOATS = 1 << 20;
 
@@ -278,7 +266,7 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
       if (simd) {
         const src = xAt >= 0 ? xAt + 4 * n * chw : pIn;
         if (xAt < 0) rt.f32().set(X.subarray(n * chw, (n + 1) * chw), pIn >> 2);
-        const pads = spread(g.c, chunkCount(streamNs(2 * g.c * hp * wp)), (c0, c1) =>
+        const pads = splitRange(g.c, chunkCount(streamNs(2 * g.c * hp * wp))).map(([c0, c1]) =>
           Array.from({ length: c1 - c0 }, (_, i): Call => ['padplane', src + (c0 + i) * g.h * g.w * 4, g.h, g.w, pPad + (c0 + i) * hp * wp * 4, wp, g.pt, g.pl, hp]),
         );
         rt.pool.run(pads);
@@ -295,7 +283,7 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
             // One call per (input channel, kernel row): kw rows of the column matrix each.
             const oy0 = p0 / g.ow;
             const plane0 = pPad + gi * g.cg * hp * wp * 4;
-            const gather = spread(g.cg * g.kh, chunkCount(streamNs(2 * k * cols)), (u0, u1) =>
+            const gather = splitRange(g.cg * g.kh, chunkCount(streamNs(2 * k * cols))).map(([u0, u1]) =>
               Array.from({ length: u1 - u0 }, (_, i): Call => {
                 const [ci, ky] = [Math.floor((u0 + i) / g.kh), (u0 + i) % g.kh];
                 return [`im2col_s${g.sw}`, plane0 + (ci * hp * wp + ky * g.dh * wp) * 4, wp, hp * wp * 4, 1, 1, g.kw, g.dh, g.dw, g.sh, oy0, oy0 + cols / g.ow, g.ow, pCol + 4 * ld * (u0 + i) * g.kw, ld];
@@ -363,10 +351,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
       const dst = yAt >= 0 ? yAt + 4 * n * c * oh * ow : pOut;
       if (xAt < 0) rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), pIn >> 2);
       const chunks: Call[][] = [];
-      for (let q = 0; q < nChunks; q++) {
-        const c0 = Math.floor((q * c) / nChunks);
-        const c1 = Math.floor(((q + 1) * c) / nChunks);
-        if (c1 <= c0) continue;
+      for (const [q, [c0, c1]] of splitRange(c, nChunks).entries()) {
         const chunk: Call[] = [[dwc, src, h, w, pPad + q * plane * 4, g.sw === 2 ? wp2 : wp, pt, pl, hp, pW, pBias, dst, oh, ow, p1, p2, c0, c1]];
         if (pass) chunk.push([pass, dst + c0 * oh * ow * 4, (c1 - c0) * oh * ow]);
         chunks.push(chunk);

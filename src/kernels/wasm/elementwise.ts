@@ -1,4 +1,4 @@
-import { type Call, chunkCount, streamNs } from './pool.js';
+import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
 import { type WasmBinaryOp, BINARY_OPS } from './kernels.js';
 import { type Runtime, runtime, wasmKernelsEnabled } from './runtime.js';
 
@@ -10,14 +10,7 @@ import { type Runtime, runtime, wasmKernelsEnabled } from './runtime.js';
 
 /** Splits rows [0, rows) into chunks worth a hand-off each (one chunk: run here). */
 function rowChunks(rows: number, floats: number): [number, number][] {
-  const want = Math.min(rows, chunkCount(streamNs(floats)));
-  const out: [number, number][] = [];
-  for (let q = 0; q < want; q++) {
-    const r0 = Math.floor((q * rows) / want);
-    const r1 = Math.floor(((q + 1) * rows) / want);
-    if (r1 > r0) out.push([r0, r1]);
-  }
-  return out;
+  return splitRange(rows, chunkCount(streamNs(floats)));
 }
 
 /** The address of `a` in wasm memory, copying it into scratch at `ptr` when it is not there (floats [0, extent)). */

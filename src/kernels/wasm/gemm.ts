@@ -1,6 +1,6 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import { actParams, gemm, gemmTailFloats } from './conv.js';
-import { type Call, chunkCount, streamNs } from './pool.js';
+import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
 import { copyMatrix, isConstant, packA, placeBias, runtime, wasmActivation } from './runtime.js';
 
 /**
@@ -48,13 +48,9 @@ export function wasmGemm(
       // Chunks of output panels: the weights stream from memory once either way, and two
       // cores have more bandwidth than one.
       const gemv = `gemv_${wasmActivation(attrs.activation.kind)}`;
-      const want = Math.min(mPanels, chunkCount(streamNs(mPanels * 4 * k * m)));
-      const calls: Call[][] = [];
-      for (let q = 0; q < want; q++) {
-        const i0 = Math.floor((q * mPanels) / want);
-        const i1 = Math.floor(((q + 1) * mPanels) / want);
-        if (i1 > i0) calls.push(Array.from({ length: m }, (_, i): Call => [gemv, pA + i0 * k * 16, pBsrc + 4 * i * k, pC + i * mPanels * 16 + i0 * 16, pBias + i0 * 16, i1 - i0, k, p1, p2]));
-      }
+      const calls = splitRange(mPanels, chunkCount(streamNs(mPanels * 4 * k * m))).map(([i0, i1]) =>
+        Array.from({ length: m }, (_, i): Call => [gemv, pA + i0 * k * 16, pBsrc + 4 * i * k, pC + i * mPanels * 16 + i0 * 16, pBias + i0 * 16, i1 - i0, k, p1, p2]),
+      );
       rt.pool.run(calls);
       copyMatrix(rt, pC, mPanels * 4, 1, y, n, 1, m, n);
     } else {

@@ -38,9 +38,9 @@ export class KernelPlan {
     const prev = pool.inline;
     pool.recording = phases;
     pool.inline = false; // the chunking of the threaded runs; a run alone takes the chunks in order
-    let result: T;
     try {
-      result = rt.withRegion(base, bytes, fn);
+      const result = rt.withRegion(base, bytes, fn);
+      return { plan: new KernelPlan(rt, base, bytes, buildJob(rt, phases), constantsEpoch), result };
     } catch (e) {
       rt.release(base);
       throw e;
@@ -48,7 +48,6 @@ export class KernelPlan {
       pool.recording = null;
       pool.inline = prev;
     }
-    return { plan: new KernelPlan(rt, base, bytes, buildJob(rt, phases), constantsEpoch), result };
   }
 
   private disposed = false;
@@ -111,27 +110,6 @@ function buildJob(rt: Runtime, phases: readonly Call[][][]): PlanJob {
     const after = chunks.length;
     for (const chunk of phase) chunks.push({ after, calls: chunk.map(bind) });
   }
-  // Job table (float64): chunk offsets, then per chunk its barrier [−1, 1, after] and calls.
-  let words = chunks.length + 1;
-  for (const phase of merged) for (const chunk of phase) words += 3 + chunk.reduce((s, c) => s + c.length + 1, 0);
-  const table = rt.alloc(words * 8, true);
-  const f64 = new Float64Array(rt.memory.buffer, table, words);
-  let o = chunks.length + 1;
-  let idx = 0;
-  for (const phase of merged) {
-    for (const chunk of phase) {
-      f64[idx] = o;
-      f64[o++] = -1;
-      f64[o++] = 1;
-      f64[o++] = chunks[idx]!.after;
-      for (const [name, ...args] of chunk) {
-        f64[o++] = rt.pool.idOf(name);
-        f64[o++] = args.length;
-        for (const a of args) f64[o++] = a;
-      }
-      idx++;
-    }
-  }
-  f64[chunks.length] = o;
+  const table = rt.pool.writeTable(merged.flat(), chunks.map((c) => c.after), true);
   return { calls: chunks.flatMap((c) => c.calls), chunks, table };
 }

@@ -64,6 +64,18 @@ export function chunkCount(ns: number): number {
   return Math.max(1, Math.min(t * tuning.chunksPerThread, Math.floor(ns / tuning.minChunkNs)));
 }
 
+/** [0, units) as up to `parts` even, non-empty ranges [u0, u1): how kernel calls are cut into chunks. */
+export function splitRange(units: number, parts: number): [number, number][] {
+  const want = Math.max(1, Math.min(units, parts));
+  const out: [number, number][] = [];
+  for (let q = 0; q < want; q++) {
+    const u0 = Math.floor((q * units) / want);
+    const u1 = Math.floor(((q + 1) * units) / want);
+    if (u1 > u0) out.push([u0, u1]);
+  }
+  return out;
+}
+
 /** Net loss of threaded jobs (ms, see Pool.judge) that sends the pool back to one thread for a while. */
 const LOSS_MS = 1;
 
@@ -72,6 +84,9 @@ export interface Job {
   readonly chunks: readonly (readonly Call[])[];
   readonly table: number;
 }
+
+/** Arguments a kernel call may have in a job table (the workers pass this many). */
+export const MAX_CALL_ARGS = 18;
 
 /** A kernel call: the export name and its numeric arguments. */
 export type Call = readonly [string, ...number[]];
@@ -127,11 +142,11 @@ const CLAIM = `
           o += 3;
           continue;
         }
-        const fn = fns[f64[o]];
-        const argc = f64[o + 1];
-        const a = f64.subarray(o + 2, o + 2 + argc);
-        fn(...a);
-        o += 2 + argc;
+        // Arguments by index, no array per call (a wasm export ignores the extra ones).
+        // (${MAX_CALL_ARGS} at most, checked when tables are written).
+        const a = o + 2;
+        fns[f64[o]](f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6], f64[a + 7], f64[a + 8], f64[a + 9], f64[a + 10], f64[a + 11], f64[a + 12], f64[a + 13], f64[a + 14], f64[a + 15], f64[a + 16], f64[a + 17]);
+        o += 2 + f64[o + 1];
       }
     } catch (e) {
       Atomics.store(ctrl, ${FAILED}, 1); // reported by the calling thread; the chunk still counts as done
@@ -453,11 +468,6 @@ export class Pool {
     if (error !== null) throw error;
   }
 
-  /** The export ids a job table uses for these calls (plan.ts writes plan tables with them). */
-  idOf(name: string): number {
-    return this.ids.get(name)!;
-  }
-
   /**
    * Publishes a job to the workers (run then claims chunks on this thread too, in `finish`).
    * Without workers (or with one chunk) the chunks run here, now, and there is no job.
@@ -469,14 +479,36 @@ export class Pool {
       for (const chunk of chunks) for (const [name, ...args] of chunk) fns[name]!(...args);
       return null;
     }
-    // Job table in wasm memory (float64): chunk offsets, then the calls.
+    const table = this.writeTable(chunks);
+    this.publish((this.gen = (this.gen + 1) | 0), chunks.length, table, active);
+    return { chunks, table };
+  }
+
+  /**
+   * Writes a job table into wasm memory and returns its address: float64 chunk offsets (from
+   * the table's start), then each chunk's calls as [fn id, argc, args…], led by a barrier
+   * [−1, 1, n] when the chunk must wait until n chunks are done (`after`, plans only).
+   * `lasting`: the table outlives the current run (a plan's).
+   */
+  writeTable(chunks: readonly (readonly Call[])[], after?: readonly number[], lasting = false): number {
     let words = chunks.length + 1;
-    for (const chunk of chunks) for (const call of chunk) words += call.length + 1;
-    const table = this.rt.alloc(words * 8);
+    chunks.forEach((chunk, c) => {
+      if (after?.[c]) words += 3;
+      for (const [name, ...args] of chunk) {
+        if (args.length > MAX_CALL_ARGS) throw new LightconvError(`kernel call ${name} has ${args.length} arguments (at most ${MAX_CALL_ARGS})`);
+        words += args.length + 2;
+      }
+    });
+    const table = this.rt.alloc(words * 8, lasting);
     const f64 = new Float64Array(this.rt.memory.buffer, table, words);
     let o = chunks.length + 1;
     chunks.forEach((chunk, c) => {
       f64[c] = o;
+      if (after?.[c]) {
+        f64[o++] = -1;
+        f64[o++] = 1;
+        f64[o++] = after[c]!;
+      }
       for (const [name, ...args] of chunk) {
         f64[o++] = this.ids.get(name)!;
         f64[o++] = args.length;
@@ -484,8 +516,7 @@ export class Pool {
       }
     });
     f64[chunks.length] = o;
-    this.publish((this.gen = (this.gen + 1) | 0), chunks.length, table, active);
-    return { chunks, table };
+    return table;
   }
 
   /** Hands job `gen` (`total` chunks, its table at byte address `table`) to the workers. */
