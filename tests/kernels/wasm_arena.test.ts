@@ -11,8 +11,8 @@ import { binary } from '../../src/kernels/elementwise.js';
 import { globalAveragePool } from '../../src/kernels/pool.js';
 import { KernelArena, openArena } from '../../src/kernels/wasm/arena.js';
 import { type Runtime, runtime, withWasmKernels } from '../../src/kernels/wasm/runtime.js';
-import { type Pool, ThreadChoice } from '../../src/kernels/wasm/pool.js';
-import { getThreads } from '../../src/core/threads.js';
+import { type Pool, ThreadChoice, tuning } from '../../src/kernels/wasm/pool.js';
+import { getThreads, setThreads } from '../../src/core/threads.js';
 import { loadOnnxSync } from '../../src/io/onnx/model.js';
 import { ResourceLimitError, ShapeError } from '../../src/core/errors.js';
 import { expectClose, randomTensor } from '../helpers.js';
@@ -55,6 +55,8 @@ describe('kernels reading and writing wasm memory in place (the arena)', () => {
       [[2, 5, 10, 10], [7, 5, 3, 3], { pads: [2, 0, 1, 2], dilations: [2, 1] }],
       [[2, 12, 11, 9], [12, 1, 5, 5], { group: 12, pads: [2, 2, 2, 2], strides: [2, 2] }],
       [[1, 9, 6, 6], [9, 1, 3, 3], { group: 9, pads: [1, 1, 1, 1], activation: { kind: 'silu' } }],
+      [[1, 72, 1, 1], [18, 72, 1, 1], { activation: { kind: 'relu' } }], // an SE gate's 1×1 plane: one column read in place
+      [[1, 3, 17, 16], [5, 3, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], activation: { kind: 'hard_swish' } }], // a stem conv
     ];
     let seed = 900;
     for (const [x, w, opts] of cases) {
@@ -64,6 +66,17 @@ describe('kernels reading and writing wasm memory in place (the arena)', () => {
       const got = inArena([X], (xa) => conv(xa!, W, B, opts));
       const ref = withBackend(referenceBackend, () => conv(X, W, B, opts));
       expectClose(got, ref, { ...TOL, what: `arena conv x${JSON.stringify(x)} w${JSON.stringify(w)} ${JSON.stringify(opts)}` });
+      // Cut into as many chunks as possible (two threads): the same bits.
+      const saved = { ...tuning };
+      try {
+        setThreads(2);
+        Object.assign(tuning, { minParallelNs: 0, minChunkNs: 0, chunksPerThread: 8 });
+        const chunked = inArena([X], (xa) => conv(xa!, W, B, opts));
+        expect(Array.from(chunked.dataSync()), `chunked ${JSON.stringify(w)}`).toEqual(Array.from(got.dataSync()));
+      } finally {
+        Object.assign(tuning, saved);
+        setThreads(1);
+      }
     }
   });
 

@@ -253,7 +253,12 @@ export class OnnxModel {
         planned[0]!.plan = null;
         planned[0]!.runs = 0;
       }
-      if (this.planStates.size > 64) this.planStates.delete(this.planStates.keys().next().value!);
+      if (this.planStates.size > 64) {
+        // Many shapes: forget the oldest (its plan, if any, is one of the MAX_PLANS).
+        const [oldKey, old] = this.planStates.entries().next().value!;
+        old.plan?.kernel.dispose();
+        this.planStates.delete(oldKey);
+      }
     }
     return state;
   }

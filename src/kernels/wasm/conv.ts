@@ -112,14 +112,20 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
     const pRestB = pB + 32 * n8;
     const pRestC = pC + 32 * n8;
     if (rest <= 3) {
+      // A lone column of unit stride (a 1×1 conv of a 1×1 plane: the SE gates) is read in
+      // place, its panels split between chunks; other columns are copied, one chunk each.
+      const inPlace = n === 1 && ldb === 1;
+      const parts: [number, number][] = inPlace ? splitRange(mPanels, chunkCount(gemmNs(mPanels * 4 * k))) : [[0, mPanels]];
       for (let q = 0; q < rest; q++) {
-        const col = tail + 4 * q * k;
+        const col = inPlace ? pRestB : tail + 4 * q * k;
         const out = pRest + 16 * q * mPanels;
-        calls.push([
-          ['copy2d', pRestB + 4 * q, 4 * ldb, 4, col, 4, 4, k, 1],
-          [`gemv_${a}`, pA, col, out, pBias, mPanels, k, p1, p2],
-          ['copy2d', out, 4, 4, pRestC + 4 * q, 4 * ldc, 4, m, 1],
-        ]);
+        for (const [i0, i1] of parts) {
+          calls.push([
+            ...(inPlace ? [] : [['copy2d', pRestB + 4 * q, 4 * ldb, 4, col, 4, 4, k, 1] as const]),
+            [`gemv_${a}`, pA + i0 * k * 16, col, out + 16 * i0, pBias + 16 * i0, i1 - i0, k, p1, p2],
+            ['copy2d', out + 16 * i0, 4, 4, pRestC + 4 * q + 16 * i0 * ldc, 4 * ldc, 4, Math.min(m, 4 * i1) - 4 * i0, 1],
+          ]);
+        }
       }
     } else {
       calls.push([

@@ -37,7 +37,7 @@ import type { Runtime } from './runtime.js';
  * the other core is busy, spinning takes time from the calling thread; model runs then go
  * without the workers (ThreadChoice), so nothing spins.
  */
-export const tuning = { minParallelNs: 60_000, minChunkNs: 15_000, chunksPerThread: 4, workerSpin: 50_000 };
+export const tuning = { minParallelNs: 60_000, minChunkNs: 15_000, chunksPerThread: 4, workerSpin: 50_000, planScale: 0.1 };
 
 /** Estimated single-thread time of a packed GEMM (about 12 multiply-adds per ns here). */
 export function gemmNs(macs: number): number {
@@ -56,12 +56,19 @@ export function streamNs(floats: number): number {
 
 /** Whether the current model run goes without the workers (Pool.inline). */
 let inlineRun = false;
+/** Whether a plan records the calls (Pool.recording). */
+let planRecording = false;
 
-/** How many chunks to cut work of `ns` (single-thread estimate) into: 1 means run it inline. */
+/**
+ * How many chunks to cut work of `ns` (single-thread estimate) into: 1 means run it inline.
+ * Calls recorded for a plan are cut at `planScale` times the thresholds: a replay hands out
+ * its chunks without any JavaScript in between, so a hand-off costs about a microsecond.
+ */
 export function chunkCount(ns: number): number {
   const t = inlineRun ? 1 : getThreads();
-  if (t <= 1 || !(ns >= tuning.minParallelNs)) return 1;
-  return Math.max(1, Math.min(t * tuning.chunksPerThread, Math.floor(ns / tuning.minChunkNs)));
+  const scale = planRecording ? tuning.planScale : 1;
+  if (t <= 1 || !(ns >= tuning.minParallelNs * scale)) return 1;
+  return Math.max(1, Math.min(t * tuning.chunksPerThread, Math.floor(ns / (tuning.minChunkNs * scale))));
 }
 
 /** [0, units) as up to `parts` even, non-empty ranges [u0, u1): how kernel calls are cut into chunks. */
@@ -426,11 +433,18 @@ export class Pool {
   }
 
   /** While a plan records (plan.ts): every job's chunks, in order. */
-  recording: Call[][][] | null = null;
+  get recording(): Call[][][] | null {
+    return this.recorded;
+  }
+  set recording(phases: Call[][][] | null) {
+    this.recorded = phases;
+    planRecording = phases !== null;
+  }
+  private recorded: Call[][][] | null = null;
 
   /** Runs every chunk (each a list of calls) once, on as many threads as configured. */
   run(chunks: readonly (readonly Call[])[]): void {
-    this.recording?.push(chunks.map((c) => [...c]));
+    this.recorded?.push(chunks.map((c) => [...c]));
     this.finish(this.start(chunks));
   }
 
