@@ -1,5 +1,5 @@
 import { outputBuffer } from '../core/storage.js';
-import { wasmBinaryRows } from './wasm/elementwise.js';
+import { wasmActivate, wasmBinaryRows } from './wasm/elementwise.js';
 import { type DType, DTYPES, castValue } from '../core/dtype.js';
 import { ValueError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
@@ -66,7 +66,7 @@ export const unaryCard: OpCard<UnaryOp> = {
     const x = inputs[0]!;
     if (x.dtype !== 'float32') return unaryCard.reference(inputs, op);
     const src = x.f32();
-    const out = new Float32Array(src.length);
+    const out = outputBuffer(src.length); // every kind below writes all of it
     const n = src.length;
     // One loop per kind, so each stays monomorphic (a shared loop calling f would not inline).
     switch (op.kind) {
@@ -86,6 +86,7 @@ export const unaryCard: OpCard<UnaryOp> = {
         for (let i = 0; i < n; i++) out[i] = Math.abs(src[i]!);
         break;
       default:
+        if (wasmActivate(op, src, out)) break;
         out.set(src);
         activateInPlace(out, op);
     }

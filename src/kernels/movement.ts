@@ -1,6 +1,8 @@
 import { type DType, DTYPES, type TypedArray, castValue } from '../core/dtype.js';
 import { ShapeError, ValueError } from '../core/errors.js';
 import { checkedSize } from '../core/limits.js';
+import { outputBuffer } from '../core/storage.js';
+import { copyMatrix, runtime, wasmKernelsEnabled } from './wasm/runtime.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, fmtShape, normAxis, sizeOf, stridesOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
@@ -163,9 +165,11 @@ export const transposeCard: OpCard<TransposeAttrs> = {
     const x = inputs[0]!;
     const p = permOf(x.rank, perm);
     const outShape = p.map((a) => x.shape[a]!);
-    const out = alloc(outShape, x.dtype, 'Transpose');
     const { dims, order } = simplifyPerm(x.shape, p);
     const src = x.dataSync();
+    // Every element of `out` is written below (outputBuffer's contents are unspecified).
+    const out = x.dtype === 'float32' ? outputBuffer(checkedSize(outShape, 'Transpose', 4)) : alloc(outShape, x.dtype, 'Transpose');
+    if (x.dtype === 'float32' && wasmTranspose(src as Float32Array, out as Float32Array, dims, order)) return new Tensor(out, outShape, x.dtype);
     if (order.length <= 1) {
       out.set(src); // only size-1 axes moved: the element order is unchanged
     } else if (order.length === 2 || (order.length === 3 && order[0] === 0)) {
@@ -181,6 +185,23 @@ export const transposeCard: OpCard<TransposeAttrs> = {
   },
   grad: transposeGrad,
 };
+
+/**
+ * The transposes of `cpu` above on the WebAssembly kernels (strided copies), when input and
+ * output live in wasm memory (a graph run's arena, so that a replayed run includes them);
+ * false, having done nothing, otherwise or for a general permutation.
+ */
+function wasmTranspose(src: Float32Array, out: Float32Array, dims: readonly number[], order: readonly number[]): boolean {
+  const rt = wasmKernelsEnabled() ? runtime() : null;
+  if (!rt || rt.addressOf(src) < 0 || rt.addressOf(out) < 0 || out.length === 0) return false;
+  if (order.length <= 1) copyMatrix(rt, src, 0, 1, out, 0, 1, 1, out.length);
+  else if (order.length === 2 || (order.length === 3 && order[0] === 0)) {
+    const batch = order.length === 3 ? dims[0]! : 1;
+    const [rows, cols] = dims.slice(-2) as [number, number];
+    for (let b = 0; b < batch; b++) copyMatrix(rt, src.subarray(b * rows * cols), cols, 1, out.subarray(b * rows * cols), 1, rows, rows, cols);
+  } else return false;
+  return true;
+}
 
 /**
  * Drops size-1 axes and merges input axes that stay adjacent and in order under the

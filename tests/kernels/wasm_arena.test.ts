@@ -211,8 +211,6 @@ describe('graph runs with the arena', () => {
 
 describe('threads with the arena', () => {
   it('two threads give the same bits as one on a whole model (in-place GEMM grid, leftovers, depthwise and elementwise chunks)', async () => {
-    const { setThreads } = await import('../../src/core/threads.js');
-    const { tuning } = await import('../../src/kernels/wasm/pool.js');
     const saved = { ...tuning };
     const model = loadOnnxSync(new Uint8Array(readFileSync(join(FIXTURES, 'effnet_mini/model.onnx'))));
     const shape = model.inputs[0]!.shape!.map((d) => (typeof d === 'number' ? d : 3));

@@ -6,8 +6,8 @@ import { setThreads } from '../../src/core/threads.js';
 import { loadOnnxSync } from '../../src/io/onnx/model.js';
 import { KernelPlan } from '../../src/kernels/wasm/plan.js';
 import { tuning } from '../../src/kernels/wasm/pool.js';
-import { forgetConstant, markConstant, runtime } from '../../src/kernels/wasm/runtime.js';
-import { randomTensor } from '../helpers.js';
+import { forgetConstant, markConstant, runtime, withWasmKernels } from '../../src/kernels/wasm/runtime.js';
+import { expectClose, randomTensor } from '../helpers.js';
 import { modelBytes, node } from '../onnx/build.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/models');
@@ -50,6 +50,32 @@ describe('replayed runs (KernelPlan)', () => {
       }
     });
   }
+
+  it('replays transposes and activations that are nodes of their own (an ECA gate), as the TypeScript kernels compute them', () => {
+    const nodes = [
+      node('Transpose', ['x'], ['t'], { perm: [0, 2, 3, 1] }),
+      node('Sigmoid', ['t'], ['s']),
+      node('Transpose', ['s'], ['u'], { perm: [0, 3, 1, 2] }),
+      node('HardSigmoid', ['u'], ['h'], { alpha: 0.25, beta: 0.4 }),
+      node('LeakyRelu', ['h'], ['l'], { alpha: 0.1 }),
+      node('HardSwish', ['x'], ['w']),
+      node('Transpose', ['w'], ['y2'], { perm: [1, 0, 2, 3] }), // only the size-1 axis moves: a copy
+      node('Relu', ['l'], ['y1']),
+    ];
+    const bytes = modelBytes({ nodes, inputs: [{ name: 'x', shape: [1, 6, 5, 3] }], outputs: [{ name: 'y1' }, { name: 'y2' }] });
+    const model = loadOnnxSync(bytes);
+    const ref = loadOnnxSync(bytes, { replay: false });
+    for (let i = 0; i < 3; i++) model.runSync(randomTensor([1, 6, 5, 3], i));
+    expect(model.replayStatus(randomTensor([1, 6, 5, 3], 0))).toEqual({ replaying: true, reason: null });
+    const x = randomTensor([1, 6, 5, 3], 9);
+    const got = model.runSync(x);
+    const want = ref.runSync(x);
+    const ts = withWasmKernels(false, () => ref.runSync(x));
+    for (const name of ['y1', 'y2']) {
+      expect(bits(got[name]!), name).toEqual(bits(want[name]!));
+      expectClose(got[name]!, ts[name]!, { atol: 1e-6, rtol: 1e-5, what: `${name} vs the TypeScript kernels` });
+    }
+  });
 
   it('checks a new plan by replaying it over poisoned memory: work done outside the kernels (a JS activation) is caught, and runs stay right', () => {
     // Conv + Tanh fuse into one node, but tanh runs in JavaScript after the kernel.

@@ -207,7 +207,7 @@ export class OnnxModel {
     }
     try {
       const base = rt.resetPeak();
-      const result = withOutputArena(arena, () => choice.run(rt.pool, () => this.runValues(fed, opts, arena)));
+      const result = withOutputArena(arena, () => choice.run(rt.pool, () => this.runValues(residentFeeds(arena, fed).values, opts, arena)));
       // What the caller gets back is copied out of the arena, which is freed below.
       for (const [name, t] of Object.entries(result)) if (arena.blockOf(t.dataSync()) >= 0) result[name] = new Tensor(t.dataSync().slice(), t.shape, t.dtype);
       if (state) {
@@ -319,14 +319,7 @@ export class OnnxModel {
     const arena = openArena()!;
     try {
       return withOutputArena(arena, () => {
-        const resident = new Map<string, Tensor>();
-        const inputs: { name: string; at: number; size: number }[] = [];
-        for (const [name, t] of fed) {
-          const d = arena.alloc(t.size);
-          d.set(t.dataSync() as Float32Array);
-          resident.set(name, new Tensor(d, t.shape));
-          inputs.push({ name, at: rt.addressOf(d), size: t.size });
-        }
+        const { values: resident, inputs } = residentFeeds(arena, fed);
         const values = this.runValues(resident, opts, arena);
         const outputs: Record<string, Tensor> = {};
         const places: { name: string; at: number; shape: readonly number[] }[] = [];
@@ -337,7 +330,7 @@ export class OnnxModel {
           places.push({ name, at: d instanceof Float32Array ? rt.addressOf(d) : -1, shape: t.shape });
           outputs[name] = new Tensor(d.slice(), t.shape, t.dtype);
         }
-        if (inputs.some((i) => i.at < 0)) why ??= 'the inputs are not in kernel memory';
+        if (inputs.length < fed.size || inputs.some((i) => i.at < 0)) why ??= 'the inputs are not in kernel memory';
         return { outputs, plan: why ?? { inputs, outputs: places } };
       });
     } finally {
@@ -477,6 +470,24 @@ function prepack(nodes: readonly OnnxNode[], inits: ReadonlyMap<string, Tensor>)
       // reported when the node compiles or runs
     }
   }
+}
+
+/**
+ * The float32 feeds copied into the arena, so that every kernel reads them in place — and
+ * the same way in every run (an op reading a plain array may take its TypeScript path).
+ */
+function residentFeeds(arena: KernelArena, fed: ReadonlyMap<string, Tensor>): { values: Map<string, Tensor>; inputs: { name: string; at: number; size: number }[] } {
+  const values = new Map(fed);
+  const inputs: { name: string; at: number; size: number }[] = [];
+  for (const [name, t] of fed) {
+    const data = t.dataSync();
+    if (t.dtype !== 'float32' || t.device || !(data instanceof Float32Array)) continue;
+    const d = arena.alloc(t.size);
+    d.set(data);
+    values.set(name, new Tensor(d, t.shape));
+    inputs.push({ name, at: arena.addressOf(d), size: t.size });
+  }
+  return { values, inputs };
 }
 
 /** Plans are per input shapes and thread count (the chunking of their kernel calls depends on it). */

@@ -32,6 +32,11 @@ export class KernelArena implements OutputArena {
     return new Float32Array(this.rt.memory.buffer, ptr, n);
   }
 
+  /** The byte address of `a` in kernel memory, or −1 (a plain array: the arena was full). */
+  addressOf(a: Float32Array): number {
+    return this.rt.addressOf(a);
+  }
+
   /** The block holding `a` (its address), or −1 when `a` is not an array from this arena. */
   blockOf(a: ArrayBufferView): number {
     if (!(a instanceof Float32Array)) return -1;

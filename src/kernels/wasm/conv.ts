@@ -359,7 +359,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
       const chunks: Call[][] = [];
       for (const [q, [c0, c1]] of splitRange(c, nChunks).entries()) {
         const chunk: Call[] = [[dwc, src, h, w, pPad + q * plane * 4, g.sw === 2 ? wp2 : wp, pt, pl, hp, pW, pBias, dst, oh, ow, p1, p2, c0, c1]];
-        if (pass) chunk.push([pass, dst + c0 * oh * ow * 4, (c1 - c0) * oh * ow]);
+        if (pass) chunk.push([pass, dst + c0 * oh * ow * 4, (c1 - c0) * oh * ow, p1, p2]);
         chunks.push(chunk);
       }
       rt.pool.run(chunks);

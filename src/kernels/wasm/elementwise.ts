@@ -1,11 +1,14 @@
+import type { Activation } from '../activation.js';
+import { actParams } from './conv.js';
 import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
 import { type WasmBinaryOp, BINARY_OPS } from './kernels.js';
-import { type Runtime, runtime, wasmKernelsEnabled } from './runtime.js';
+import { type Runtime, runtime, wasmActivation, wasmKernelsEnabled } from './runtime.js';
 
 /**
  * Elementwise ops and the global average pool on the WebAssembly kernels, for arrays that
  * already live in wasm memory (the graph runner's arena): the SE gate multiply, residual adds,
- * the squeeze. Outside an arena the TypeScript loops are as fast as a copy in and out.
+ * the squeeze, activations that are nodes of their own (an ECA gate's sigmoid). Outside an
+ * arena the TypeScript loops are as fast as a copy in and out.
  */
 
 /** Splits rows [0, rows) into chunks worth a hand-off each (one chunk: run here). */
@@ -74,5 +77,30 @@ export function wasmMeanRows(X: Float32Array, y: Float32Array, rows: number, n: 
   } finally {
     if (base) rt.release(base);
   }
+  return true;
+}
+
+/**
+ * Y = act(X) for n floats, when both live in wasm memory and the activation has a kernel
+ * (not tanh): chunks that copy their part of X and activate it in place. Returns false,
+ * having done nothing, otherwise.
+ */
+export function wasmActivate(act: Activation, X: Float32Array, Y: Float32Array): boolean {
+  const kind = wasmActivation(act.kind);
+  if (kind === 'none' || !wasmKernelsEnabled() || Y.length === 0) return false;
+  const rt = runtime()!;
+  const xAt = rt.addressOf(X);
+  const yAt = rt.addressOf(Y);
+  if (xAt < 0 || yAt < 0) return false;
+  const n = Y.length;
+  const [p1, p2] = actParams(act);
+  const calls = splitRange(Math.ceil(n / 4), chunkCount(streamNs(2 * n))).map(([v0, v1]): Call[] => {
+    const count = Math.min(n, 4 * v1) - 4 * v0;
+    return [
+      ['copy2d', xAt + 16 * v0, 0, 4, yAt + 16 * v0, 0, 4, 1, count],
+      [`act_${kind}`, yAt + 16 * v0, count, p1, p2],
+    ];
+  });
+  rt.pool.run(calls);
   return true;
 }

@@ -697,16 +697,17 @@ export function padPlaneKernel(name = 'padplane'): Fn {
 }
 
 /**
- * act_<kind>(ptr, n): v = act(v) in place over n floats, eight vectors at a time (interleaved,
- * see emitActivations), then one at a time, then the last n mod 4 lane by lane (from a full
- * load; the floats past the end are read, never written). For sigmoid and SiLU after the
- * depthwise kernel, whose one-vector-at-a-time loop would leave the exp chains latency-bound.
+ * act_<kind>(ptr, n, p1, p2): v = act(v) in place over n floats (p1, p2: the epilogue's
+ * parameters, see actParams), eight vectors at a time (interleaved, see emitActivations), then
+ * one at a time, then the last n mod 4 lane by lane (from a full load; the floats past the end
+ * are read, never written). For sigmoid and SiLU after the depthwise kernel, whose
+ * one-vector-at-a-time loop would leave the exp chains latency-bound, and for activations
+ * that are nodes of their own.
  */
-export function activationPassKernel(act: 'sigmoid' | 'silu'): Fn {
-  const f = new Fn(`act_${act}`, [I32, I32]);
-  const [ptr, n] = [0, 1];
+export function activationPassKernel(act: Exclude<WasmActivation, 'none'>): Fn {
+  const f = new Fn(`act_${act}`, [I32, I32, F32, F32]);
+  const [ptr, n, p1, p2] = [0, 1, 2, 3];
   const vs = Array.from({ length: 8 }, () => f.local(V128));
-  const p = f.local(F32);
   const end = f.local(I32);
   const end4 = f.local(I32);
   const end32 = f.local(I32);
@@ -716,7 +717,7 @@ export function activationPassKernel(act: 'sigmoid' | 'silu'): Fn {
   f.block().loop();
   f.get(ptr).get(end32).geS().brIf(1);
   vs.forEach((v, i) => f.get(ptr).v128Load(16 * i).set(v));
-  emitActivations(f, act, vs, p, p);
+  emitActivations(f, act, vs, p1, p2);
   vs.forEach((v, i) => f.get(ptr).get(v).v128Store(16 * i));
   f.get(ptr).i32(128).add().set(ptr);
   f.br(0);
@@ -724,7 +725,7 @@ export function activationPassKernel(act: 'sigmoid' | 'silu'): Fn {
   f.block().loop();
   f.get(ptr).get(end4).geS().brIf(1);
   f.get(ptr).v128Load(0).set(vs[0]!);
-  emitActivations(f, act, [vs[0]!], p, p);
+  emitActivations(f, act, [vs[0]!], p1, p2);
   f.get(ptr).get(vs[0]!).v128Store(0);
   f.get(ptr).i32(16).add().set(ptr);
   f.br(0);
@@ -732,7 +733,7 @@ export function activationPassKernel(act: 'sigmoid' | 'silu'): Fn {
   f.get(ptr).get(end).ltS().if_();
   {
     f.get(ptr).v128Load(0).set(vs[0]!);
-    emitActivations(f, act, [vs[0]!], p, p);
+    emitActivations(f, act, [vs[0]!], p1, p2);
     for (let lane = 0; lane < 3; lane++) {
       f.get(ptr).i32(4 * lane).add().get(end).ltS().if_();
       f.get(ptr).get(vs[0]!).extractLane(lane).f32Store(4 * lane);

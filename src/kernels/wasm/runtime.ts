@@ -89,8 +89,8 @@ export class Runtime {
     this.pages = initial;
     this.heap = new Heap(1024, initial * PAGE - 1024); // the first KiB stays unused: address 0 is never handed out
     this.pool = new Pool(this);
-    const fns: Fn[] = [padPlaneKernel(), im2colKernel(1), im2colKernel(2), activationPassKernel('sigmoid'), activationPassKernel('silu')];
-    for (const act of WASM_ACTIVATIONS) fns.push(gemmKernel(act), gemvKernel(act));
+    const fns: Fn[] = [padPlaneKernel(), im2colKernel(1), im2colKernel(2)];
+    for (const act of WASM_ACTIVATIONS) fns.push(gemmKernel(act), gemvKernel(act), ...(act === 'none' ? [] : [activationPassKernel(act)]));
     for (const op of Object.keys(BINARY_OPS) as WasmBinaryOp[]) fns.push(binaryKernel(op, 'vv'), binaryKernel(op, 'vs'), binaryKernel(op, 'sv'));
     fns.push(meanRowsKernel(), copy2dKernel(), fillKernel());
     this.addModule(fns);
