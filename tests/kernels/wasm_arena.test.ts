@@ -263,6 +263,12 @@ describe('ThreadChoice', () => {
       // The other core gets busy at run 200: threads now slower; the choice follows.
       const busy = simulate((r) => (r < 200 ? { threaded: 6, alone: 9 } : { threaded: 11, alone: 9 }), 400);
       expect(busy.slice(300).filter((alone) => !alone).length).toBeLessThanOrEqual(5);
+      // Busy for a long time (the tries stretch to 256 runs apart), then quiet again at run
+      // 800: back to the workers within about a second of runs (a try at least every 1000 ms),
+      // not at the next try by count (here run ~1016).
+      const after = simulate((r) => (r < 800 ? { threaded: 11, alone: 9 } : { threaded: 6, alone: 9 }), 1100);
+      // (What stays alone after that are the tries, 8, 16, 32 … runs apart again.)
+      expect(after.slice(800 + Math.ceil(1000 / 9) + 10).filter((alone) => alone).length).toBeLessThanOrEqual(6);
     } finally {
       setThreads(1);
     }

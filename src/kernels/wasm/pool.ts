@@ -12,6 +12,8 @@ import type { Runtime } from './runtime.js';
  * worker whose core is busy elsewhere simply takes fewer (the prototype's fixed halves ran at
  * 0.9× when the other core was busy). Each output element is computed by exactly one call,
  * with the same code whatever the chunking, so results are bit-identical for any thread count.
+ * A replayed run (plan.ts) is a single job of many phases: each chunk's calls are led by a
+ * barrier that waits until the chunks of the phases before it are done.
  *
  * Node: worker_threads; `receiveMessageOnPort` hands new modules to a worker that is blocked
  * in Atomics.wait. Browsers (only when crossOriginIsolated, with Atomics.waitAsync): Web
@@ -456,7 +458,7 @@ export class Pool {
    */
   runPlan(plan: PlanJob): void {
     const active = this.resize();
-    if (active === 0 || plan.chunks.length <= 1 || this.inline) {
+    if (active === 0 || plan.chunks.length <= 1 || plan.chunks.length >= 0xfffff || this.inline) {
       for (const [fn, args] of plan.calls) fn(...args);
       return;
     }
@@ -636,6 +638,7 @@ export class ThreadChoice {
   private runs = 0;
   private explore = EXPLORE;
   private lastChoice: boolean | null = null;
+  private lastTry = 0;
 
   /** `clock`: milliseconds (tests pass a fake one). */
   constructor(private readonly clock: () => number = now) {}
@@ -661,9 +664,11 @@ export class ThreadChoice {
     if (this.recent[0].length < KEEP || this.recent[1].length < KEEP) return this.runs++ % 2 === 1; // both modes measured first
     const { threads, alone: one } = this.estimates;
     const alone = one < threads;
-    if (++this.runs < this.explore) return alone;
+    const due = ++this.runs >= this.explore || (this.runs >= EXPLORE && this.clock() - this.lastTry >= EXPLORE_MAX_MS);
+    if (!due) return alone;
     // A try of the other mode; each try that confirms the choice doubles the interval.
     this.runs = 0;
+    this.lastTry = this.clock();
     if (alone === this.lastChoice) this.explore = Math.min(EXPLORE_MAX, 2 * this.explore);
     else this.explore = EXPLORE;
     this.lastChoice = alone;
@@ -687,10 +692,13 @@ export class ThreadChoice {
 /**
  * Runs between tries of the mode ThreadChoice is not using: 8 at first, doubling up to 256
  * while the choice holds (a try of the slower mode costs up to ~1.5× a run; at 256 that is
- * 0.2 % on average, and a change of the machine is still noticed within seconds at batch 1).
+ * 0.2 % on average), but a try at least every EXPLORE_MAX_MS: after a burst of load from
+ * elsewhere, runs of a few milliseconds go back to the workers within a second (a doubled
+ * interval alone could take many seconds), for at most ~1 % of the time in tries.
  */
 const EXPLORE = 8;
 const EXPLORE_MAX = 256;
+const EXPLORE_MAX_MS = 1000;
 /** Runs of each mode not counted at first, and how many recent runs estimate a mode. */
 const WARM_UP = 2;
 const KEEP = 3;
