@@ -664,7 +664,9 @@ export class ThreadChoice {
     if (this.recent[0].length < KEEP || this.recent[1].length < KEEP) return this.runs++ % 2 === 1; // both modes measured first
     const { threads, alone: one } = this.estimates;
     const alone = one < threads;
-    const due = ++this.runs >= this.explore || (this.runs >= EXPLORE && this.clock() - this.lastTry >= EXPLORE_MAX_MS);
+    // A try costs up to a run of the slower mode: at least 100 of those apart keeps tries ≤ ~1 %.
+    const period = Math.max(EXPLORE_MAX_MS, 100 * Math.max(threads, one));
+    const due = ++this.runs >= this.explore || (this.runs >= EXPLORE && this.clock() - this.lastTry >= period);
     if (!due) return alone;
     // A try of the other mode; each try that confirms the choice doubles the interval.
     this.runs = 0;
@@ -692,9 +694,9 @@ export class ThreadChoice {
 /**
  * Runs between tries of the mode ThreadChoice is not using: 8 at first, doubling up to 256
  * while the choice holds (a try of the slower mode costs up to ~1.5× a run; at 256 that is
- * 0.2 % on average), but a try at least every EXPLORE_MAX_MS: after a burst of load from
- * elsewhere, runs of a few milliseconds go back to the workers within a second (a doubled
- * interval alone could take many seconds), for at most ~1 % of the time in tries.
+ * 0.2 % on average), but a try at least every EXPLORE_MAX_MS (or 100 runs of the slower mode,
+ * when longer): after a burst of load from elsewhere, runs of a few milliseconds go back to the
+ * workers within a second (a doubled interval alone could take many seconds).
  */
 const EXPLORE = 8;
 const EXPLORE_MAX = 256;
