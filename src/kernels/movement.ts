@@ -3,6 +3,7 @@ import { ShapeError, ValueError } from '../core/errors.js';
 import { checkedSize } from '../core/limits.js';
 import { outputBuffer } from '../core/storage.js';
 import { copyMatrix, runtime, wasmKernelsEnabled } from './wasm/runtime.js';
+import { type Call, chunkCount, splitRange, streamNs } from './wasm/pool.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, fmtShape, normAxis, sizeOf, stridesOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
@@ -533,8 +534,41 @@ export const padCard: OpCard<PadAttrs> = {
     }
     return new Tensor(out, outShape, x.dtype);
   },
+  cpu(inputs, attrs) {
+    return wasmPadPlanes(inputs[0]!, attrs) ?? padCard.reference(inputs, attrs);
+  },
   grad: padGrad,
 };
+
+/**
+ * Constant padding of the planes of an NCHW tensor that lives in wasm memory (a graph run's
+ * arena) on the WebAssembly kernels: per plane a fill and a copy of the interior. Null for
+ * anything else (other modes or ranks, padding of N or C, crops), which the loops above do.
+ */
+function wasmPadPlanes(x: Tensor, attrs: PadAttrs): Tensor | null {
+  const rt = wasmKernelsEnabled() ? runtime() : null;
+  const p = attrs.pads;
+  if (!rt || x.dtype !== 'float32' || x.rank !== 4 || attrs.mode !== 'constant' || p[0] || p[1] || p[4] || p[5] || p.some((v) => v < 0)) return null;
+  const src = x.dataSync() as Float32Array;
+  const xAt = rt.addressOf(src);
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const [oh, ow] = [h + p[2]! + p[6]!, w + p[3]! + p[7]!];
+  const planes = n * c;
+  if (xAt < 0 || planes * oh * ow === 0) return null;
+  const out = outputBuffer(checkedSize([n, c, oh, ow], 'Pad', 4));
+  const yAt = rt.addressOf(out);
+  if (yAt < 0) return null;
+  const chunks = splitRange(planes, chunkCount(streamNs(2 * planes * oh * ow))).map(([p0, p1]) => {
+    const calls: Call[] = [];
+    for (let q = p0; q < p1; q++) {
+      const y0 = yAt + 4 * q * oh * ow;
+      calls.push(['fill', y0, oh * ow, attrs.value], ['copy2d', xAt + 4 * q * h * w, 4 * w, 4, y0 + 4 * (p[2]! * ow + p[3]!), 4 * ow, 4, h, w]);
+    }
+    return calls;
+  });
+  rt.pool.run(chunks);
+  return new Tensor(out, [n, c, oh, ow], 'float32');
+}
 
 export function pad(x: Tensor, pads: readonly number[], opts: { mode?: PadMode; value?: number } = {}): Tensor {
   return apply(padCard, [x], { pads, mode: opts.mode ?? 'constant', value: opts.value ?? 0 });

@@ -1,5 +1,6 @@
 import { outputBuffer } from '../core/storage.js';
 import { wasmMeanRows } from './wasm/elementwise.js';
+import { wasmPool2d } from './wasm/pooling.js';
 import { DTYPES } from '../core/dtype.js';
 import { ShapeError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
@@ -178,7 +179,13 @@ function poolCpu(kind: PoolKind, op: string, x: Tensor, attrs: MaxPoolIndicesAtt
   const OH = rows.start.length;
   const OW = cols.start.length;
   const xd = x.f32();
-  const y = kind === 'argmax' ? new Float64Array(g.planes * OH * OW) : new Float32Array(g.planes * OH * OW);
+  // outputBuffer: every output is written below.
+  const y = kind === 'argmax' ? new Float64Array(g.planes * OH * OW) : outputBuffer(g.planes * OH * OW);
+  if (kind !== 'argmax' && r === 2) {
+    const pads = [g.pads[0]!, g.pads[1]!, g.pads[2]!, g.pads[3]!] as const;
+    const geometry = { planes: g.planes, h: H, w: W, oh: OH, ow: OW, kh: g.kernel[0]!, kw: g.kernel[1]!, sh: g.strides[0]!, sw: g.strides[1]!, dh, dw, pads };
+    if (wasmPool2d(kind, xd, y as Float32Array, geometry, attrs.countIncludePad === true)) return new Tensor(y, g.outShape, 'float32');
+  }
   const colMajor = attrs.storageOrder === 1;
   let yo = 0;
   for (let p = 0; p < g.planes; p++) {

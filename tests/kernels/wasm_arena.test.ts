@@ -8,8 +8,9 @@ import type { Activation } from '../../src/kernels/activation.js';
 import { conv, convGeometry } from '../../src/kernels/conv.js';
 import { wasmConv } from '../../src/kernels/wasm/conv.js';
 import { binary } from '../../src/kernels/elementwise.js';
-import { globalAveragePool } from '../../src/kernels/pool.js';
+import { type PoolAttrs, averagePool, globalAveragePool, maxPool } from '../../src/kernels/pool.js';
 import { KernelArena, openArena } from '../../src/kernels/wasm/arena.js';
+import { wasmPool2d } from '../../src/kernels/wasm/pooling.js';
 import { type Runtime, runtime, withWasmKernels } from '../../src/kernels/wasm/runtime.js';
 import { type Pool, ThreadChoice, tuning } from '../../src/kernels/wasm/pool.js';
 import { getThreads, setThreads } from '../../src/core/threads.js';
@@ -77,6 +78,53 @@ describe('kernels reading and writing wasm memory in place (the arena)', () => {
         Object.assign(tuning, saved);
         setThreads(1);
       }
+    }
+  });
+
+  it('max and average pools match the reference in place (strides 1 and 2, dilation, padding, ceil mode, NaN)', () => {
+    const cases: [number[], PoolAttrs][] = [
+      [[2, 3, 8, 8], { kernel: [2, 2], strides: [2, 2] }],
+      [[1, 4, 9, 11], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }],
+      [[1, 2, 10, 9], { kernel: [3, 3], strides: [1, 1], pads: [1, 0, 2, 1], dilations: [2, 1] }],
+      [[1, 3, 7, 7], { kernel: [3, 3], strides: [2, 2], ceilMode: true }],
+      [[1, 5, 6, 13], { kernel: [2, 3], strides: [1, 2], pads: [1, 1, 1, 1], countIncludePad: true }],
+    ];
+    let seed = 300;
+    for (const [x, attrs] of cases) {
+      const X = randomTensor(x, seed++);
+      const withNaN = new Tensor((X.dataSync() as Float32Array).slice(), X.shape);
+      withNaN.dataSync()[5] = Number.NaN; // never wins a max
+      for (const [name, op] of [['max', maxPool], ['avg', averagePool]] as const) {
+        const input = name === 'max' ? withNaN : X;
+        const got = inArena([input], (xa) => op(xa!, attrs));
+        expect(Array.from(got.dataSync()).some(Number.isNaN), name).toBe(false);
+        const ref = withBackend(referenceBackend, () => op(input, attrs));
+        expectClose(got, ref, { ...TOL, what: `arena ${name} pool x${JSON.stringify(x)} ${JSON.stringify(attrs)}` });
+      }
+    }
+  });
+
+  it('pools on the WebAssembly kernels what they cover, and leave the rest to TypeScript', () => {
+    const arena = openArena()!;
+    try {
+      const g = { planes: 2, h: 7, w: 7, oh: 3, ow: 3, kh: 3, kw: 3, sh: 2, sw: 2, dh: 1, dw: 1, pads: [0, 0, 0, 0] as const };
+      const [x, y] = [arena.alloc(2 * 49), arena.alloc(2 * 9)];
+      expect(wasmPool2d('max', x, y, g, false)).toBe(true);
+      expect(wasmPool2d('avg', x, y, g, false)).toBe(true);
+      expect(wasmPool2d('max', x, y, { ...g, sw: 3 }, false)).toBe(false); // width stride 3
+      const padded = { ...g, oh: 4, ow: 4, pads: [1, 1, 1, 1] as const };
+      expect(wasmPool2d('avg', x, y, padded, false)).toBe(false); // the divisor changes at the borders
+      expect(wasmPool2d('avg', x, y, padded, true)).toBe(true);
+      expect(wasmPool2d('max', new Float32Array(98), y, g, false)).toBe(false); // input not in kernel memory
+      // Rows of 3 outputs (vector tails): nothing written past the output.
+      const rt = runtime()!;
+      const after = new Float32Array(rt.memory.buffer, rt.addressOf(y) + 4 * y.length, 16).fill(7);
+      x.fill(1);
+      expect(wasmPool2d('avg', x, y, g, false)).toBe(true);
+      expect(Array.from(y)).toEqual(new Array(18).fill(1));
+      expect(Array.from(after)).toEqual(new Array(16).fill(7));
+    } finally {
+      arena.close();
     }
   });
 

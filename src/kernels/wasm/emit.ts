@@ -259,6 +259,10 @@ export class Fn {
   fmax(): this {
     return this.simd(0xe9);
   }
+  /** f32x4.pmax: b where a < b, else a (a NaN in b never wins, as in `if (v > m) m = v`). */
+  fpmax(): this {
+    return this.simd(0xeb);
+  }
   flt(): this {
     return this.simd(0x43);
   }

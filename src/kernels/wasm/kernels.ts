@@ -926,3 +926,84 @@ export function fillKernel(): Fn {
   f.end().end();
   return f;
 }
+
+/**
+ * pool_<max|avg>_s<sw>(src, wp, dst, oh, ow, kh, kw, sh, dh, dw, scale): one plane of a 2-D
+ * max or average pool from a padded plane at src (rows of wp floats, borders filled with −∞
+ * or 0, big enough for every window) to oh × ow outputs at dst. Four output columns per v128
+ * (stride 2: two loads and a shuffle); the window's taps in row-major order, combined with
+ * pmax (a NaN never wins, as in the TypeScript kernel) or summed and multiplied by `scale`
+ * (1 / the window size). The last n mod 4 outputs of a row are stored lane by lane.
+ */
+export function poolKernel(kind: 'max' | 'avg', sw: 1 | 2): Fn {
+  const f = new Fn(`pool_${kind}_s${sw}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32]);
+  const [src, wp, dst, oh, ow, kh, kw, sh, dh, dw, scale] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const oy = f.local(I32);
+  const ox = f.local(I32);
+  const ky = f.local(I32);
+  const kx = f.local(I32);
+  const row = f.local(I32); // address of the window's first tap row for these columns
+  const s = f.local(I32);
+  const d = f.local(I32);
+  const acc = f.local(V128);
+  const vscale = f.local(V128);
+  f.get(scale).splat().set(vscale);
+  f.get(dst).set(d);
+  f.i32(0).set(oy);
+  f.block().loop();
+  f.get(oy).get(oh).geS().brIf(1);
+  {
+    f.i32(0).set(ox);
+    f.block().loop();
+    f.get(ox).get(ow).geS().brIf(1);
+    {
+      // row = src + 4·(oy·sh·wp + ox·sw)
+      f.get(src).get(oy).get(sh).mul().get(wp).mul().get(ox).i32(sw).mul().add().i32(2).shl().add().set(row);
+      if (kind === 'max') f.f32(-Infinity).splat().set(acc);
+      else f.v128Zero().set(acc);
+      f.i32(0).set(ky);
+      f.block().loop();
+      f.get(ky).get(kh).geS().brIf(1);
+      {
+        f.get(row).get(ky).get(dh).mul().get(wp).mul().i32(2).shl().add().set(s);
+        f.i32(0).set(kx);
+        f.block().loop();
+        f.get(kx).get(kw).geS().brIf(1);
+        f.get(acc);
+        if (sw === 1) f.get(s).v128Load(0);
+        else f.get(s).v128Load(0).get(s).v128Load(16).shuffle32(0, 2, 4, 6);
+        if (kind === 'max') f.fpmax();
+        else f.fadd();
+        f.set(acc);
+        f.get(s).get(dw).i32(2).shl().add().set(s);
+        f.get(kx).i32(1).add().set(kx);
+        f.br(0);
+        f.end().end();
+      }
+      f.get(ky).i32(1).add().set(ky);
+      f.br(0);
+      f.end().end();
+      if (kind === 'avg') f.get(acc).get(vscale).fmul().set(acc);
+      // Four outputs, or the row's last ones lane by lane.
+      f.get(ox).i32(4).add().get(ow).gtS().eqz().if_();
+      f.get(d).get(acc).v128Store(0);
+      f.else_();
+      for (let lane = 0; lane < 3; lane++) {
+        f.get(ox).i32(lane).add().get(ow).ltS().if_();
+        f.get(d).get(acc).extractLane(lane).f32Store(4 * lane);
+        f.end();
+      }
+      f.end();
+      f.get(d).i32(16).add().set(d);
+      f.get(ox).i32(4).add().set(ox);
+      f.br(0);
+    }
+    f.end().end();
+    // d went past the row's end by the padding of the last vector: back to the next row's start.
+    f.get(dst).get(oy).i32(1).add().get(ow).mul().i32(2).shl().add().set(d);
+    f.get(oy).i32(1).add().set(oy);
+    f.br(0);
+  }
+  f.end().end();
+  return f;
+}

@@ -2,7 +2,7 @@ import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
 import { ResourceLimitError } from '../../core/errors.js';
 import { fmtBytes } from '../../core/limits.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel, poolKernel } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -93,6 +93,7 @@ export class Runtime {
     for (const act of WASM_ACTIVATIONS) fns.push(gemmKernel(act), gemvKernel(act), ...(act === 'none' ? [] : [activationPassKernel(act)]));
     for (const op of Object.keys(BINARY_OPS) as WasmBinaryOp[]) fns.push(binaryKernel(op, 'vv'), binaryKernel(op, 'vs'), binaryKernel(op, 'sv'));
     fns.push(meanRowsKernel(), copy2dKernel(), fillKernel());
+    for (const kind of ['max', 'avg'] as const) fns.push(poolKernel(kind, 1), poolKernel(kind, 2));
     this.addModule(fns);
   }
 
