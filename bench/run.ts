@@ -27,7 +27,7 @@ import type { Activation } from '../src/kernels/activation.js';
 import { type ConvAttrs, convCard } from '../src/kernels/conv.js';
 import { binaryCard, unaryCard } from '../src/kernels/elementwise.js';
 import { gemmCard, type GemmAttrs } from '../src/kernels/gemm.js';
-import { globalAveragePoolCard } from '../src/kernels/pool.js';
+import { type PoolAttrs, averagePoolCard, globalAveragePoolCard, maxPoolCard } from '../src/kernels/pool.js';
 import { markConstant, wasmKernelsEnabled, withWasmKernels } from '../src/kernels/wasm/runtime.js';
 import { openArena } from '../src/kernels/wasm/arena.js';
 import { withOutputArena } from '../src/core/storage.js';
@@ -190,13 +190,15 @@ async function kernels(): Promise<void> {
     },
     { name: 'global avg pool 576 @7', card: globalAveragePoolCard, inputs: [Tensor.randn([1, 576, 7, 7], { seed: 1 })], attrs: undefined },
     { name: 'hard-swish 1×576×14×14', card: unaryCard, inputs: [Tensor.randn([1, 576, 14, 14], { seed: 1 })], attrs: act('hard_swish') },
+    { name: 'max pool 3×3 s2 64 @112', card: maxPoolCard, inputs: [Tensor.randn([1, 64, 112, 112], { seed: 1 })], attrs: { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] } as PoolAttrs },
+    { name: 'max pool 2×2 s2 32 @64', card: maxPoolCard, inputs: [Tensor.randn([1, 32, 64, 64], { seed: 1 })], attrs: { kernel: [2, 2], strides: [2, 2] } as PoolAttrs },
+    { name: 'avg pool 2×2 s2 64 @56', card: averagePoolCard, inputs: [Tensor.randn([1, 64, 56, 56], { seed: 1 })], attrs: { kernel: [2, 2], strides: [2, 2] } as PoolAttrs },
     { name: 'SE scale mul [1,576,14,14]·[1,576,1,1]', card: binaryCard, inputs: [Tensor.randn([1, 576, 14, 14], { seed: 1 }), Tensor.randn([1, 576, 1, 1], { seed: 2 })], attrs: 'Mul' },
   ];
   for (const k of others) {
     if (k.card === gemmCard) markConstant(k.inputs[1]!.dataSync() as Float32Array);
     const macs = k.card.macs?.(k.inputs.map((t) => t.shape), k.attrs);
     for (const impl of IMPLS) {
-      if (impl.wasm && k.card === unaryCard) continue; // no WebAssembly kernel: same as ts
       await measure('kernel', k.name, impl.name, callAsInModel(k.card, impl.backend, k.inputs, k.attrs, impl.wasm, 1, k.card === gemmCard ? [] : [0, 1]), { ...(macs ? { macs } : {}), slow: impl.name === 'reference' });
     }
   }
