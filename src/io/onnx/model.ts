@@ -341,6 +341,7 @@ export class OnnxModel {
   /** A replay: the inputs copied to where the plan reads them, its calls, the outputs copied out. */
   private replayPlan(plan: ModelPlan, fed: ReadonlyMap<string, Tensor>): Record<string, Tensor> {
     const rt = runtime()!;
+    rt.pool.wake();
     for (const i of plan.inputs) rt.f32().set(fed.get(i.name)!.dataSync() as Float32Array, i.at >> 2);
     plan.kernel.run();
     const v = rt.f32();

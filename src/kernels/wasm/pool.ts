@@ -501,6 +501,15 @@ export class Pool {
   }
 
   /**
+   * Wakes sleeping workers without a job, so that they are spinning (ready within a
+   * microsecond) when the job comes: a replay calls this before it copies its inputs in, which
+   * hides the tens to hundreds of microseconds a sleeping thread takes to wake up.
+   */
+  wake(): void {
+    if (this.workers.length > 0 && getThreads() > 1 && !this.inline) Atomics.notify(this.ctrl, GEN);
+  }
+
+  /**
    * Writes a job table into wasm memory and returns its address: float64 chunk offsets (from
    * the table's start), then each chunk's calls as [fn id, argc, args…], led by a barrier
    * [−1, 1, n] when the chunk must wait until n chunks are done (`after`, plans only).
