@@ -127,6 +127,7 @@ export abstract class Module {
   protected setBuffer(name: string, values: Tensor): void {
     const t = this.bufferTensor(name);
     t.dataSync().set(values.dataSync());
+    t.version++;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -291,7 +292,9 @@ export abstract class Module {
       if (t.shape.join() !== s.shape.join()) {
         throw new ShapeError(`loadStateDict: '${name}' is ${fmtShape(s.shape)} in the model but ${fmtShape(t.shape)} in the state dict`);
       }
-      materialize(s).dataSync().set(t.dataSync());
+      const target = materialize(s);
+      target.dataSync().set(t.dataSync());
+      target.version++;
     }
     return this;
   }

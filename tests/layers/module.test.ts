@@ -108,8 +108,10 @@ describe('Module', () => {
     b.eval();
     expect(a.forward(x).toArray()).not.toEqual(b.forward(x).toArray());
     const held = b.namedParameters()[0]![1];
+    const version = held.version;
     b.loadStateDict(a.stateDict());
     expect(b.namedParameters()[0]![1]).toBe(held); // copied in place
+    expect(held.version).toBe(version + 1); // and caches keyed by the tensor can tell
     expectClose(b.forward(x), a.forward(x), { atol: 0, rtol: 0 });
 
     const sd = a.stateDict();
