@@ -422,6 +422,10 @@ export function copyMatrix(rt: Runtime, src: Float32Array | number, sRow: number
   }
   const [from, fo] = typeof src === 'number' ? [rt.f32(), src >> 2] : [src, 0];
   const [to, to0] = typeof dst === 'number' ? [rt.f32(), dst >> 2] : [dst, 0];
+  if (sCol === 1 && dCol === 1) {
+    for (let r = 0; r < rows; r++) to.set(from.subarray(fo + r * sRow, fo + r * sRow + cols), to0 + r * dRow);
+    return;
+  }
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) to[to0 + r * dRow + c * dCol] = from[fo + r * sRow + c * sCol]!;
 }
 
