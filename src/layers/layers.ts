@@ -165,7 +165,8 @@ export class Conv1d extends Module {
  */
 export class BatchNorm2d extends Module {
   readonly eps: number;
-  readonly momentum: number;
+  /** PyTorch's sense: new = (1 − m)·old + m·batch. Mutable for recalibration (src/train/precise_bn.ts). */
+  momentum: number;
 
   constructor(
     readonly numFeatures: number,

@@ -18,6 +18,8 @@ export interface ExportOptions {
   outputName?: string;
   /** Default 17. Hard-swish needs 14 or more (HardSwish op). */
   opset?: number;
+  /** Written as the model's metadata_props (class names, preprocessing: see src/data/transforms.ts). */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 const A = onnx.AttributeProto.AttributeType;
@@ -177,6 +179,7 @@ export function toOnnxModel(net: Module, opts: ExportOptions = {}): onnx.ModelPr
     producer_name: 'lightconv',
     producer_version: '0.1.0',
     opset_import: [{ domain: '', version: opset }],
+    metadata_props: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
     graph: {
       name: net instanceof Classifier ? net.info.arch : 'lightconv',
       node: e.nodes,

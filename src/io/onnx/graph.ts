@@ -44,6 +44,8 @@ export class OnnxGraph {
     readonly inputs: readonly ValueInfo[],
     readonly outputs: readonly ValueInfo[],
     readonly unsupported: readonly UnsupportedOp[],
+    /** The model's metadata_props (key → value), e.g. `lightconv.preprocess` written by training. */
+    readonly metadata: ReadonlyMap<string, string> = new Map(),
   ) {}
 
   /** Decodes serialized ModelProto bytes. `what` names the source in errors (a file name). */
@@ -121,7 +123,9 @@ export class OnnxGraph {
     }
     const nodes = topoSort(rawNodes, new Set([...initializers.keys(), ...inputs.map((i) => i.name)]), what);
 
-    return new OnnxGraph(g.name ?? '', irVersion, [m.producer_name, m.producer_version].filter(Boolean).join(' '), opsets, nodes, initializers, inputs, outputs, findUnsupported(nodes, inputs, outputs));
+    const metadata = new Map<string, string>();
+    for (const e of m.metadata_props ?? []) if (e.key) metadata.set(e.key, e.value ?? '');
+    return new OnnxGraph(g.name ?? '', irVersion, [m.producer_name, m.producer_version].filter(Boolean).join(' '), opsets, nodes, initializers, inputs, outputs, findUnsupported(nodes, inputs, outputs), metadata);
   }
 
   /** How many nodes of each op type, most frequent first. */
