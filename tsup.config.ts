@@ -9,6 +9,10 @@ export default defineConfig([
     minify: false,
     external: ['gpu.js'],
     dts: true,
+    // import.meta.url in the CommonJS build (src/data/loader.ts finds its worker script by it).
+    // Its ESM half shims __filename/__dirname with a static node:path import, which browsers lack:
+    // code under src uses import.meta.url, never those two.
+    shims: true,
     sourcemap: true,
     clean: true,
     target: 'es2022',
@@ -16,7 +20,9 @@ export default defineConfig([
     treeshake: true,
   },
   {
-    entry: { cli: 'src/cli/main.ts' },
+    // The loader's decode thread sits beside index.js and cli.js, where `new URL('./decode_worker.js',
+    // import.meta.url)` finds it from either.
+    entry: { cli: 'src/cli/main.ts', decode_worker: 'src/data/decode_worker.ts' },
     format: ['esm'],
     target: 'node20',
     sourcemap: true,

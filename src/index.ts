@@ -20,7 +20,32 @@ export { AssembleError, assemble, assembleGraph, loadOnnxWeights, type AssembleR
 export { compileForInference, exportOnnx, exportOnnxBytes, toOnnxModel, type ExportOptions } from './io/onnx/export.js';
 export { fromNdarray, toNdarray } from './io/ndarray.js';
 export * from './train/index.js';
-export { loadImageFolder, subset, trainTestSplit, type ImageDataset, type ImageFolderOptions } from './io/datasets.js';
+export {
+  listCsvImages,
+  listImageFolder,
+  loadImageFolder,
+  subset,
+  subsetList,
+  trainTestSplit,
+  type CsvImagesOptions,
+  type ImageDataset,
+  type ImageFolderOptions,
+  type ImageItem,
+  type ImageList,
+} from './data/datasets.js';
+export { decodeAnyImage, readImage, type DecodeOptions } from './data/decode.js';
+export { ImageLoader, loadTensors, type Batch, type ImageLoaderOptions, type LoaderStats } from './data/loader.js';
+export {
+  applyTransform,
+  defaultAugment,
+  preprocessFromMetadata,
+  preprocessImage,
+  preprocessToMetadata,
+  type Preprocess,
+  type TransformSpec,
+} from './data/transforms.js';
+/** The transform builders (resize, centerCrop, randomResizedCrop, …), under one name beside the image functions they share names with. */
+export * as transforms from './data/transforms.js';
 export { dropout, dropoutCard, type DropoutAttrs } from './kernels/dropout.js';
 export {
   IMAGENET_MEAN,
@@ -33,4 +58,4 @@ export {
   toTensor,
   type LoadImageOptions,
   type RgbImage,
-} from './io/image.js';
+} from './data/image.js';

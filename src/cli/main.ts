@@ -6,13 +6,15 @@ import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
 import { referenceBackend, useBackend } from '../core/op.js';
 import { fmtShape } from '../core/shape.js';
-import { loadImageTensor } from '../io/image.js';
+import { loadImageTensor } from '../data/image.js';
 import { loadOnnx, readOnnx } from '../io/onnx/model.js';
 import { decodeTensor } from '../io/onnx/tensor_proto.js';
 import { DEFAULT_TOLERANCE, findCases, runCase } from './conformance.js';
 import { isAutogradCase, runAutogradCase } from './conformance_autograd.js';
 import { register as registerModelCommands } from './models.js';
 import { register as registerBenchCommand } from './bench.js';
+import { register as registerWorkflowCommands } from './workflow.js';
+import { preprocessFromMetadata } from '../data/transforms.js';
 import { runNativeCase } from './native.js';
 
 const program = new Command();
@@ -74,12 +76,12 @@ program
   .description('run a model on inputs (.pb TensorProto files, an image, or seeded random data) and print the top-5')
   .argument('<model>', 'ONNX file')
   .option('--input <file.pb>', 'TensorProto for the next graph input (repeatable)', collect, [])
-  .option('--image <file>', 'PNG or JPEG for the first input, resized and normalised the torchvision way')
-  .option('--resize <n>', 'resize the shorter image side to n (default: input size / 0.875)', positiveInt)
-  .option('--crop <n>', 'center crop to n×n (default: the model input size)', positiveInt)
-  .option('--mean <r,g,b>', 'per-channel mean for --image (default ImageNet)')
-  .option('--std <r,g,b>', 'per-channel std for --image (default ImageNet)')
-  .option('--labels <file>', 'text file with one class name per line')
+  .option('--image <file>', 'PNG or JPEG for the first input, preprocessed as the model says (metadata from lightconv train) or the torchvision way')
+  .option('--resize <n>', 'resize the shorter image side to n (default: the model\'s metadata, else input size / 0.875)', positiveInt)
+  .option('--crop <n>', 'center crop to n×n (default: the model\'s metadata, else the model input size)', positiveInt)
+  .option('--mean <r,g,b>', 'per-channel mean for --image (default: the model\'s metadata, else ImageNet)')
+  .option('--std <r,g,b>', 'per-channel std for --image (default: the model\'s metadata, else ImageNet)')
+  .option('--labels <file>', 'text file with one class name per line (default: the class names in the model\'s metadata)')
   .option('--batch <n>', 'batch size for random inputs when the batch dim is symbolic', positiveInt, 1)
   .option('--seed <n>', 'seed for random inputs', (v) => Number(v), 0)
   .option('--runs <n>', 'timed runs after one warm-up; the median is printed', positiveInt, 1)
@@ -96,15 +98,18 @@ program
       feeds[info.name] = decodeTensor(new Uint8Array(await readFile(pb)), pb);
     }
     const first = model.inputs[0];
+    // A model trained by lightconv carries its preprocessing and class names: no flags needed.
+    const meta = Object.fromEntries(model.graph.metadata);
+    const pre = preprocessFromMetadata(meta);
     if (o.image && first) {
       const [, c, h, w] = (first.shape ?? []).map((d) => (typeof d === 'number' ? d : undefined));
-      const size = o.crop ?? h ?? 224;
+      const size = o.crop ?? pre?.crop ?? h ?? 224;
       feeds[first.name] = await loadImageTensor(o.image, {
-        resize: o.resize ?? Math.round(size / 0.875),
-        crop: [size, o.crop ?? w ?? size],
-        channels: c === 1 ? 1 : 3,
-        ...(o.mean ? { mean: parseList(o.mean, '--mean') } : {}),
-        ...(o.std ? { std: parseList(o.std, '--std') } : {}),
+        resize: o.resize ?? pre?.resize ?? Math.round(size / 0.875),
+        crop: [size, o.crop ?? pre?.crop ?? w ?? size],
+        channels: pre?.channels ?? (c === 1 ? 1 : 3),
+        ...(o.mean ? { mean: parseList(o.mean, '--mean') } : pre ? { mean: pre.mean } : {}),
+        ...(o.std ? { std: parseList(o.std, '--std') } : pre ? { std: pre.std } : {}),
       });
     }
     const rng = new Rng(o.seed);
@@ -123,7 +128,7 @@ program
     }
     times.sort((a, b) => a - b);
     const ms = times[Math.floor(times.length / 2)]!;
-    const labels = o.labels ? (await readFile(o.labels, 'utf8')).split(/\r?\n/) : undefined;
+    const labels = o.labels ? (await readFile(o.labels, 'utf8')).split(/\r?\n/) : meta['lightconv.classes'] ? (JSON.parse(meta['lightconv.classes']) as string[]) : undefined;
     const report = Object.entries(outs).map(([name, t]) => ({ name, shape: t.shape, top5: topK(t, 5, labels) }));
     if (o.json) return console.log(JSON.stringify({ model: file, inputs: Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.shape])), outputs: report, median_ms: ms, runs: o.runs }, null, 2));
     for (const r of report) {
@@ -214,12 +219,17 @@ function topK(t: Tensor, k: number, labels?: string[]) {
 
 registerModelCommands(program);
 registerBenchCommand(program);
+registerWorkflowCommands(program);
 
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof LightconvError) {
     console.error(`lightconv: ${e.name}: ${e.message}`);
     process.exitCode = 2;
   } else {
-    throw e;
+    // Not a typed error: still one line, not a stack trace (LIGHTCONV_DEBUG=1 shows it).
+    const err = e as NodeJS.ErrnoException;
+    console.error(`lightconv: ${err?.code ? `${err.code}: ` : ''}${err?.message ?? String(e)}`);
+    if (process.env.LIGHTCONV_DEBUG) console.error(err?.stack);
+    process.exitCode = 1;
   }
 });

@@ -26,6 +26,23 @@ export interface LabelledData {
   readonly labels: ArrayLike<number>;
 }
 
+/**
+ * Data that arrives batch by batch (src/data's ImageLoader: decoded in worker threads, with
+ * augmentation): `length` samples per epoch, `batches(epoch)` in that epoch's order.
+ */
+export interface BatchSource {
+  readonly length: number;
+  batches(epoch: number): AsyncIterable<{ images: Tensor; labels: Int32Array }>;
+}
+
+/** A validation score from the labels and the softmax probabilities [N × C, row-major], e.g. macro F1. */
+export interface ValidationMetric {
+  name: string;
+  fn: (yTrue: Int32Array, probs: Float32Array, numClasses: number) => number;
+  /** Whether larger is better (default 'max'). */
+  mode?: 'max' | 'min';
+}
+
 export interface EpochLog {
   /** 1-based. */
   epoch: number;
@@ -35,6 +52,8 @@ export interface EpochLog {
   accuracy: number;
   valLoss?: number;
   valAccuracy?: number;
+  /** FitOptions.validationMetric on the validation data. */
+  valMetric?: number;
   /** The first parameter group's lr during the epoch (at its last step). */
   lr: number;
   /** Wall time of the epoch including validation, ms. */
@@ -63,7 +82,23 @@ export interface FitOptions {
   schedulePer?: 'epoch' | 'step';
   /** Default: cross-entropy from logits. */
   loss?: (output: Tensor, labels: Int32Array) => Tensor;
-  validation?: LabelledData;
+  validation?: LabelledData | BatchSource;
+  /** Scored on the validation data after every epoch (EpochLog.valMetric); `restoreBest` follows it. */
+  validationMetric?: ValidationMetric;
+  /** Runs before each validation, e.g. precise BN (recalibrateBatchNorm) on training batches. */
+  beforeValidation?: (model: Trainable) => Promise<void> | void;
+  /**
+   * Keeps BatchNorm layers in eval mode while training (their running statistics fixed, their
+   * affine weights still trained): for fine-tuning from exports whose BN was folded into the
+   * convs, where batch statistics would undo the pretrained features, and for small batches.
+   */
+  frozenBatchNorm?: boolean;
+  /**
+   * At the end, load the weights of the epoch with the best validation score (valMetric when
+   * given, else valLoss) — Keras' restore_best_weights. Needs validation data and a model with
+   * stateDict()/loadStateDict() (Module has them).
+   */
+  restoreBest?: boolean;
   callbacks?: readonly Callback[];
   /** Aborting stops between batches with a TrainingAbortedError that carries the history so far. */
   signal?: AbortSignal;
@@ -74,6 +109,14 @@ export interface FitOptions {
   clipGradNorm?: number;
   /** A progress bar on stdout; default: only when stdout is a TTY. */
   progress?: boolean;
+}
+
+/** Puts the model in train mode, with BN layers kept in eval mode when asked. */
+function trainMode(model: Trainable, frozenBn: boolean): void {
+  model.train();
+  if (!frozenBn) return;
+  const named = (model as Partial<{ namedModules(): [string, { training: boolean; constructor: { name: string } }][] }>).namedModules?.();
+  for (const [, m] of named ?? []) if (m.constructor.name === 'BatchNorm2d') m.training = false;
 }
 
 export class TrainingAbortedError extends LightconvError {
@@ -91,13 +134,76 @@ export function takeRows(t: Tensor, idx: ArrayLike<number>): Tensor {
   return new Tensor(out, [idx.length, ...t.shape.slice(1)]);
 }
 
-function checkData(d: LabelledData, what: string): void {
+function isSource(d: LabelledData | BatchSource): d is BatchSource {
+  return typeof (d as BatchSource).batches === 'function';
+}
+
+function checkData(d: LabelledData | BatchSource, what: string): void {
+  if (isSource(d)) {
+    if (d.length < 1) throw new ValueError(`fit: ${what} is empty`);
+    return;
+  }
   if (d.images.rank < 1 || d.images.shape[0] !== d.labels.length) {
     throw new ShapeError(`fit: ${what} has ${d.images.shape[0]} inputs but ${d.labels.length} labels`);
   }
 }
 
 const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Softmax probabilities [N × C, row-major] and labels of `model` on `data`, in eval mode without
+ * recording, and the mean loss. Works on tensors and on batch sources alike.
+ */
+export async function predictProbabilities(
+  model: Trainable,
+  data: LabelledData | BatchSource,
+  opts: { batchSize?: number; loss?: (o: Tensor, y: Int32Array) => Tensor } = {},
+): Promise<{ probs: Float32Array; labels: Int32Array; numClasses: number; loss: number }> {
+  const lossFn = opts.loss ?? ((o, y) => crossEntropy(o, y));
+  const bs = opts.batchSize ?? 64;
+  const batches: AsyncIterable<{ images: Tensor; labels: Int32Array }> | Iterable<{ images: Tensor; labels: Int32Array }> = isSource(data)
+    ? data.batches(0)
+    : (function* () {
+        const n = data.labels.length;
+        for (let s = 0; s < n; s += bs) {
+          const idx = Array.from({ length: Math.min(bs, n - s) }, (_, i) => s + i);
+          yield { images: takeRows(data.images, idx), labels: Int32Array.from(idx, (i) => data.labels[i]!) };
+        }
+      })();
+  model.eval();
+  const probs: number[] = [];
+  const labels: number[] = [];
+  let loss = 0;
+  let numClasses = 0;
+  for await (const b of batches) {
+    const out = noGrad(() => model.forward(b.images));
+    if (out.rank !== 2) throw new ShapeError(`predictProbabilities: the model's output must be [N, classes], got [${out.shape}]`);
+    numClasses = out.shape[1]!;
+    loss += noGrad(() => lossFn(out, b.labels)).dataSync()[0]! * b.labels.length;
+    const d = out.dataSync();
+    for (let i = 0; i < b.labels.length; i++) {
+      const row = d.subarray(i * numClasses, (i + 1) * numClasses);
+      let max = -Infinity;
+      for (const v of row) max = Math.max(max, v);
+      let sum = 0;
+      for (const v of row) sum += Math.exp(v - max);
+      for (const v of row) probs.push(Math.exp(v - max) / sum);
+      labels.push(b.labels[i]!);
+    }
+    await yieldToEvents();
+  }
+  return { probs: Float32Array.from(probs), labels: Int32Array.from(labels), numClasses, loss: labels.length ? loss / labels.length : NaN };
+}
+
+function accuracyOf(labels: Int32Array, probs: Float32Array, c: number): number {
+  let ok = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (probs[i * c + j]! > probs[i * c + best]!) best = j;
+    if (best === labels[i]) ok++;
+  }
+  return labels.length ? ok / labels.length : 0;
+}
 
 /** Mean loss and accuracy of `model` on `data`, in eval mode without recording. */
 export function evaluate(model: Trainable, data: LabelledData, opts: { batchSize?: number; loss?: (o: Tensor, y: Int32Array) => Tensor } = {}): { loss: number; accuracy: number; predictions: number[] } {
@@ -126,45 +232,68 @@ export function evaluate(model: Trainable, data: LabelledData, opts: { batchSize
 /**
  * Trains `model` for `epochs` passes over `train` in shuffled mini-batches (seeded):
  * zeroGrad → forward (train mode) → loss → backward → optional clipping → optimizer.step, with
- * the schedule applied to every parameter group. Returns the per-epoch history.
+ * the schedule applied to every parameter group. `train` and `validation` are tensors or batch
+ * sources (src/data's ImageLoader). Returns the per-epoch history and, with validation data, the
+ * best epoch (by valMetric when given, else valLoss).
  */
-export async function fit(model: Trainable, train: LabelledData, opts: FitOptions): Promise<{ history: EpochLog[]; stoppedEarly: boolean }> {
+export async function fit(
+  model: Trainable,
+  train: LabelledData | BatchSource,
+  opts: FitOptions,
+): Promise<{ history: EpochLog[]; stoppedEarly: boolean; bestEpoch: number }> {
   checkData(train, 'the training data');
   if (opts.validation) checkData(opts.validation, 'the validation data');
   if (!(Number.isInteger(opts.epochs) && opts.epochs >= 0)) throw new ValueError(`fit: epochs must be a non-negative integer, got ${opts.epochs}`);
   const bs = opts.batchSize ?? 32;
   if (!(Number.isInteger(bs) && bs >= 1)) throw new ValueError(`fit: batchSize must be a positive integer, got ${bs}`);
+  if (opts.restoreBest && !opts.validation) throw new ValueError('fit: restoreBest needs validation data');
   const { optimizer } = opts;
   const lossFn = opts.loss ?? ((o, y) => crossEntropy(o, y));
   const rng = new Rng(opts.seed ?? 0);
-  const n = train.labels.length;
+  const n = isSource(train) ? train.length : train.labels.length;
   const batches = Math.ceil(n / bs);
   const history: EpochLog[] = [];
   let stop = false;
   const ctx: FitContext = { model, optimizer, history, stop: () => (stop = true) };
+  const stateful = model as unknown as Partial<{ stateDict(): Record<string, Tensor>; loadStateDict(s: Record<string, Tensor>): void }>;
+  if (opts.restoreBest && (typeof stateful.stateDict !== 'function' || typeof stateful.loadStateDict !== 'function')) {
+    throw new ValueError('fit: restoreBest needs a model with stateDict() and loadStateDict()');
+  }
+  const metricMode = opts.validationMetric?.mode ?? 'max';
+  let best = { epoch: 0, score: NaN, state: null as Record<string, Tensor> | null };
   // cli-progress is loaded only when a bar is shown (the module stays usable without a terminal).
   const showBar = opts.progress ?? Boolean(typeof process !== 'undefined' && process.stdout?.isTTY);
   const bar: SingleBar | null = showBar
-    ? new (await import('cli-progress')).SingleBar({ format: 'epoch {epoch} [{bar}] {value}/{total} batches  loss {loss}  lr {lr}', hideCursor: true })
+    ? new (await import('cli-progress')).SingleBar({ format: 'epoch {epoch} [{bar}] {value}/{total} batches  loss {loss}  lr {lr}  eta {eta_formatted}', hideCursor: true })
     : null;
+  const epochBatches = (epoch: number): AsyncIterable<{ images: Tensor; labels: Int32Array }> | Iterable<{ images: Tensor; labels: Int32Array }> => {
+    if (isSource(train)) return train.batches(epoch);
+    const order = [...Array(n).keys()];
+    if (opts.shuffle ?? true) rng.shuffle(order);
+    return (function* () {
+      for (let b = 0; b < batches; b++) {
+        const idx = order.slice(b * bs, (b + 1) * bs);
+        yield { images: takeRows(train.images, idx), labels: Int32Array.from(idx, (i) => train.labels[i]!) };
+      }
+    })();
+  };
   let step = 0;
   try {
     for (let epoch = 1; epoch <= opts.epochs && !stop; epoch++) {
       const t0 = performance.now();
       if (opts.schedule && (opts.schedulePer ?? 'epoch') === 'epoch') setLr(optimizer, opts.schedule, epoch - 1);
-      const order = [...Array(n).keys()];
-      if (opts.shuffle ?? true) rng.shuffle(order);
-      model.train();
+      trainMode(model, opts.frozenBatchNorm ?? false);
       let lossSum = 0;
       let correct = 0;
+      let seen = 0;
+      let b = 0;
       bar?.start(batches, 0, { epoch, loss: '-', lr: optimizer.groups[0]?.options.lr.toExponential(2) });
-      for (let b = 0; b < batches; b++) {
+      for await (const batch of epochBatches(epoch)) {
         if (opts.signal?.aborted) throw new TrainingAbortedError(history);
         if (opts.schedule && opts.schedulePer === 'step') setLr(optimizer, opts.schedule, step);
-        const idx = order.slice(b * bs, (b + 1) * bs);
-        const y = Int32Array.from(idx, (i) => train.labels[i]!);
+        const y = batch.labels;
         optimizer.zeroGrad();
-        const out = model.forward(takeRows(train.images, idx));
+        const out = model.forward(batch.images);
         const loss = lossFn(out, y);
         const lv = loss.dataSync()[0]!;
         if (!Number.isFinite(lv)) throw new ValueError(`fit: the loss became ${lv} at epoch ${epoch}, batch ${b + 1} (lr too high?)`);
@@ -172,18 +301,28 @@ export async function fit(model: Trainable, train: LabelledData, opts: FitOption
         if (opts.clipGradNorm !== undefined) clipGradNorm(model.parameters(), opts.clipGradNorm);
         optimizer.step();
         step++;
-        lossSum += lv * idx.length;
+        b++;
+        seen += y.length;
+        lossSum += lv * y.length;
         argmax(out).forEach((p, i) => p === y[i] && correct++);
-        bar?.update(b + 1, { epoch, loss: lv.toFixed(4), lr: optimizer.groups[0]?.options.lr.toExponential(2) });
-        for (const c of opts.callbacks ?? []) await c.onBatchEnd?.({ epoch, batch: b + 1, loss: lv }, ctx);
+        bar?.update(b, { epoch, loss: lv.toFixed(4), lr: optimizer.groups[0]?.options.lr.toExponential(2) });
+        for (const c of opts.callbacks ?? []) await c.onBatchEnd?.({ epoch, batch: b, loss: lv }, ctx);
         await yieldToEvents(); // lets an AbortSignal fire between batches
       }
       bar?.stop();
-      const log: EpochLog = { epoch, loss: lossSum / n, accuracy: correct / n, lr: optimizer.groups[0]?.options.lr ?? 0, timeMs: 0 };
+      if (opts.signal?.aborted) throw new TrainingAbortedError(history);
+      const log: EpochLog = { epoch, loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen), lr: optimizer.groups[0]?.options.lr ?? 0, timeMs: 0 };
       if (opts.validation) {
-        const v = evaluate(model, opts.validation, { batchSize: bs, loss: lossFn });
+        await opts.beforeValidation?.(model);
+        const v = await predictProbabilities(model, opts.validation, { batchSize: bs, loss: lossFn });
         log.valLoss = v.loss;
-        log.valAccuracy = v.accuracy;
+        log.valAccuracy = accuracyOf(v.labels, v.probs, v.numClasses);
+        if (opts.validationMetric) log.valMetric = opts.validationMetric.fn(v.labels, v.probs, v.numClasses);
+        const score = opts.validationMetric ? log.valMetric! : log.valLoss;
+        const improved = Number.isNaN(best.score) || (opts.validationMetric && metricMode === 'max' ? score > best.score : score < best.score);
+        if (improved && Number.isFinite(score)) {
+          best = { epoch, score, state: opts.restoreBest ? cloneState(stateful.stateDict!()) : null };
+        }
       }
       log.timeMs = performance.now() - t0;
       history.push(log);
@@ -193,7 +332,13 @@ export async function fit(model: Trainable, train: LabelledData, opts: FitOption
     bar?.stop();
     model.train();
   }
-  return { history, stoppedEarly: stop };
+  if (opts.restoreBest && best.state) stateful.loadStateDict!(best.state);
+  return { history, stoppedEarly: stop, bestEpoch: best.epoch };
+}
+
+/** A deep copy of a state dict (the optimizer updates parameters in place). */
+function cloneState(s: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(s).map(([k, t]) => [k, new Tensor(Float32Array.from(t.dataSync()), t.shape)]));
 }
 
 type Monitor = 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { referenceBackend, withBackend } from '../../src/core/op.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { loadImageTensor } from '../../src/io/image.js';
+import { loadImageTensor } from '../../src/data/image.js';
 import { loadOnnx } from '../../src/io/onnx/model.js';
 import { decodeTensor } from '../../src/io/onnx/tensor_proto.js';
 import { findCases, runCase } from '../../src/cli/conformance.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadImageFolder, trainTestSplit } from '../../src/io/datasets.js';
+import { loadImageFolder, trainTestSplit } from '../../src/data/datasets.js';
 import { accuracy, confusionMatrix } from '../../src/train/metrics.js';
 import { evaluate, fit } from '../../src/train/fit.js';
 import { AdamW } from '../../src/train/optim.js';

@@ -234,7 +234,7 @@ export function resizeShorter(img: RgbImage, size: number): RgbImage {
 }
 
 /** Python's round(): halves go to the even neighbour. */
-function roundHalfEven(x: number): number {
+export function roundHalfEven(x: number): number {
   const f = Math.floor(x);
   const d = x - f;
   if (d !== 0.5) return Math.round(x);

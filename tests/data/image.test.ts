@@ -16,7 +16,7 @@ import {
   resizeBilinear,
   resizeShorter,
   toTensor,
-} from '../../src/io/image.js';
+} from '../../src/data/image.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
