@@ -32,8 +32,12 @@ export const ARCHS = [
 
 export type ArchName = (typeof ARCHS)[number];
 
-/** Builds an architecture by its name (as on the command line). */
-export function fromArch(name: string, opts: { numClasses?: number; seed?: number } = {}): Classifier {
+/**
+ * Builds an architecture by its name (as on the command line). `resolution`: the square input
+ * size the network is built for (light_cnn's classifier depends on it; for the others it is the
+ * default input of summaries and exports).
+ */
+export function fromArch(name: string, opts: { numClasses?: number; seed?: number; resolution?: number } = {}): Classifier {
   const m = /^efficientnet_(b[0-7])$/.exec(name);
   if (m) return efficientNet(m[1] as EfficientNetVariant, opts);
   switch (name) {

@@ -1,0 +1,153 @@
+import { stringify } from 'csv-stringify/sync';
+import type { EpochLog } from '../train/fit.js';
+import type { ClassificationMetrics } from '../eval/metrics.js';
+import { calibrationCurve, precisionRecallCurve, rocCurve } from '../eval/metrics.js';
+import { HEADLINE } from '../eval/metrics.js';
+import { confusionMatrixPlot, foldBars, prCurves, reliabilityDiagram, rocCurves, saveFigure, trainingCurves } from '../report/plots.js';
+import { writeReport } from '../report/report.js';
+
+/**
+ * The files of a run or an evaluation: metrics.json, history.csv, predictions.csv, best.onnx,
+ * plots/*.png|svg and report.md. Every file is written to a temporary name and renamed, so an
+ * interrupted run leaves complete files or none — never half of one.
+ */
+
+export interface HistoryRow extends EpochLog {
+  /** 0 for the final model, 1…K for cross-validation folds. */
+  fold: number;
+  /** 'head' (fine-tuning: the new head alone), 'all' (after unfreezing) or 'train'. */
+  phase: string;
+}
+
+export interface PredictionRow {
+  file: string;
+  /** 'fold3', 'test', 'validation', 'eval'. */
+  split: string;
+  /** -1 when unknown (predict). */
+  label: number;
+  probs: number[];
+}
+
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const { writeFile, rename, unlink, mkdir } = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+export function historyCsv(rows: readonly HistoryRow[]): string {
+  return stringify(
+    rows.map((r) => [r.fold, r.phase, r.epoch, r.loss, r.accuracy, r.valLoss ?? '', r.valAccuracy ?? '', r.valMetric ?? '', r.lr, (r.timeMs / 1000).toFixed(3)]),
+    { header: true, columns: ['fold', 'phase', 'epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy', 'val_f1_macro', 'lr', 'time_s'] },
+  );
+}
+
+export function predictionsCsv(rows: readonly PredictionRow[], classes: readonly string[]): string {
+  const argmax = (p: number[]) => p.reduce((b, v, i) => (v > p[b]! ? i : b), 0);
+  return stringify(
+    rows.map((r) => [r.file, r.split, r.label >= 0 ? classes[r.label] : '', classes[argmax(r.probs)], ...r.probs.map((p) => p.toFixed(6))]),
+    { header: true, columns: ['file', 'split', 'true', 'predicted', ...classes.map((c) => `p_${c}`)] },
+  );
+}
+
+/** Rows of probabilities as one row-major array, with the labels. */
+function gather(rows: readonly PredictionRow[], C: number): { y: Int32Array; p: Float32Array } {
+  const p = new Float32Array(rows.length * C);
+  rows.forEach((r, i) => p.set(r.probs, i * C));
+  return { y: Int32Array.from(rows, (r) => r.label), p };
+}
+
+/** ROC, PR, confusion matrices and the reliability diagram of one set of predictions. */
+export async function evaluationPlots(dir: string, rows: readonly PredictionRow[], classes: readonly string[], m: ClassificationMetrics, prefix = ''): Promise<Record<string, string>> {
+  const C = classes.length;
+  const { y, p } = gather(rows, C);
+  const col = (c: number) => Array.from({ length: y.length }, (_, i) => p[i * C + c]!);
+  // Two classes: the positive class (index 1) alone; the other curve is its mirror image.
+  const shown = C === 2 ? [1] : [...classes.keys()];
+  const rocs = shown.map((c) => {
+    const r = rocCurve(Array.from(y, (v) => v === c), col(c));
+    return { label: classes[c]!, fpr: r.fpr, tpr: r.tpr, auc: m.per_class[classes[c]!]!.roc_auc };
+  });
+  const prs = shown.map((c) => {
+    const r = precisionRecallCurve(Array.from(y, (v) => v === c), col(c));
+    return { label: classes[c]!, recall: r.recall, precision: r.precision, ap: m.per_class[classes[c]!]!.pr_auc, prevalence: y.filter((v) => v === c).length / y.length };
+  });
+  if (C > 2) rocs.push({ label: 'macro average', ...macroRoc(rocs), auc: m.roc_auc_macro });
+  const figs: Record<string, string> = {};
+  const save = async (name: string, fig: Promise<{ svg: string; png: Uint8Array }>) => {
+    await saveFigure(await fig, `${dir}/plots/${prefix}${name}`);
+    figs[name] = `plots/${prefix}${name}.png`;
+  };
+  await save('roc', rocCurves(rocs));
+  await save('pr', prCurves(prs));
+  await save('confusion_matrix', confusionMatrixPlot(m.confusion_matrix, [...classes]));
+  await save('confusion_matrix_normalized', confusionMatrixPlot(m.confusion_matrix, [...classes], { normalize: true }));
+  await save('reliability', reliabilityDiagram(calibrationCurve(y, p, 10), m.ece));
+  return figs;
+}
+
+/** Macro-average ROC: the per-class TPRs interpolated on the union of their FPRs, then averaged (scikit-learn's example). */
+function macroRoc(curves: { fpr: number[]; tpr: number[] }[]): { fpr: number[]; tpr: number[] } {
+  const grid = [...new Set(curves.flatMap((c) => c.fpr))].sort((a, b) => a - b);
+  const interp = (xs: number[], ys: number[], x: number) => {
+    // Largest TPR at an FPR ≤ x (the ROC step function), interpolating linearly between points.
+    let k = 0;
+    while (k + 1 < xs.length && xs[k + 1]! <= x) k++;
+    if (k + 1 >= xs.length || xs[k]! === x) return ys[k]!;
+    const t = (x - xs[k]!) / (xs[k + 1]! - xs[k]!);
+    return ys[k]! + t * (ys[k + 1]! - ys[k]!);
+  };
+  return { fpr: grid, tpr: grid.map((x) => curves.reduce((a, c) => a + interp(c.fpr, c.tpr, x), 0) / curves.length) };
+}
+
+export interface RunOutputs {
+  metrics: { status: string; evaluated_on: string; files?: unknown; folds?: (ClassificationMetrics & { fold: number })[] };
+  history: readonly HistoryRow[];
+  predictions: readonly PredictionRow[];
+  classes: string[];
+  /** null: no model (a cancelled run). */
+  modelBytes: Uint8Array | null;
+}
+
+/** Writes a training run's folder; returns the files written (relative). */
+export async function writeRunOutputs(out: string, o: RunOutputs): Promise<string[]> {
+  const files: string[] = [];
+  const put = async (name: string, data: string | Uint8Array) => {
+    await writeAtomic(`${out}/${name}`, data);
+    files.push(name);
+  };
+  if (o.modelBytes) await put('best.onnx', o.modelBytes);
+  await put('history.csv', historyCsv(o.history));
+  await put('predictions.csv', predictionsCsv(o.predictions, o.classes));
+  const figures: Record<string, string> = {};
+  if (o.metrics.status === 'complete') {
+    if (o.history.length) {
+      await saveFigure(await trainingCurves(o.history.map((h) => ({ ...h, fold: h.fold }))), `${out}/plots/training_curves`);
+      figures.training_curves = 'plots/training_curves.png';
+    }
+    const m = o.metrics as unknown as ClassificationMetrics;
+    const evalSplit = o.metrics.evaluated_on === 'test' ? (r: PredictionRow) => r.split === 'test' : o.metrics.evaluated_on === 'out-of-fold' ? (r: PredictionRow) => r.split.startsWith('fold') : (r: PredictionRow) => r.split === 'validation';
+    const rows = o.predictions.filter(evalSplit);
+    if (rows.length && m.confusion_matrix) Object.assign(figures, await evaluationPlots(out, rows, o.classes, m));
+    if (o.metrics.folds?.length) {
+      const values = Object.fromEntries(HEADLINE.map((h) => [h, o.metrics.folds!.map((f) => f[h as keyof ClassificationMetrics] as number)]));
+      await saveFigure(await foldBars(values), `${out}/plots/folds`);
+      figures.folds = 'plots/folds.png';
+    }
+    for (const f of Object.values(figures)) files.push(f, f.replace(/\.png$/, '.svg'));
+  }
+  o.metrics.files = { history: 'history.csv', predictions: 'predictions.csv', model: o.modelBytes ? 'best.onnx' : null, report: 'report.md', plots: figures };
+  await put('metrics.json', JSON.stringify(o.metrics, null, 2));
+  if (o.metrics.status === 'complete') {
+    await writeReport(out, o.metrics as never, { figures });
+    files.push('report.md');
+  }
+  return files;
+}
