@@ -5,7 +5,7 @@ import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
 import { type CheckpointModel, saveCheckpoint } from './checkpoint.js';
 import { crossEntropy } from './losses.js';
-import { argmax } from './metrics.js';
+import { argmax } from '../eval/metrics.js';
 import { type Optimizer, clipGradNorm } from './optim.js';
 import { type Schedule, setLr } from './schedule.js';
 

@@ -28,6 +28,6 @@ export {
   precisionRecallF1,
   rocAuc,
   type Average,
-} from './metrics.js';
+} from '../eval/metrics.js';
 export { CheckpointError, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointIo, type CheckpointModel } from './checkpoint.js';
 export { OnnxTrainable } from './onnx_trainable.js';

@@ -173,7 +173,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
 
   // Splits: indices into list.items.
   const all = [...labels.keys()];
-  const split = testFraction > 0 ? stratifiedSplit(labels, testFraction, seed, groups) : { train: all, test: [] as number[] };
+  const split = testFraction > 0 ? stratifiedSplit(labels, testFraction, seed, groups, { classNames: classes }) : { train: all, test: [] as number[] };
   const dev = split.train;
   const test = split.test;
   const pick = <T>(xs: ArrayLike<T>, idx: readonly number[]) => idx.map((i) => xs[i]!);
@@ -305,7 +305,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     if (folds >= 2) {
       const devLabels = Int32Array.from(dev, (i) => labels[i]!);
       const devGroups = groups ? dev.map((i) => groups[i]!) : undefined;
-      const splits = stratifiedKFold(devLabels, folds, seed, devGroups);
+      const splits = stratifiedKFold(devLabels, folds, seed, devGroups, { classNames: classes });
       const oof = new Float32Array(dev.length * C);
       const foldsMetrics: NonNullable<RunMetrics['folds']> = [];
       for (const [k, s] of splits.entries()) {
@@ -337,7 +337,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     } else {
       // No cross-validation: 15 % of the development images select the best epoch.
       const devLabels = Int32Array.from(dev, (i) => labels[i]!);
-      const inner = stratifiedSplit(devLabels, 0.15, seed + 1, groups ? dev.map((i) => groups[i]!) : undefined);
+      const inner = stratifiedSplit(devLabels, 0.15, seed + 1, groups ? dev.map((i) => groups[i]!) : undefined, { classNames: classes });
       const trainIdx = inner.train.map((j) => dev[j]!);
       const valIdx = inner.test.map((j) => dev[j]!);
       log(`training on ${trainIdx.length} images, selecting the best epoch on ${valIdx.length}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadImageFolder, trainTestSplit } from '../../src/data/datasets.js';
-import { accuracy, confusionMatrix } from '../../src/train/metrics.js';
+import { accuracy, confusionMatrix } from '../../src/eval/metrics.js';
 import { evaluate, fit } from '../../src/train/fit.js';
 import { AdamW } from '../../src/train/optim.js';
 import { cosineSchedule } from '../../src/train/schedule.js';

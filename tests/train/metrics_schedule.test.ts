@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/core/tensor.js';
-import { accuracy, argmax, binaryAveragePrecision, binaryRocAuc, confusionMatrix, prAuc, precisionRecallF1, rocAuc } from '../../src/train/metrics.js';
+import { accuracy, argmax, binaryAveragePrecision, binaryRocAuc, confusionMatrix, prAuc, precisionRecallF1, rocAuc } from '../../src/eval/metrics.js';
 import { SGD } from '../../src/train/optim.js';
 import { cosineSchedule, exponentialSchedule, setLr, stepSchedule } from '../../src/train/schedule.js';
 
