@@ -20,6 +20,9 @@ export { AssembleError, assemble, assembleGraph, loadOnnxWeights, type AssembleR
 export { compileForInference, exportOnnx, exportOnnxBytes, toOnnxModel, type ExportOptions } from './io/onnx/export.js';
 export { fromNdarray, toNdarray } from './io/ndarray.js';
 export * from './train/index.js';
+export * from './eval/index.js';
+export * from './report/index.js';
+export * from './workflow/index.js';
 export {
   listCsvImages,
   listImageFolder,

@@ -87,7 +87,7 @@ async function runTraining(o: Omit<TrainRunOptions, 'signal' | 'command'>): Prom
   const { signal, dispose } = interruptible();
   const t0 = performance.now();
   try {
-    const r = await trainRun({ ...o, signal, command: process.argv.slice(1).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ') });
+    const r = await trainRun({ ...o, signal, command: ['lightconv', ...process.argv.slice(2)].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ') });
     console.log('');
     for (const line of summaryLines(r.metrics as never)) console.log(line);
     console.log(`\nwrote ${resolve(o.out)}/ (${r.files.length} files, report.md) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);

@@ -18,6 +18,9 @@ export interface Figure {
   png: Uint8Array;
 }
 
+/** Fold 0 is the final model (trained on all development images after cross-validation). */
+const foldName = (f: number): string => (f === 0 ? 'final model' : `fold ${f}`);
+
 /** One epoch of a training history (`fit`'s EpochLog, plus the fold it belongs to). */
 export interface HistoryRow {
   epoch: number;
@@ -304,7 +307,7 @@ export async function trainingCurves(
   const showMetric = history.some((h) => finite(h.valMetric)) && metricName !== 'accuracy';
   const metricSeries = `validation ${metricName}`;
   for (const h of history) {
-    const fold = `fold ${h.fold ?? 0}`;
+    const fold = foldName(h.fold ?? 0);
     const push = (rows: Spec[], series: string, value: number | undefined) => {
       if (finite(value)) rows.push({ epoch: h.epoch, value, series, fold });
     };
@@ -318,7 +321,7 @@ export async function trainingCurves(
   }
   const lrValues = lrRows.map((r) => r.value as number);
   const showLr = lrValues.length > 0 && Math.max(...lrValues) > Math.min(...lrValues);
-  const foldNames = folds.map((f) => `fold ${f}`);
+  const foldNames = folds.map(foldName);
   // One style per series in every panel: colour (one fold) or dash (several folds, colour = fold).
   const present = new Set([...lossRows, ...accRows].map((r) => r.series as string));
   const seriesDomain = ['train', 'validation', metricSeries].filter((x) => present.has(x));

@@ -4,55 +4,7 @@
  */
 import { writeFilesAtomic } from './atomic.js';
 
-// The RUN/metrics.json shape (the shared contract), declared here so that the report reads a
-// plain JSON object and depends on no other part of the workflow.
-
-export interface PerClassMetrics {
-  precision: number;
-  recall: number;
-  specificity: number;
-  f1: number;
-  support: number;
-  roc_auc: number;
-  pr_auc: number;
-}
-
-export interface ClassificationMetrics {
-  n: number;
-  classes: string[];
-  accuracy: number;
-  balanced_accuracy: number;
-  precision_macro: number;
-  recall_macro: number;
-  f1_macro: number;
-  specificity_macro: number;
-  roc_auc_macro: number;
-  pr_auc_macro: number;
-  precision_weighted: number;
-  recall_weighted: number;
-  f1_weighted: number;
-  mcc: number;
-  cohen_kappa: number;
-  ece: number;
-  log_loss: number;
-  /** [true][predicted] counts. */
-  confusion_matrix: number[][];
-  per_class: Record<string, PerClassMetrics>;
-}
-
-export const HEADLINE = [
-  'accuracy',
-  'balanced_accuracy',
-  'precision_macro',
-  'recall_macro',
-  'f1_macro',
-  'specificity_macro',
-  'roc_auc_macro',
-  'pr_auc_macro',
-  'mcc',
-  'cohen_kappa',
-] as const;
-export type HeadlineMetric = (typeof HEADLINE)[number];
+import { type ClassificationMetrics, HEADLINE } from '../eval/metrics.js';
 
 export type ConfidenceIntervals = Partial<Record<string, [number, number]>>;
 

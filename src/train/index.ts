@@ -10,7 +10,10 @@ export {
   earlyStopping,
   evaluate,
   fit,
+  predictProbabilities,
   takeRows,
+  type BatchSource,
+  type ValidationMetric,
   type Callback,
   type EpochLog,
   type FitContext,
@@ -18,16 +21,6 @@ export {
   type LabelledData,
   type Trainable,
 } from './fit.js';
-export {
-  accuracy,
-  argmax,
-  binaryAveragePrecision,
-  binaryRocAuc,
-  confusionMatrix,
-  prAuc,
-  precisionRecallF1,
-  rocAuc,
-  type Average,
-} from '../eval/metrics.js';
+export { recalibrateBatchNorm } from './precise_bn.js';
 export { CheckpointError, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointIo, type CheckpointModel } from './checkpoint.js';
 export { OnnxTrainable } from './onnx_trainable.js';

@@ -89,7 +89,7 @@ export async function evaluationPlots(dir: string, rows: readonly PredictionRow[
   await save('pr', prCurves(prs));
   await save('confusion_matrix', confusionMatrixPlot(m.confusion_matrix, [...classes]));
   await save('confusion_matrix_normalized', confusionMatrixPlot(m.confusion_matrix, [...classes], { normalize: true }));
-  await save('reliability', reliabilityDiagram(calibrationCurve(y, p, 10), m.ece));
+  await save('reliability', reliabilityDiagram(calibrationCurve(y, p, 15), m.ece));
   return figs;
 }
 

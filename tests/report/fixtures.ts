@@ -4,7 +4,8 @@
  * take plain data; the library's own metrics live in src/eval).
  */
 import type { HistoryRow, PrCurve, ReliabilityBins, RocCurve } from '../../src/report/plots.js';
-import { HEADLINE, type ClassificationMetrics, type RunMetricsJson } from '../../src/report/report.js';
+import { HEADLINE, type ClassificationMetrics } from '../../src/eval/metrics.js';
+import type { RunMetricsJson } from '../../src/report/report.js';
 
 export const CLASSES = ['dab_negative', 'dab_positive_weak', 'dab_positive_strong_membranous_staining'];
 

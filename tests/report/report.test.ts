@@ -2,7 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HEADLINE, renderReport, summaryLines, writeReport, type RunMetricsJson } from '../../src/report/report.js';
+import { HEADLINE } from '../../src/eval/metrics.js';
+import { renderReport, summaryLines, writeReport, type RunMetricsJson } from '../../src/report/report.js';
 import { runMetricsFixture as fixture } from './fixtures.js';
 import { formatMetric, formatMetricsTable, metricLabel } from '../../src/report/index.js';
 

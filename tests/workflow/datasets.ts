@@ -4,13 +4,13 @@ import { join } from 'node:path';
 
 /**
  * Small real datasets for the workflow tests, copied from the repository's embedded sets into a
- * temporary folder: `take` images per class of the chosen classes, in sorted order.
+ * temporary folder: `take` images per class of the chosen classes after the first `skip`, in sorted order.
  */
-export async function imageFolderSubset(source: string, classes: readonly string[], take: number): Promise<string> {
+export async function imageFolderSubset(source: string, classes: readonly string[], take: number, skip = 0): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'lightconv-wf-'));
   for (const c of classes) {
     await mkdir(join(dir, c));
-    const files = (await readdir(join(source, c))).sort().slice(0, take);
+    const files = (await readdir(join(source, c))).sort().slice(skip, skip + take);
     for (const f of files) await copyFile(join(source, c, f), join(dir, c, f));
   }
   return dir;
