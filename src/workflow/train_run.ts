@@ -29,9 +29,9 @@ import { type HistoryRow, type PredictionRow, writeRunOutputs } from './outputs.
  * 2. With `folds` ≥ 2: stratified (grouped) k-fold cross-validation on the rest; each fold trains
  *    a fresh model, keeps its best epoch on the fold's validation images and predicts them
  *    (out-of-fold predictions for every development image).
- * 3. The final model trains on all development images (with no folds, 15 % of them are kept
- *    for validation and best-epoch selection), is exported to RUN/best.onnx with its classes and
- *    preprocessing in the metadata, timed, and evaluated on the test set with bootstrap CIs.
+ * 3. The final model trains on 85 % of the development images, the other 15 % selecting its best
+ *    epoch (macro F1); it is exported to RUN/best.onnx with its classes and preprocessing in the
+ *    metadata, timed, and evaluated on the test set with bootstrap CIs.
  *
  * Training: from scratch, AdamW with warm-up + cosine; BN statistics recalibrated on training
  * batches before every validation and before export (precise BN: eval mode would otherwise use
@@ -243,12 +243,12 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     return { net, frozenBn: true };
   };
 
-  /** Trains one model on `trainIdx`, selecting the best epoch on `valIdx` when given. */
-  const trainOne = async (fold: number, trainIdx: number[], valIdx: number[] | null) => {
+  /** Trains one model on `trainIdx`, selecting the best epoch on `valIdx`. */
+  const trainOne = async (fold: number, trainIdx: number[], valIdx: number[]) => {
     const { net, frozenBn } = await build(seed + fold);
     const trainData = loader(trainIdx, 'train');
     const calib = loader(trainIdx, 'calib');
-    const val = valIdx ? loader(valIdx, 'eval') : null;
+    const val = loader(valIdx, 'eval');
     const yTrain = pick(labels, trainIdx);
     const weights = balanceMode(opts.balance, yTrain, C) === 'weights' ? inverseFrequency(yTrain, C) : null;
     const lossFn = (o: Tensor, y: Int32Array) => crossEntropy(o, y, weights ? { weight: weights } : {});
@@ -259,7 +259,9 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       batchSize: batch,
       seed: seed + fold,
       loss: lossFn,
-      ...(val ? { validation: val, restoreBest: true, validationMetric: { name: 'f1_macro', fn: (y: Int32Array, p: Float32Array) => classificationMetrics(y, p, [...classes]).f1_macro } } : {}),
+      validation: val,
+      restoreBest: true,
+      validationMetric: { name: 'f1_macro', fn: (y: Int32Array, p: Float32Array) => classificationMetrics(y, p, [...classes]).f1_macro },
       ...(preciseBn ? { beforeValidation: preciseBn } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
@@ -291,9 +293,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       logs.push(...r.history.map((h) => ({ ...h, epoch: h.epoch + offset, phase })));
       if (r.bestEpoch > 0) bestEpoch = r.bestEpoch + offset;
     }
-    if (!val && !frozenBn) await recalibrateBatchNorm(net, imagesOf(calib), { maxBatches: 32 });
     for (const l of logs) history.push({ fold, ...l });
-    return { net, bestEpoch: val ? bestEpoch : epochs };
+    return { net, bestEpoch };
   };
 
   const predict = async (net: Classifier, idx: number[]) => {
@@ -335,19 +336,20 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       }
       metrics.oof = classificationMetrics(devLabels, oof, [...classes]);
       log(`cross-validation (${folds} folds, mean ± std): ${HEADLINE.slice(0, 5).map((h) => `${h} ${metrics.mean![h]!.toFixed(3)} ± ${metrics.std![h]!.toFixed(3)}`).join(', ')}`);
-      log(`final model: ${dev.length} development images, ${epochs} epochs`);
-      final = (await trainOne(0, dev, null)).net;
-      await closeLoaders();
-    } else {
-      // No cross-validation: 15 % of the development images select the best epoch.
+    }
+    // The final model: all development images but 15 %, which select its best epoch (a model's
+    // last epoch can be a poor one: validation loss spikes under a high learning rate).
+    {
       const devLabels = Int32Array.from(dev, (i) => labels[i]!);
       const inner = stratifiedSplit(devLabels, 0.15, seed + 1, groups ? dev.map((i) => groups[i]!) : undefined, { classNames: classes });
       const trainIdx = inner.train.map((j) => dev[j]!);
       const valIdx = inner.test.map((j) => dev[j]!);
-      log(`training on ${trainIdx.length} images, selecting the best epoch on ${valIdx.length}`);
-      const { net } = await trainOne(1, trainIdx, valIdx);
+      log(`final model: training on ${trainIdx.length} images, selecting the best epoch on ${valIdx.length}`);
+      const { net } = await trainOne(0, trainIdx, valIdx);
       const p = await predict(net, valIdx);
-      addPredictions(valIdx, p.probs, 'validation');
+      await closeLoaders();
+      // With folds these images already have out-of-fold predictions in predictions.csv.
+      if (folds < 2) addPredictions(valIdx, p.probs, 'validation');
       metrics.validation = classificationMetrics(p.labels, p.probs, [...classes]);
       final = net;
     }
