@@ -18,3 +18,12 @@ node --input-type=module -e "import { loadOnnx, Tensor } from 'lightconv'; impor
 node -e "const l = require('lightconv'); if (typeof l.loadOnnx !== 'function') process.exit(1); console.log('CJS require ok');"
 # lightconv/gpu imports without gpu.js (an optional peer, not installed here) and says what is missing when used.
 node --input-type=module -e "import { gpu } from 'lightconv/gpu'; try { await gpu(); process.exit(1); } catch (e) { if (!/gpu\.js/.test(e.message)) throw e; console.log('lightconv/gpu without gpu.js: ' + e.message); }"
+# The workflow from the tarball: decoding worker, fonts and the rasteriser's WebAssembly must be found in dist/.
+data="$work/data"
+mkdir -p "$data"
+for c in dab_negative dab_positive; do mkdir -p "$data/$c"; ls "$root/datasets/ihc_patches/$c" | head -12 | while read -r f; do cp "$root/datasets/ihc_patches/$c/$f" "$data/$c/"; done; done
+npx --no-install lightconv train --data "$data" --arch light_cnn --input-size 16 --epochs 1 --batch 8 --folds 2 --out "$work/run" > "$work/train.log"
+tail -3 "$work/train.log"
+test -s "$work/run/report.md" && test -s "$work/run/plots/roc.png" && test -s "$work/run/best.onnx"
+npx --no-install lightconv predict --model "$work/run/best.onnx" "$data/dab_positive" | head -3
+npx --no-install lightconv demo --help > /dev/null

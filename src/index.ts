@@ -41,6 +41,7 @@ export { ImageLoader, loadTensors, type Batch, type ImageLoaderOptions, type Loa
 export {
   applyTransform,
   defaultAugment,
+  uprightAugment,
   preprocessFromMetadata,
   preprocessImage,
   preprocessToMetadata,

@@ -68,6 +68,7 @@ interface TrainFlags {
   arch: string;
   weights?: string;
   freeze: 'backbone' | 'none';
+  bn: 'frozen' | 'train';
   inputSize: number;
   epochs: number;
   headEpochs?: number;
@@ -78,7 +79,7 @@ interface TrainFlags {
   seed: number;
   threads?: number;
   workers?: number;
-  augment: 'default' | 'none';
+  augment: 'default' | 'upright' | 'none';
   balance: 'auto' | 'weights' | 'sampling' | 'none';
   out: string;
 }
@@ -115,6 +116,7 @@ export function register(program: Command): void {
     .option('--group-col <name>', 'CSV column of the patient/lesion: its images never straddle train and test')
     .addOption(new Option('--arch <name>', 'architecture').choices([...ARCHS]).makeOptionMandatory())
     .option('--weights <file.onnx>', 'fine-tune from this ONNX export of --arch (torchvision layout)')
+    .addOption(new Option('--bn <mode>', 'fine-tuning: frozen (pretrained BN statistics) or train (batch statistics: a distant domain)').choices(['frozen', 'train']).default('frozen'))
     .addOption(new Option('--freeze <what>', 'backbone: train only the head').choices(['backbone', 'none']).default('none'))
     .option('--input-size <n>', 'square input size', positiveInt, 224)
     .option('--epochs <n>', 'epochs per model', positiveInt, 20)
@@ -126,7 +128,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of splits, initialisation, shuffling and augmentation', nonNegInt, 1)
     .option('--threads <n>', 'threads for the CPU kernels', positiveInt)
     .option('--workers <n>', 'image decoding threads', nonNegInt)
-    .addOption(new Option('--augment <kind>', 'training augmentation').choices(['default', 'none']).default('default'))
+    .addOption(new Option('--augment <kind>', 'training augmentation: default (crop, flips, colour), upright (crop, ±10° rotation: digits, X-rays), none').choices(['default', 'upright', 'none']).default('default'))
     .addOption(new Option('--balance <how>', 'imbalanced classes').choices(['auto', 'weights', 'sampling', 'none']).default('auto'))
     .requiredOption('--out <dir>', 'run folder to write')
     .action(async (o: TrainFlags) => runTraining(o));

@@ -530,6 +530,14 @@ export function preprocessFromMetadata(m: Record<string, string>): Preprocess | 
  * tiny crops lose it), both flips (such images have no up or left), and light colour jitter
  * for stain and illumination variation.
  */
+/**
+ * Augmentation for images whose orientation carries meaning (digits, letters, chest X-rays with
+ * their laterality): a mild random resized crop and ±10° rotation, no flips, no colour change.
+ */
+export function uprightAugment(inputSize: number): TransformSpec[] {
+  return [randomResizedCrop(inputSize, { scale: [0.8, 1], ratio: [0.9, 1.1] }), randomRotation(10)];
+}
+
 export function defaultAugment(inputSize: number): TransformSpec[] {
   return [
     randomResizedCrop(inputSize, { scale: [0.7, 1], ratio: [3 / 4, 4 / 3] }),
