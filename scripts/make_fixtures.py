@@ -744,6 +744,16 @@ def digits_preprocess(u8: np.ndarray) -> torch.Tensor:
     return (x - 0.5) / 0.5
 
 
+def add_digits_metadata(path: Path) -> None:
+    """The preprocessing and class names in the model (lightconv reads them: `run --image` needs no flags)."""
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    pre = {"inputSize": 32, "resize": 32, "crop": 32, "channels": 1, "mean": [0.5], "std": [0.5]}
+    for key, value in (("lightconv.preprocess", json.dumps(pre, separators=(",", ":"))), ("lightconv.classes", json.dumps([str(i) for i in range(10)], separators=(",", ":")))):
+        m.metadata_props.add(key=key, value=value)
+    onnx.save(m, str(path))
+
+
 def load_digits(datasets: Path):
     items = []
     for label_dir in sorted((datasets / "digits").iterdir()):
@@ -860,6 +870,7 @@ def make_demo(datasets: Path) -> None:
     model.eval()
     onnx_path = EXAMPLES / "digits.onnx"
     export(model, xte[:1], onnx_path, 17, keep_bn=False)
+    add_digits_metadata(onnx_path)
     summary = onnx_summary(onnx_path)
     assert "BatchNormalization" not in summary["op_type_counts"]
     with torch.no_grad():
@@ -945,11 +956,13 @@ def make_demo(datasets: Path) -> None:
 lightconv run examples/digits.onnx --image examples/digit-7.png --resize 32 --mean 0.5 --std 0.5 \\
   --labels examples/digits-labels.txt
 ```
-(`--resize 32` matters: the default resize is input size / 0.875 = 37 followed by a 32×32 crop.)
+(The flags repeat what the model's metadata says, so `lightconv run examples/digits.onnx --image
+examples/digit-7.png` alone gives the same result; without the metadata, the default resize would
+be input size / 0.875 = 37 followed by a 32×32 crop.)
 
 | file | what |
 |---|---|
-| `digits.onnx` | the model: input `input` [batch, 1, 32, 32] float32, output `logits` [batch, 10] (raw, no softmax). ONNX opset 17, BatchNorm folded into the convs. {n_params:,} parameters, {summary['file_size']:,} bytes |
+| `digits.onnx` | the model: input `input` [batch, 1, 32, 32] float32, output `logits` [batch, 10] (raw, no softmax). ONNX opset 17, BatchNorm folded into the convs. {n_params:,} parameters, {summary['file_size']:,} bytes; its metadata holds the preprocessing and class names (`lightconv.preprocess`, `lightconv.classes`) |
 | `digit-<label>.png` | original 8×8 grayscale images from the **test** split (never seen in training) |
 | `digits-labels.txt` | class names, one per line: `0` … `9` (class index = line number − 1) |
 | `digits-reference.json` | PyTorch's logits for each shipped PNG, preprocessed exactly as below (`images[].logits`, with the preprocessed tensor in `images[].input`), and also for the PIL/torchvision 8-bit resize path (`images[].pil_path`) |

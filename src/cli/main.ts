@@ -221,6 +221,12 @@ registerModelCommands(program);
 registerBenchCommand(program);
 registerWorkflowCommands(program);
 
+// Output piped into `head` and closed early: stop quietly.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof LightconvError) {
     console.error(`lightconv: ${e.name}: ${e.message}`);

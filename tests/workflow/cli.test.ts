@@ -80,4 +80,14 @@ describe('lightconv train from the command line', () => {
     }
     expect(existsSync(out)).toBe(false);
   }, 120_000);
+
+  it('run --image needs no flags for a model that carries its preprocessing (examples/digits.onnx)', async () => {
+    for (const digit of [3, 5, 7, 8]) {
+      const r = await cli(['run', 'examples/digits.onnx', '--image', `examples/digit-${digit}.png`]);
+      expect(r.code).toBe(0);
+      const top = r.stdout.split('\n').find((l) => /p=/.test(l))!;
+      expect(top.trim().split(/\s+/)[0], r.stdout).toBe(String(digit));
+      expect(top.trim().split(/\s+/).at(-1)).toBe(String(digit)); // the class name from the metadata
+    }
+  }, 60_000);
 });
