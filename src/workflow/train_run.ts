@@ -27,8 +27,9 @@ import { type HistoryRow, type PredictionRow, writeRunOutputs } from './outputs.
  * 1. List the images (ImageFolder or a CSV), split off a held-out test set (stratified, grouped
  *    by patient/lesion when `groupCol` is given) when `testFraction` > 0.
  * 2. With `folds` ≥ 2: stratified (grouped) k-fold cross-validation on the rest; each fold trains
- *    a fresh model, keeps its best epoch on the fold's validation images and predicts them
- *    (out-of-fold predictions for every development image).
+ *    a fresh model on the other folds (15 % of them selecting its best epoch) and predicts its
+ *    own fold, which took no part in training or selection (out-of-fold predictions for every
+ *    development image).
  * 3. The final model trains on 85 % of the development images, the other 15 % selecting its best
  *    epoch (macro F1); it is exported to RUN/best.onnx with its classes and preprocessing in the
  *    metadata, timed, and evaluated on the test set with bootstrap CIs.
@@ -315,6 +316,12 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     idx.forEach((i, r) => predictions.push({ file: list.items[i]!.file, split, label: labels[i]!, probs: Array.from(probs.subarray(r * C, (r + 1) * C)) }));
   };
 
+  /** 85 % of `idx` to train on, 15 % to select the best epoch (stratified, grouped). */
+  const innerSplit = (idx: number[]) => {
+    const inner = stratifiedSplit(pick(labels, idx), 0.15, seed + 1, groups ? pick(groups, idx) : undefined, { classNames: classes });
+    return { train: inner.train.map((j) => idx[j]!), val: inner.test.map((j) => idx[j]!) };
+  };
+
   let final: Classifier | null = null;
   try {
     if (folds >= 2) {
@@ -324,10 +331,12 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       const oof = new Float32Array(dev.length * C);
       const foldsMetrics: NonNullable<RunMetrics['folds']> = [];
       for (const [k, s] of splits.entries()) {
-        const trainIdx = s.train.map((j) => dev[j]!);
+        // The fold's own images only score the model: its best epoch is chosen on 15 % of the
+        // other folds' images (selecting on the scored images would bias the fold's result upwards).
+        const { train: trainIdx, val: selectIdx } = innerSplit(s.train.map((j) => dev[j]!));
         const valIdx = s.val.map((j) => dev[j]!);
-        log(`fold ${k + 1}/${folds}: ${trainIdx.length} training, ${valIdx.length} validation images`);
-        const { net, bestEpoch } = await trainOne(k + 1, trainIdx, valIdx);
+        log(`fold ${k + 1}/${folds}: training on ${trainIdx.length} images, selecting the best epoch on ${selectIdx.length}, scoring on ${valIdx.length}`);
+        const { net, bestEpoch } = await trainOne(k + 1, trainIdx, selectIdx);
         const p = await predict(net, valIdx);
         await closeLoaders();
         s.val.forEach((j, r) => oof.set(p.probs.subarray(r * C, (r + 1) * C), j * C));
@@ -350,10 +359,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     // The final model: all development images but 15 %, which select its best epoch (a model's
     // last epoch can be a poor one: validation loss spikes under a high learning rate).
     {
-      const devLabels = Int32Array.from(dev, (i) => labels[i]!);
-      const inner = stratifiedSplit(devLabels, 0.15, seed + 1, groups ? dev.map((i) => groups[i]!) : undefined, { classNames: classes });
-      const trainIdx = inner.train.map((j) => dev[j]!);
-      const valIdx = inner.test.map((j) => dev[j]!);
+      const { train: trainIdx, val: valIdx } = innerSplit(dev);
       log(`final model: training on ${trainIdx.length} images, selecting the best epoch on ${valIdx.length}`);
       const { net } = await trainOne(0, trainIdx, valIdx);
       const p = await predict(net, valIdx);
