@@ -625,9 +625,10 @@ export async function foldBars(values: Record<string, number[]>, opts: PlotOptio
   const rows: Spec[] = [];
   const stats: Spec[] = [];
   let nFolds = 0;
-  // The axis spans the data (to show the spread between folds), and at least up to 1.
+  // The axis spans the data (to show the spread between folds), up to 1 — the largest value of
+  // every headline metric; a mean ± std bar stops there too rather than suggesting scores above 1.
   let lo = Infinity;
-  let hi = 1;
+  let hi = -Infinity;
   for (const name of metrics) {
     const v = values[name]!.filter(finite);
     if (v.length === 0) continue;
@@ -638,15 +639,16 @@ export async function foldBars(values: Record<string, number[]>, opts: PlotOptio
     values[name]!.forEach((x, i) => {
       if (finite(x)) rows.push({ metric: label, fold: `fold ${i + 1}`, value: x });
     });
-    stats.push({ metric: label, mean, lo: Number.isFinite(std) ? mean - std : mean, hi: Number.isFinite(std) ? mean + std : mean });
+    const top = Math.max(...v) <= 1 ? 1 : Infinity;
+    stats.push({ metric: label, mean, lo: Number.isFinite(std) ? mean - std : mean, hi: Math.min(top, Number.isFinite(std) ? mean + std : mean) });
     lo = Math.min(lo, ...v, mean - (Number.isFinite(std) ? std : 0));
-    hi = Math.max(hi, ...v, mean + (Number.isFinite(std) ? std : 0));
+    hi = Math.max(hi, ...v, Math.min(top, mean + (Number.isFinite(std) ? std : 0)));
   }
   if (rows.length === 0) throw new ValueError('foldBars: no finite values');
   const order = stats.map((s) => s.metric as string);
   const foldNames = Array.from({ length: nFolds }, (_, i) => `fold ${i + 1}`);
   const y = { field: 'metric', type: 'nominal', sort: order, title: null, axis: { labelLimit: 400, labelFontSize: 12 } };
-  const x = { field: 'value', type: 'quantitative', title: 'value (dots: folds; bar: mean ± std)', scale: { domain: [Math.floor((lo - 0.02) * 10) / 10, Math.ceil(hi * 10) / 10], nice: false } };
+  const x = { field: 'value', type: 'quantitative', title: 'value (dots: folds; bar: mean ± std)', scale: { domain: [Math.floor((lo - 0.02) * 10) / 10, hi <= 1 ? 1 : Math.ceil(hi * 10) / 10], nice: false } };
   return render({
     title: opts.title ?? `Cross-validation: ${nFolds} folds`,
     width: 380,
