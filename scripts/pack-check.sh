@@ -11,6 +11,7 @@ cd "$work"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --silent "./$tgz"
 
+npx --no-install lightconv --version
 npx --no-install lightconv info "$root/examples/digits.onnx"
 npx --no-install lightconv run "$root/examples/digits.onnx" --image "$root/examples/digit-3.png" --resize 32 --crop 32 --mean 0.5 --std 0.5 --labels "$root/examples/digits-labels.txt"
 npx --no-install lightconv conformance "$root/tests/fixtures/models"

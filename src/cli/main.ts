@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { LightconvError } from '../core/errors.js';
@@ -18,7 +19,24 @@ import { preprocessFromMetadata } from '../data/transforms.js';
 import { runNativeCase } from './native.js';
 
 const program = new Command();
-program.name('lightconv').description('Run, inspect and check ONNX CNNs with the lightconv engine.').showHelpAfterError();
+program
+  .name('lightconv')
+  .description('Train, evaluate, run, inspect and check CNNs for medical image classification with the lightconv engine.')
+  .version(packageVersion(), '-V, --version', 'print the version')
+  .showHelpAfterError();
+
+/** The version in the package's package.json (the CLI runs from dist/ or src/cli/). */
+function packageVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'lightconv' && p.version) return p.version;
+    } catch {
+      /* not there: try the next */
+    }
+  }
+  return 'unknown';
+}
 
 const positiveInt = (v: string) => {
   const n = Number(v);
