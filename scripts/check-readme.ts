@@ -8,7 +8,7 @@
  *   npx tsx scripts/check-readme.ts
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 
 const readme = readFileSync('README.md', 'utf8');
 
@@ -30,10 +30,11 @@ function run(cmd: string, args: string[]): string {
   return out;
 }
 
-function checkAccuracy(runDir: string): void {
+function checkAccuracy(runDir: string, bar: number): void {
   const m = JSON.parse(readFileSync(`${runDir}/metrics.json`, 'utf8')) as { accuracy: number; evaluated_on: string };
   console.log(`  ${runDir}: ${m.evaluated_on} accuracy ${m.accuracy.toFixed(4)}`);
-  if (!(m.accuracy >= 0.95)) throw new Error(`${runDir}: test accuracy ${m.accuracy} is below the README's 95 %`);
+  if (!(m.accuracy >= bar)) throw new Error(`${runDir}: test accuracy ${m.accuracy} is below ${bar}`);
+  if (!existsSync(`${runDir}/report.md`)) throw new Error(`${runDir}: no report.md`);
 }
 
 const failures: string[] = [];
@@ -49,7 +50,8 @@ const attempt = (what: string, f: () => void) => {
 rmSync('runs', { recursive: true, force: true });
 attempt('npm run demo', () => {
   run('npm', ['run', '--silent', 'demo']);
-  checkAccuracy('lightconv-demo');
+  // The README states no figure for the demo: a sanity bar (measured: 0.952 on the 62 test patches).
+  checkAccuracy('lightconv-demo', 0.9);
 });
 
 for (const line of block('commands').split('\n')) {
@@ -60,7 +62,7 @@ for (const line of block('commands').split('\n')) {
   attempt(cmd, () => {
     const out = run('node', ['dist/cli.js', ...args]);
     const outDir = args[args.indexOf('--out') + 1];
-    if (args[0] === 'train' && outDir) checkAccuracy(outDir);
+    if (args[0] === 'train' && outDir) checkAccuracy(outDir, 0.95); // the README's promise
     // `run --image examples/digit-7.png` must name the digit with no preprocessing flags.
     if (args[0] === 'run' && !/^\s+\d+\s+p=[\d.]+\s+logit=\S+\s+7$/m.test(out.split('\n').find((l) => /p=/.test(l)) ?? '')) {
       throw new Error(`expected the top class to be 7:\n${out}`);
