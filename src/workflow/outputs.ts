@@ -5,6 +5,7 @@ import { calibrationCurve, precisionRecallCurve, rocCurve } from '../eval/metric
 import { HEADLINE } from '../eval/metrics.js';
 import { confusionMatrixPlot, foldBars, prCurves, reliabilityDiagram, rocCurves, saveFigure, trainingCurves } from '../report/plots.js';
 import { writeReport } from '../report/report.js';
+import { writeFilesAtomic } from '../report/atomic.js';
 
 /**
  * The files of a run or an evaluation: metrics.json, history.csv, predictions.csv, best.onnx,
@@ -28,18 +29,9 @@ export interface PredictionRow {
   probs: number[];
 }
 
+/** One file, written to a temporary name and renamed (src/report/atomic.ts). */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const { writeFile, rename, unlink, mkdir } = await import('node:fs/promises');
-  const { dirname } = await import('node:path');
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writeFilesAtomic([{ path, data }]);
 }
 
 export function historyCsv(rows: readonly HistoryRow[]): string {
