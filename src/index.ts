@@ -23,6 +23,7 @@ export * from './train/index.js';
 export * from './eval/index.js';
 export * from './report/index.js';
 export * from './workflow/index.js';
+export * from './explain/index.js';
 export {
   listCsvImages,
   listImageFolder,

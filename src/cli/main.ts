@@ -15,6 +15,8 @@ import { isAutogradCase, runAutogradCase } from './conformance_autograd.js';
 import { register as registerModelCommands } from './models.js';
 import { register as registerBenchCommand } from './bench.js';
 import { register as registerWorkflowCommands } from './workflow.js';
+import { register as registerGradcamCommand } from './gradcam.js';
+import { register as registerActivationsCommand } from './activations.js';
 import { preprocessFromMetadata } from '../data/transforms.js';
 import { runNativeCase } from './native.js';
 
@@ -238,6 +240,8 @@ function topK(t: Tensor, k: number, labels?: string[]) {
 registerModelCommands(program);
 registerBenchCommand(program);
 registerWorkflowCommands(program);
+registerGradcamCommand(program);
+registerActivationsCommand(program);
 
 // Output piped into `head` and closed early: stop quietly.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

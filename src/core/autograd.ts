@@ -16,7 +16,8 @@ import type { Tensor } from './tensor.js';
  *    time). Gradients *add up*: a tensor used twice gets the sum of both paths.
  * 3. Leaves (tensors the user made, e.g. parameters) with `requiresGrad` receive their
  *    gradient in `.grad` (added to what is there, as in PyTorch: call `zeroGrad` between steps).
- *    Intermediate tensors only carry gradients during the walk.
+ *    Intermediate tensors only carry gradients during the walk, unless `retainGrad()` asked to
+ *    keep theirs in `.grad`.
  * 4. The graph is freed afterwards (each visited `gradFn` is cleared), so a second backward
  *    through the same graph is an error, as in PyTorch without retain_graph.
  */
@@ -98,6 +99,9 @@ export function backward(root: Tensor, seed: Tensor): void {
       if (g !== seed) g.dispose(); // device gradients (GPU backend) are freed once used; a no-op on the host
       continue;
     }
+    // retainGrad(): keep a copy for the caller (the gradient may be handed on to an input and
+    // disposed). Its graph is freed below, so a tensor gets this once, as in PyTorch without retain_graph.
+    if (t.retainsGrad) t.grad = g.clone();
     // The backend's own backward where it has one (the GPU kernels), else the card's.
     const inputGrads = getBackend().grad?.(fn.card, fn.inputs, fn.attrs, t, g) ?? fn.card.grad!(fn.inputs, fn.attrs, t, g);
     fn.inputs.forEach((x, k) => {

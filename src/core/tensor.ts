@@ -42,8 +42,13 @@ export class Tensor {
 
   /** Set by training code: whether gradients should flow to this tensor. */
   requiresGrad = false;
-  /** The gradient accumulated by backward(), when requiresGrad is set. */
+  /**
+   * The gradient accumulated by backward(): for leaves with requiresGrad, and for intermediate
+   * tensors after `retainGrad()`.
+   */
   grad: Tensor | null = null;
+  /** Set by `retainGrad()`: backward keeps this non-leaf tensor's gradient in `.grad`. */
+  retainsGrad = false;
   /**
    * The tape node that made this tensor (autograd, src/core/autograd.ts): null for leaves
    * (tensors made directly, e.g. parameters), for results computed without grad, and after a
@@ -212,6 +217,18 @@ export class Tensor {
   /** A leaf with requiresGrad set (returns this): `Tensor.randn(…).requireGrad()`. */
   requireGrad(on = true): this {
     this.requiresGrad = on;
+    return this;
+  }
+
+  /**
+   * Asks backward to keep this intermediate tensor's gradient in `.grad` (PyTorch's retain_grad):
+   * by default only leaves get one, since intermediate gradients are freed as the walk passes
+   * them. Grad-CAM needs the gradient at a layer's output. A no-op on a leaf (it gets `.grad`
+   * anyway); an error on a tensor that is not on the tape.
+   */
+  retainGrad(): this {
+    if (!this.requiresGrad) throw new AutogradError(`retainGrad: the tensor ${fmtShape(this.shape)} does not require grad (no input of the ops that made it had requiresGrad, or it was made under noGrad)`);
+    if (this.gradFn) this.retainsGrad = true;
     return this;
   }
 
