@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { LightconvError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
@@ -19,13 +19,22 @@ import { register as registerGradcamCommand } from './gradcam.js';
 import { register as registerActivationsCommand } from './activations.js';
 import { preprocessFromMetadata } from '../data/transforms.js';
 import { runNativeCase } from './native.js';
+import { EXIT, collectInputPaths, inputPath, inputPaths, intArg, numberArg } from './args.js';
 
 const program = new Command();
 program
   .name('lightconv')
   .description('Train, evaluate, run, inspect and check CNNs for medical image classification with the lightconv engine.')
   .version(packageVersion(), '-V, --version', 'print the version')
-  .showHelpAfterError();
+  .option('--debug', 'on an error, also print its stack trace (as LIGHTCONV_DEBUG=1 does)')
+  // Usage mistakes: one line (no help dump), and the exit status decided in one place below.
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(`lightconv: ${oneLine(str.replace(/^error: /, ''))} (see --help)\n`) })
+  .addHelpText(
+    'after',
+    `\nExit status: ${EXIT.ok} success; ${EXIT.internal} internal error (conformance: a case failed); ${EXIT.badInput} bad input (a missing, unreadable or malformed file, a typed error);\n` +
+      `${EXIT.usage} usage error (unknown option, bad option value); ${EXIT.interrupted} interrupted. Errors are one line on stderr; --debug adds the stack.`,
+  );
 
 /** The version in the package's package.json (the CLI runs from dist/ or src/cli/). */
 function packageVersion(): string {
@@ -40,12 +49,14 @@ function packageVersion(): string {
   return 'unknown';
 }
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
-const collect = (v: string, prev: string[]) => [...prev, v];
+const positiveInt = intArg(1);
+/** Seeds are 32-bit (see Rng). */
+const seedArg = intArg(0, 2 ** 32 - 1);
+
+/** A message on one line (a multi-line message would read as several errors). */
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
 
 const BACKEND_HELP = "kernels: cpu (default), reference, gpu (gpu.js, mode chosen explicitly) or gpu:MODE (webgl2, webgl, headlessgl, webasm, cpu)";
 
@@ -64,7 +75,7 @@ async function selectBackend(name: string | undefined): Promise<void> {
 program
   .command('info')
   .description('inputs, outputs, op counts, parameter count and unsupported ops of a model')
-  .argument('<model>', 'ONNX file')
+  .argument('<model>', 'ONNX file', inputPath('model'))
   .option('--json', 'print JSON')
   .action(async (file: string, o: { json?: boolean }) => {
     const g = await readOnnx(file);
@@ -94,16 +105,16 @@ program
 program
   .command('run')
   .description('run a model on inputs (.pb TensorProto files, an image, or seeded random data) and print the top-5')
-  .argument('<model>', 'ONNX file')
-  .option('--input <file.pb>', 'TensorProto for the next graph input (repeatable)', collect, [])
-  .option('--image <file>', 'PNG or JPEG for the first input, preprocessed as the model says (metadata from lightconv train) or the torchvision way')
+  .argument('<model>', 'ONNX file', inputPath('model'))
+  .option('--input <file.pb>', 'TensorProto for the next graph input (repeatable)', collectInputPaths('--input'), [])
+  .option('--image <file>', 'PNG or JPEG for the first input, preprocessed as the model says (metadata from lightconv train) or the torchvision way', inputPath('--image'))
   .option('--resize <n>', 'resize the shorter image side to n (default: the model\'s metadata, else input size / 0.875)', positiveInt)
   .option('--crop <n>', 'center crop to n×n (default: the model\'s metadata, else the model input size)', positiveInt)
   .option('--mean <r,g,b>', 'per-channel mean for --image (default: the model\'s metadata, else ImageNet)')
   .option('--std <r,g,b>', 'per-channel std for --image (default: the model\'s metadata, else ImageNet)')
-  .option('--labels <file>', 'text file with one class name per line (default: the class names in the model\'s metadata)')
+  .option('--labels <file>', 'text file with one class name per line (default: the class names in the model\'s metadata)', inputPath('--labels'))
   .option('--batch <n>', 'batch size for random inputs when the batch dim is symbolic', positiveInt, 1)
-  .option('--seed <n>', 'seed for random inputs', (v) => Number(v), 0)
+  .option('--seed <n>', 'seed for random inputs (0 to 2^32 − 1)', seedArg, 0)
   .option('--runs <n>', 'timed runs after one warm-up; the median is printed', positiveInt, 1)
   .option('--no-optimize', 'run the graph exactly as written (no BN folding or fusion)')
   .option('--backend <name>', BACKEND_HELP)
@@ -164,9 +175,9 @@ program
 program
   .command('conformance')
   .description('run ONNX test-layout fixtures (model.onnx + test_data_set_N) and compare against their outputs')
-  .argument('<dirs...>', 'fixture folders, searched recursively')
-  .option('--atol <x>', 'absolute tolerance where meta.json sets none', Number, DEFAULT_TOLERANCE.abs)
-  .option('--rtol <x>', 'relative tolerance where meta.json sets none', Number, DEFAULT_TOLERANCE.rel)
+  .argument('<dirs...>', 'fixture folders, searched recursively', inputPaths('fixture folder', 'folder'))
+  .option('--atol <x>', 'absolute tolerance where meta.json sets none', numberArg({ min: 0 }), DEFAULT_TOLERANCE.abs)
+  .option('--rtol <x>', 'relative tolerance where meta.json sets none', numberArg({ min: 0 }), DEFAULT_TOLERANCE.rel)
   .option('--json', 'print JSON')
   .option('--native', 'assemble the native model (MobileNetV3 / EfficientNet / light_cnn) from the ONNX weights and run that instead of the graph')
   .option('--backend <name>', BACKEND_HELP)
@@ -250,14 +261,21 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 });
 
 program.parseAsync().catch((e: unknown) => {
-  if (e instanceof LightconvError) {
-    console.error(`lightconv: ${e.name}: ${e.message}`);
-    process.exitCode = 2;
-  } else {
-    // Not a typed error: still one line, not a stack trace (LIGHTCONV_DEBUG=1 shows it).
-    const err = e as NodeJS.ErrnoException;
-    console.error(`lightconv: ${err?.code ? `${err.code}: ` : ''}${err?.message ?? String(e)}`);
-    if (process.env.LIGHTCONV_DEBUG) console.error(err?.stack);
-    process.exitCode = 1;
+  // --debug is read from argv too: a usage error can stop parsing before options are set.
+  const debug = Boolean(process.env.LIGHTCONV_DEBUG) || program.opts().debug === true || process.argv.slice(2).includes('--debug');
+  if (e instanceof CommanderError) {
+    // Commander has printed its one line (or the help/version asked for).
+    process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    return;
   }
+  if (e instanceof LightconvError) {
+    console.error(`lightconv: ${e.name}: ${oneLine(e.message)}`);
+    process.exitCode = EXIT.badInput;
+  } else {
+    // Not a typed error: still one line, not a stack trace (--debug or LIGHTCONV_DEBUG=1 shows it).
+    const err = e as NodeJS.ErrnoException;
+    console.error(`lightconv: internal error: ${err?.code ? `${err.code}: ` : ''}${oneLine(err?.message ?? String(e))}${debug ? '' : ' (--debug shows the stack trace)'}`);
+    process.exitCode = EXIT.internal;
+  }
+  if (debug && e instanceof Error && e.stack) console.error(e.stack);
 });

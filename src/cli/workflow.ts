@@ -11,6 +11,7 @@ import { writeAtomic } from '../workflow/outputs.js';
 import { type TrainRunOptions, trainRun } from '../workflow/train_run.js';
 import { summaryLines } from '../report/report.js';
 import { stringify } from 'csv-stringify/sync';
+import { inputPath, inputPaths, intArg, outputFile, outputFolder } from './args.js';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -81,6 +82,9 @@ interface TrainFlags {
   workers?: number;
   augment: 'default' | 'upright' | 'none';
   balance: 'auto' | 'weights' | 'sampling' | 'none';
+  explain: number;
+  slide?: string;
+  slideClass?: string;
   out: string;
 }
 
@@ -109,13 +113,13 @@ export function register(program: Command): void {
   program
     .command('train')
     .description('train or fine-tune a classifier on a folder of labelled images; writes the model, metrics, plots and a report')
-    .requiredOption('--data <dir>', 'images: one folder per class (ImageFolder), or a flat folder with --csv')
-    .option('--csv <file>', 'CSV naming each image and its label (HAM10000 layout)')
+    .requiredOption('--data <dir>', 'images: one folder per class (ImageFolder), or a flat folder with --csv', inputPath('--data', 'folder'))
+    .option('--csv <file>', 'CSV naming each image and its label (HAM10000 layout)', inputPath('--csv'))
     .option('--image-col <name>', 'CSV column of the image id or file name (extension optional)', 'image_id')
     .option('--label-col <name>', 'CSV column of the label', 'dx')
     .option('--group-col <name>', 'CSV column of the patient/lesion: its images never straddle train and test')
     .addOption(new Option('--arch <name>', 'architecture').choices([...ARCHS]).makeOptionMandatory())
-    .option('--weights <file.onnx>', 'fine-tune from this ONNX export of --arch (torchvision layout)')
+    .option('--weights <file.onnx>', 'fine-tune from this ONNX export of --arch (torchvision layout)', inputPath('--weights'))
     .addOption(new Option('--bn <mode>', 'fine-tuning: frozen (pretrained BN statistics) or train (batch statistics: a distant domain)').choices(['frozen', 'train']).default('frozen'))
     .addOption(new Option('--freeze <what>', 'backbone: train only the head').choices(['backbone', 'none']).default('none'))
     .option('--input-size <n>', 'square input size', positiveInt, 224)
@@ -125,26 +129,31 @@ export function register(program: Command): void {
     .option('--lr <x>', 'peak learning rate (default 2e-3 from scratch, 1e-3 fine-tuning)', number)
     .option('--folds <k>', 'k-fold cross-validation (0: none)', nonNegInt, 0)
     .option('--test-fraction <x>', 'held-out test fraction (stratified, grouped with --group-col)', fraction, 0.2)
-    .option('--seed <n>', 'seed of splits, initialisation, shuffling and augmentation', nonNegInt, 1)
+    .option('--seed <n>', 'seed of splits, initialisation, shuffling and augmentation (0 to 2^32 − 1)', intArg(0, 2 ** 32 - 1), 1)
     .option('--threads <n>', 'threads for the CPU kernels', positiveInt)
     .option('--workers <n>', 'image decoding threads', nonNegInt)
     .addOption(new Option('--augment <kind>', 'training augmentation: default (crop, flips, colour), upright (crop, ±10° rotation: digits, X-rays), none').choices(['default', 'upright', 'none']).default('default'))
     .addOption(new Option('--balance <how>', 'imbalanced classes').choices(['auto', 'weights', 'sampling', 'none']).default('auto'))
-    .requiredOption('--out <dir>', 'run folder to write')
-    .action(async (o: TrainFlags) => runTraining(o));
+    .option('--explain <n>', "Grad-CAM pictures per class in the report, on held-out images (0: none)", nonNegInt, 2)
+    .option('--slide <image>', "a whole image (the slide the patches came from) to slide the classifier over: its heat map goes in the report")
+    .option('--slide-class <name>', 'the class whose probability the slide heat map shows (default the last)')
+    .requiredOption('--out <dir>', 'run folder to write', outputFolder('--out'))
+    .action(async ({ explain, slide, slideClass, ...o }: TrainFlags) =>
+      runTraining({ ...o, explain: { camPerClass: explain, ...(slide ? { slide } : {}), ...(slideClass ? { slideClass } : {}) } }),
+    );
 
   program
     .command('eval')
     .description('evaluate a trained model on a labelled folder: metrics with 95 % CIs, plots, predictions and a report')
-    .requiredOption('--model <file.onnx>', 'a model written by lightconv train (classes and preprocessing in its metadata)')
-    .requiredOption('--data <dir>', 'labelled images (ImageFolder, or flat with --csv)')
-    .option('--csv <file>', 'CSV naming each image and its label')
+    .requiredOption('--model <file.onnx>', 'a model written by lightconv train (classes and preprocessing in its metadata)', inputPath('--model'))
+    .requiredOption('--data <dir>', 'labelled images (ImageFolder, or flat with --csv)', inputPath('--data', 'folder'))
+    .option('--csv <file>', 'CSV naming each image and its label', inputPath('--csv'))
     .option('--image-col <name>', 'CSV column of the image id', 'image_id')
     .option('--label-col <name>', 'CSV column of the label', 'dx')
     .option('--batch <n>', 'batch size', positiveInt, 32)
     .option('--workers <n>', 'image decoding threads', nonNegInt)
-    .option('--seed <n>', 'bootstrap seed', nonNegInt, 1)
-    .requiredOption('--out <dir>', 'folder to write')
+    .option('--seed <n>', 'bootstrap seed (0 to 2^32 − 1)', intArg(0, 2 ** 32 - 1), 1)
+    .requiredOption('--out <dir>', 'folder to write', outputFolder('--out'))
     .action(async (o: { model: string; data: string; csv?: string; imageCol: string; labelCol: string; batch: number; workers?: number; seed: number; out: string }) => {
       const r = await evalRun(o);
       for (const line of summaryLines(r as never)) console.log(line);
@@ -154,9 +163,9 @@ export function register(program: Command): void {
   program
     .command('predict')
     .description('classify images (or folders of images) with a trained model')
-    .requiredOption('--model <file.onnx>', 'a model written by lightconv train')
-    .argument('<images...>', 'PNG, JPEG or DICOM files, or folders')
-    .option('--csv <file>', 'write the predictions as CSV')
+    .requiredOption('--model <file.onnx>', 'a model written by lightconv train', inputPath('--model'))
+    .argument('<images...>', 'PNG, JPEG or DICOM files, or folders', inputPaths('image', 'file or folder'))
+    .option('--csv <file>', 'write the predictions as CSV', outputFile('--csv'))
     .option('--json', 'print JSON')
     .action(async (inputs: string[], o: { model: string; csv?: string; json?: boolean }) => {
       const r = await predictFiles({ model: o.model, inputs });
@@ -173,8 +182,8 @@ export function register(program: Command): void {
   program
     .command('compare')
     .description("paired t-test and Wilcoxon signed-rank test across two runs' folds, McNemar's test on their common test images")
-    .argument('<runA>', 'a run folder (lightconv train --folds K)')
-    .argument('<runB>', 'another run folder with the same number of folds')
+    .argument('<runA>', 'a run folder (lightconv train --folds K)', inputPath('run', 'folder'))
+    .argument('<runB>', 'another run folder with the same number of folds', inputPath('run', 'folder'))
     .option('--alpha <x>', 'significance level', number, 0.05)
     .option('--json', 'print JSON')
     .action(async (a: string, b: string, o: { alpha: number; json?: boolean }) => {
@@ -186,7 +195,7 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description('the main job on embedded data: 5-fold cross-validation of a MobileNetV3-Small (ECA variant) on 309 immunohistochemistry patches, then the full report')
-    .option('--out <dir>', 'folder to write', 'lightconv-demo')
+    .option('--out <dir>', 'folder to write', outputFolder('--out'), 'lightconv-demo')
     .option('--epochs <n>', 'epochs per model', positiveInt, 12)
     .option('--folds <k>', 'cross-validation folds', positiveInt, 5)
     .option('--threads <n>', 'threads for the CPU kernels', positiveInt)
@@ -199,5 +208,17 @@ export function register(program: Command): void {
 
 /** The demo's settings (also used by the test that checks the demo). */
 export function demoOptions(data: string, out: string): Omit<TrainRunOptions, 'signal' | 'command'> {
-  return { data, arch: 'eca_mobilenet_v3_small', inputSize: 32, epochs: 12, batch: 32, folds: 5, testFraction: 0.2, seed: 1, out };
+  const slide = join(packagedDataset('ihc_slide'), 'ihc_colon.png');
+  return {
+    data,
+    arch: 'eca_mobilenet_v3_small',
+    inputSize: 32,
+    epochs: 12,
+    batch: 32,
+    folds: 5,
+    testFraction: 0.2,
+    seed: 1,
+    explain: { camPerClass: 2, slide, slideClass: 'dab_positive' },
+    out,
+  };
 }

@@ -140,7 +140,16 @@ export async function heatFigure(f: HeatFigure, opts: OverlayOptions = {}): Prom
   const { encodePng } = await import('../data/image.js');
   const [left, right] = [encodePng(base.rgb, base.width, base.height), encodePng(blended.rgb, blended.width, blended.height)];
 
-  const width = Math.max(2 * dw + GAP + 2 * MARGIN, 420);
+  // Wide enough for the longest line of text (it is not wrapped).
+  const { fontWidths } = await import('../report/plots.js');
+  const fw = await fontWidths();
+  const textWidth = Math.max(
+    fw.bold.measure(f.title) * 15,
+    f.subtitle ? fw.regular.measure(f.subtitle) * 11.5 : 0,
+    fw.regular.measure(f.legend) * 11,
+    ...f.caption.map((l) => fw.regular.measure(l) * 10.5),
+  );
+  const width = Math.ceil(Math.max(2 * dw + GAP + 2 * MARGIN, textWidth + 2 * MARGIN, 420));
   const x0 = Math.round((width - (2 * dw + GAP)) / 2);
   const top = f.subtitle ? 74 : 58;
   const barW = Math.min(320, width - 2 * MARGIN - 40);

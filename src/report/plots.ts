@@ -10,7 +10,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { LightconvError, ShapeError, ValueError } from '../core/errors.js';
 import { writeFilesAtomic } from './atomic.js';
-import { parseFontWidths, vegaWidth } from './text_width.js';
+import { type FontWidths, parseFontWidths, vegaWidth } from './text_width.js';
 
 /** A rendered figure: the SVG text and a PNG of it at twice the SVG's size. */
 export interface Figure {
@@ -115,6 +115,15 @@ function loadFonts(): Promise<Uint8Array[]> {
   })();
   fontsPromise.catch(() => (fontsPromise = undefined));
   return fontsPromise;
+}
+
+let widthsPromise: Promise<{ regular: FontWidths; bold: FontWidths }> | undefined;
+
+/** The advance widths of the bundled fonts (for figures laid out by hand, as the explanations' overlays). */
+export function fontWidths(): Promise<{ regular: FontWidths; bold: FontWidths }> {
+  widthsPromise ??= loadFonts().then(([r, b]) => ({ regular: parseFontWidths(r!, FONT_FILES[0]), bold: parseFontWidths(b!, FONT_FILES[1]) }));
+  widthsPromise.catch(() => (widthsPromise = undefined));
+  return widthsPromise;
 }
 
 function loadResvg(): Promise<typeof import('@resvg/resvg-wasm')> {

@@ -6,6 +6,7 @@ import { HEADLINE } from '../eval/metrics.js';
 import { confusionMatrixPlot, foldBars, prCurves, reliabilityDiagram, rocCurves, saveFigure, trainingCurves } from '../report/plots.js';
 import { writeReport } from '../report/report.js';
 import { writeFilesAtomic } from '../report/atomic.js';
+import type { RunExplanations } from './explanations.js';
 
 /**
  * The files of a run or an evaluation: metrics.json, history.csv, predictions.csv, best.onnx,
@@ -106,6 +107,8 @@ export interface RunOutputs {
   classes: string[];
   /** null: no model (a cancelled run). */
   modelBytes: Uint8Array | null;
+  /** Figures already written under explain/ and the report's section on them. */
+  explanations?: RunExplanations;
 }
 
 /** Writes a training run's folder; returns the files written (relative). */
@@ -138,7 +141,9 @@ export async function writeRunOutputs(out: string, o: RunOutputs): Promise<strin
   o.metrics.files = { history: 'history.csv', predictions: 'predictions.csv', model: o.modelBytes ? 'best.onnx' : null, report: 'report.md', plots: figures };
   await put('metrics.json', JSON.stringify(o.metrics, null, 2));
   if (o.metrics.status === 'complete') {
-    await writeReport(out, o.metrics as never, { figures });
+    const ex = o.explanations;
+    if (ex?.files.length) files.push(...ex.files);
+    await writeReport(out, o.metrics as never, { figures, ...(ex?.markdown ? { extraSections: [{ title: 'Explanations', markdown: ex.markdown }] } : {}) });
     files.push('report.md');
   }
   return files;

@@ -19,6 +19,7 @@ import { crossEntropy } from '../train/losses.js';
 import { AdamW } from '../train/optim.js';
 import { recalibrateBatchNorm } from '../train/precise_bn.js';
 import { cosineSchedule } from '../train/schedule.js';
+import { type ExplainedImage, type RunExplanationOptions, type RunExplanations, writeRunExplanations } from './explanations.js';
 import { type HistoryRow, type PredictionRow, writeRunOutputs } from './outputs.js';
 
 /**
@@ -76,6 +77,8 @@ export interface TrainRunOptions {
   balance?: 'auto' | 'weights' | 'sampling' | 'none';
   /** Decoding worker threads (default 1). */
   workers?: number;
+  /** The report's explanations: Grad-CAM of evaluated images and a slide heat map (false: none; default 2 Grad-CAM pictures per class). */
+  explain?: RunExplanationOptions | false;
   /** Bootstrap resamples for the CIs (default 1000). */
   bootstrap?: number;
   out: string;
@@ -316,6 +319,10 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     idx.forEach((i, r) => predictions.push({ file: list.items[i]!.file, split, label: labels[i]!, probs: Array.from(probs.subarray(r * C, (r + 1) * C)) }));
   };
 
+  let finalRows: ExplainedImage[] = [];
+  const explained = (idx: number[], probs: Float32Array): ExplainedImage[] =>
+    idx.map((i, r) => ({ path: list.items[i]!.path, file: list.items[i]!.file, label: labels[i]!, probs: probs.subarray(r * C, (r + 1) * C) }));
+
   /** 85 % of `idx` to train on, 15 % to select the best epoch (stratified, grouped). */
   const innerSplit = (idx: number[]) => {
     const inner = stratifiedSplit(pick(labels, idx), 0.15, seed + 1, groups ? pick(groups, idx) : undefined, { classNames: classes });
@@ -364,6 +371,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       const { net } = await trainOne(0, trainIdx, valIdx);
       const p = await predict(net, valIdx);
       await closeLoaders();
+      finalRows = explained(valIdx, p.probs);
       // With folds these images already have out-of-fold predictions in predictions.csv.
       if (folds < 2) addPredictions(valIdx, p.probs, 'validation');
       metrics.validation = classificationMetrics(p.labels, p.probs, [...classes]);
@@ -382,6 +390,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     if (test.length > 0) {
       const p = await predict(final, test);
       addPredictions(test, p.probs, 'test');
+      finalRows = explained(test, p.probs);
       const m = classificationMetrics(p.labels, p.probs, [...classes]);
       metrics.test = { ...m, ci95: bootstrapCI(p.labels, p.probs, [...classes], { n: opts.bootstrap ?? 1000, seed }) };
       log(`held-out test (${test.length} images): ${headlineLine(m)}`);
@@ -395,7 +404,14 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     } else if (metrics.test) metrics.ci95 = metrics.test.ci95;
 
     const modelBytes = exportOnnxBytes(final, { input, metadata: modelMetadata(classes, preprocess, opts.arch) });
-    const files = await writeRunOutputs(opts.out, { metrics, history, predictions, classes: [...classes], modelBytes });
+    // Explained with the final model, on images it did not train on (the test set, else its selection images).
+    let explanations: RunExplanations | undefined;
+    if (opts.explain !== false) {
+      const ex = { ...(opts.explain ?? {}) };
+      if (ex.slide && ex.tile === undefined) ex.tile = await trainingImageSide(list.items[0]!.path);
+      explanations = await writeRunExplanations(opts.out, final, classes, preprocess, finalRows, ex);
+    }
+    const files = await writeRunOutputs(opts.out, { metrics, history, predictions, classes: [...classes], modelBytes, ...(explanations ? { explanations } : {}) });
     return { metrics, model: final, history, files };
   } catch (e) {
     if (e instanceof TrainingAbortedError) {
@@ -408,6 +424,13 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   } finally {
     await closeLoaders();
   }
+}
+
+/** The side of a training image (a slide's tiles default to it: tiles look like the patches). */
+async function trainingImageSide(path: string): Promise<number> {
+  const { readImage } = await import('../data/decode.js');
+  const img = await readImage(path);
+  return Math.min(img.width, img.height);
 }
 
 /** The ONNX metadata that makes an exported model self-describing (eval/predict/run need no flags). */

@@ -87,6 +87,10 @@ describe('lightconv train → eval → predict → compare', () => {
     }
     const report = await readFile(join(runA, 'report.md'), 'utf8');
     for (const s of ['best.onnx', 'history.csv', 'predictions.csv', 'plots/roc.png', 'mobilenet_v3_small']) expect(report).toContain(s);
+    // Explanations by default: 2 Grad-CAM pictures per class, on test images.
+    expect(report).toContain('## Explanations');
+    for (let i = 1; i <= 8; i++) expect(existsSync(join(runA, `explain/gradcam_${i}.png`)), `gradcam_${i}`).toBe(true);
+    expect(r.files).toContain('explain/gradcam_8.svg');
     expect(r.files).toContain('report.md');
 
     // The exported model describes itself: classes and preprocessing in its metadata.
