@@ -2,8 +2,9 @@
  * Runs the README's training examples as written and checks what the README says of them:
  * `npm run demo`, then every command of the block marked `<!-- readme-check: commands -->`
  * (with `npx lightconv` run as the built CLI, `node dist/cli.js`), then the TypeScript block
- * marked `<!-- readme-check: examples/train-digits.ts -->`, which must equal that file. Each
- * training run must reach ≥ 95 % test accuracy in eval mode. Needs `npm run build` first.
+ * marked `<!-- readme-check: examples/train-digits.ts -->`, which must equal that file, then the
+ * commands of docs/tutorial.md. Each README training run must reach ≥ 95 % test accuracy in eval
+ * mode. Needs `npm run build` first.
  *
  *   npx tsx scripts/check-readme.ts
  */
@@ -52,6 +53,9 @@ attempt('npm run demo', () => {
   run('npm', ['run', '--silent', 'demo']);
   // The README states no figure for the demo: a sanity bar (measured: 0.952 on the 62 test patches).
   checkAccuracy('lightconv-demo', 0.9);
+  // The report explains: Grad-CAM pictures and the slide heat map.
+  for (const f of ['explain/gradcam_1.png', 'explain/slide_heatmap.png']) if (!existsSync(`lightconv-demo/${f}`)) throw new Error(`lightconv-demo: no ${f}`);
+  if (!readFileSync('lightconv-demo/report.md', 'utf8').includes('## Explanations')) throw new Error('lightconv-demo/report.md has no Explanations section');
 });
 
 for (const line of block('commands').split('\n')) {
@@ -76,6 +80,23 @@ attempt('examples/train-digits.ts', () => {
   const acc = Number(/test accuracy ([\d.]+)/.exec(out)?.[1]);
   console.log(`  examples/train-digits.ts: test accuracy ${acc}`);
   if (!(acc >= 0.95)) throw new Error(`test accuracy ${acc} is below the README's 95 %`);
+});
+
+// docs/tutorial.md: its commands as written; the walk-through prints three checked computations.
+attempt('docs/tutorial.md', () => {
+  const doc = readFileSync('docs/tutorial.md', 'utf8');
+  const sh = /```sh\n([\s\S]*?)```/.exec(doc)?.[1];
+  if (!sh) throw new Error('docs/tutorial.md has no sh block');
+  const cmds = sh.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+  let out = '';
+  for (const cmd of cmds) {
+    const args = cmd.split(/\s+/);
+    if (args[0] !== 'npx') throw new Error(`docs/tutorial.md: unexpected command ${cmd}`);
+    out = args[1] === 'lightconv' ? run('node', ['dist/cli.js', ...args.slice(2)]) : run('npx', args.slice(1));
+  }
+  const checked = out.match(/within the tolerance/g)?.length ?? 0;
+  if (checked !== 3) throw new Error(`expected 3 arithmetic checks within tolerance, got ${checked}:\n${out}`);
+  for (const f of ['1_features.0.png', '4_features.1.png', 'index.md']) if (!existsSync(`tutorial-maps/${f}`)) throw new Error(`tutorial-maps/${f} missing`);
 });
 
 if (failures.length) {
