@@ -27,4 +27,9 @@ npx --no-install lightconv train --data "$data" --arch light_cnn --input-size 16
 tail -3 "$work/train.log"
 test -s "$work/run/report.md" && test -s "$work/run/plots/roc.png" && test -s "$work/run/best.onnx"
 npx --no-install lightconv predict --model "$work/run/best.onnx" "$data/dab_positive" | head -3
+# Explanations from the tarball: the overlay's fonts and rasteriser, the activation grids.
+img="$(ls "$data/dab_positive"/*.png | head -1)"
+npx --no-install lightconv gradcam --model "$work/run/best.onnx" --image "$img" --out "$work/cam.png"
+npx --no-install lightconv activations --model "$work/run/best.onnx" --image "$img" --out "$work/maps" | tail -1
+test -s "$work/cam.png" && test -s "$work/maps/index.md"
 npx --no-install lightconv demo --help > /dev/null
