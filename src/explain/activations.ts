@@ -8,7 +8,7 @@ import type { Preprocess } from '../data/transforms.js';
 import { OnnxModel } from '../io/onnx/model.js';
 import type { OnnxNode } from '../io/onnx/node.js';
 import { type Module, captureOutputs } from '../layers/module.js';
-import type { TrainedModel } from '../workflow/eval_run.js';
+import type { TrainedModel } from '../train/trained_model.js';
 import { fmtNum, fmtRange } from './arithmetic.js';
 import { onnxScope } from './step.js';
 
@@ -69,10 +69,10 @@ export async function activationMaps(model: AnyModel, image: AnyImage, opts: Act
  */
 export async function saveActivationMaps(model: AnyModel, image: AnyImage, dir: string, opts: ActivationMapOptions = {}): Promise<{ maps: ActivationMap[]; files: string[] }> {
   const maps = await activationMaps(model, image, opts);
-  const { mkdir, writeFile } = await import('node:fs/promises');
   const path = await import('node:path');
-  await mkdir(dir, { recursive: true });
+  const { writeFilesAtomic } = await import('../io/atomic.js');
   const files: string[] = [];
+  const out: { path: string; data: string | Uint8Array }[] = [];
   const lines = [
     '# Activation maps',
     '',
@@ -84,15 +84,17 @@ export async function saveActivationMaps(model: AnyModel, image: AnyImage, dir: 
   const width = String(maps.length).length;
   for (const [i, mp] of maps.entries()) {
     const file = `${String(i + 1).padStart(width, '0')}_${safeName(mp.layer)}.png`;
-    await writeFile(path.join(dir, file), mp.png);
+    out.push({ path: path.join(dir, file), data: mp.png });
     files.push(path.join(dir, file));
     lines.push(`## ${mp.layer}`, '');
     lines.push(`${mp.source !== mp.layer ? `Output of \`${mp.source}\`: ` : ''}${fmtShape(mp.shape)}, ${mp.channels} channels of ${mp.shape[2]}×${mp.shape[3]}${mp.shown < mp.channels ? ` (the first ${mp.shown} shown)` : ''}; values ${fmtRange(mp.range[0], mp.range[1])}${mp.constant.length ? `; ${mp.constant.length} constant channel${mp.constant.length === 1 ? '' : 's'}` : ''}.`, '');
     lines.push(`![${mp.layer}](${file})`, '');
   }
   const index = path.join(dir, 'index.md');
-  await writeFile(index, lines.join('\n'));
+  out.push({ path: index, data: lines.join('\n') });
   files.push(index);
+  // One atomic write (src/io/atomic.ts): every file complete and synced, or none replaced.
+  await writeFilesAtomic(out);
   return { maps, files };
 }
 
@@ -114,7 +116,7 @@ function isTrained(m: unknown): m is TrainedModel {
 
 async function resolveModel(model: AnyModel): Promise<Resolved> {
   if (typeof model === 'string') {
-    const { loadTrainedModel } = await import('../workflow/eval_run.js');
+    const { loadTrainedModel } = await import('../train/trained_model.js');
     model = await loadTrainedModel(model);
   }
   if (isTrained(model)) return { onnx: model.model, preprocess: model.preprocess, size: model.preprocess.inputSize, channels: model.preprocess.channels };

@@ -1,7 +1,7 @@
 import { noGrad } from '../core/autograd.js';
 import { LightconvError, ShapeError, ValueError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { type Shape, fmtShape } from '../core/shape.js';
+import { type Shape, fmtShape, sizeOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import type { RgbImage } from '../data/image.js';
 import type { Preprocess } from '../data/transforms.js';
@@ -13,7 +13,7 @@ import { Act, BatchNorm2d, Conv2d } from '../layers/layers.js';
 import { Module, captureOutputs } from '../layers/module.js';
 import { Bottleneck } from '../models/resnet.js';
 import { OnnxTrainable } from '../train/onnx_trainable.js';
-import type { TrainedModel } from '../workflow/eval_run.js';
+import type { TrainedModel } from '../train/trained_model.js';
 import { onnxScope } from './step.js';
 
 /**
@@ -108,7 +108,7 @@ function isTrained(m: unknown): m is TrainedModel {
 /** Resolves any accepted model (a path goes through loadTrainedModel: classes and preprocessing from its metadata). */
 export async function resolveSubject(model: CamModel, opts: { preprocess?: Preprocess; classes?: readonly string[] } = {}): Promise<Subject> {
   if (typeof model === 'string') {
-    const { loadTrainedModel } = await import('../workflow/eval_run.js');
+    const { loadTrainedModel } = await import('../train/trained_model.js');
     model = await loadTrainedModel(model);
   }
   let s: Subject;
@@ -610,23 +610,59 @@ function byMax(m: Float32Array): Float32Array {
  * OnnxModel, a model written by `lightconv train` or the path of an ONNX file.
  */
 export async function gradCam(model: CamModel, image: CamImage, opts: CamOptions = {}): Promise<Cam> {
-  const method = opts.method ?? 'gradcam';
-  if (!CAM_METHODS.includes(method)) throw new ValueError(`gradCam: unknown method '${String(method)}'; the methods: ${CAM_METHODS.join(', ')}`);
+  const method = camMethod(opts);
   const what = method === 'gradcam' ? 'gradCam' : `gradCam(${method})`;
   const s = await resolveSubject(model, opts);
-  const { x, region } = await prepareInput(s, image, what, opts.preprocess);
-  const [, , H, W] = x.shape as [number, number, number, number];
-  const base = { method, ...(region ? { region } : {}), width: W, height: H };
+  return (await camsOf(s, [await prepareInput(s, image, what, opts.preprocess)], opts, method, what))[0]!;
+}
+
+/**
+ * `gradCam` for many images: Grad-CAM and Grad-CAM++ run `batch` images (default 16) through one
+ * forward and one backward pass (in eval mode each image's class score depends on that image
+ * alone, so one backward gives every image's gradients); occlusion and saliency go image by image.
+ * `targets` gives each image its class (default `opts.target`, else the predicted class).
+ */
+export async function gradCams(model: CamModel, images: readonly CamImage[], opts: CamOptions & { batch?: number; targets?: readonly (string | number | undefined)[] } = {}): Promise<Cam[]> {
+  const method = camMethod(opts);
+  const what = method === 'gradcam' ? 'gradCams' : `gradCams(${method})`;
+  const batch = opts.batch ?? 16;
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new ValueError(`${what}: batch must be a positive integer, got ${batch}`);
+  if (opts.targets && opts.targets.length !== images.length) throw new ValueError(`${what}: ${opts.targets.length} targets for ${images.length} images`);
+  const s = await resolveSubject(model, opts);
+  const out: Cam[] = [];
+  for (let i = 0; i < images.length; i += batch) {
+    const prepared = await Promise.all(images.slice(i, i + batch).map((img) => prepareInput(s, img, what, opts.preprocess)));
+    out.push(...(await camsOf(s, prepared, opts, method, what, opts.targets?.slice(i, i + batch))));
+  }
+  return out;
+}
+
+function camMethod(opts: CamOptions): CamMethod {
+  const method = opts.method ?? 'gradcam';
+  if (!CAM_METHODS.includes(method)) throw new ValueError(`gradCam: unknown method '${String(method)}'; the methods: ${CAM_METHODS.join(', ')}`);
+  return method;
+}
+
+/** The cams of prepared inputs (all of one shape): the layer methods as one batch, the others one by one. */
+async function camsOf(s: Subject, prepared: readonly Prepared[], opts: CamOptions, method: CamMethod, what: string, targets?: readonly (string | number | undefined)[]): Promise<Cam[]> {
+  const [, , H, W] = prepared[0]!.x.shape as [number, number, number, number];
+  const base = (p: Prepared) => ({ method, ...(p.region ? { region: p.region } : {}), width: W, height: H });
   if (method === 'gradcam' || method === 'gradcam++') {
-    const r = layerCam(s, x, opts, method === 'gradcam++', what);
-    return { ...base, layer: r.layer, classIndex: r.index, className: r.name, score: r.score, map: resampleMap(minMax(r.raw), r.w, r.h, W, H), raw: { map: r.raw, width: r.w, height: r.h } };
+    const shape = prepared[0]!.x.shape;
+    for (const p of prepared) {
+      if (fmtShape(p.x.shape) !== fmtShape(shape)) throw new ShapeError(`${what}: images of one batch must give inputs of one shape, got ${fmtShape(shape)} and ${fmtShape(p.x.shape)}`);
+    }
+    const data = new Float32Array(prepared.length * sizeOf(shape));
+    prepared.forEach((p, i) => data.set(p.x.f32(), i * sizeOf(shape)));
+    const x = new Tensor(data, [prepared.length, ...shape.slice(1)]);
+    const rs = layerCams(s, x, opts, method === 'gradcam++', what, targets);
+    return rs.map((r, i) => ({ ...base(prepared[i]!), layer: r.layer, classIndex: r.index, className: r.name, score: r.score, map: resampleMap(minMax(r.raw), r.w, r.h, W, H), raw: { map: r.raw, width: r.w, height: r.h } }));
   }
-  if (method === 'occlusion') {
-    const r = occlusion(s, x, opts, what);
-    return { ...base, layer: null, classIndex: r.index, className: r.name, score: r.score, map: byMax(r.raw), raw: { map: r.raw, width: W, height: H } };
-  }
-  const r = saliency(s, x, opts, what);
-  return { ...base, layer: null, classIndex: r.index, className: r.name, score: r.score, map: byMax(r.raw), raw: { map: r.raw, width: W, height: H } };
+  return prepared.map((p, i) => {
+    const o = targets?.[i] !== undefined ? { ...opts, target: targets[i] } : opts;
+    const r = method === 'occlusion' ? occlusion(s, p.x, o, what) : saliency(s, p.x, o, what);
+    return { ...base(p), layer: null, classIndex: r.index, className: r.name, score: r.score, map: byMax(r.raw), raw: { map: r.raw, width: W, height: H } };
+  });
 }
 
 interface MethodResult {
@@ -636,7 +672,8 @@ interface MethodResult {
   raw: Float32Array;
 }
 
-function layerCam(s: Subject, x: Tensor, opts: CamOptions, plusPlus: boolean, what: string): MethodResult & { layer: string; w: number; h: number } {
+/** Grad-CAM / Grad-CAM++ of every image of a batch x [N, C, H, W]: one forward, one backward. */
+function layerCams(s: Subject, x: Tensor, opts: CamOptions, plusPlus: boolean, what: string, targets?: readonly (string | number | undefined)[]): (MethodResult & { layer: string; w: number; h: number })[] {
   let layer: string;
   let value: string;
   if (s.module) layer = value = nativeLayer(s.module, x.shape, opts.layer, what);
@@ -646,49 +683,56 @@ function layerCam(s: Subject, x: Tensor, opts: CamOptions, plusPlus: boolean, wh
     if (act.rank !== 4) throw new ValueError(`${what}: layer '${layer}' outputs ${fmtShape(act.shape)}, not channel maps [N, C, H, W]; pick a layer before the global pool`);
     if (!isSpatial(act.shape)) throw new ValueError(`${what}: layer '${layer}' has ${act.shape[2]}×${act.shape[3]} maps ${fmtShape(act.shape)} for this input; a CAM needs maps larger than 1×1 (an earlier layer, or a larger input)`);
     if (logits.rank !== 2) throw new ShapeError(`${what}: ${s.what} outputs ${fmtShape(logits.shape)}; explanations need class scores [N, classes]`);
-    const k = logits.shape[1]!;
+    const [N, k] = logits.shape as [number, number];
     const ld = logits.f32();
-    const argmax = ld.reduce((b, v, i) => (v > ld[b]! ? i : b), 0);
-    const { index, name } = resolveTarget(s, k, opts.target, argmax);
-    const score = probabilities(s, logits.detach())[index]!;
+    const probs = probabilities(s, logits.detach());
+    const picked = Array.from({ length: N }, (_, n) => {
+      let argmax = 0;
+      for (let j = 1; j < k; j++) if (ld[n * k + j]! > ld[n * k + argmax]!) argmax = j;
+      return resolveTarget(s, k, targets?.[n] ?? opts.target, argmax);
+    });
     if (!act.requiresGrad) throw new ValueError(`${what}: layer '${layer}' does not depend on the input`);
     act.retainGrad();
+    // The sum of each image's class score: its gradient w.r.t. image n's maps is that image's alone.
     const seed = Tensor.zeros(logits.shape);
-    seed.f32()[index] = 1;
+    picked.forEach((p, n) => (seed.f32()[n * k + p.index] = 1));
     logits.backward(seed);
-    if (!act.grad) throw new LightconvError(`${what}: no gradient reached layer '${layer}' from class '${name}'`);
+    if (!act.grad) throw new LightconvError(`${what}: no gradient reached layer '${layer}'`);
     const [, C, h, w] = act.shape as [number, number, number, number];
+    const hw = h * w;
     const A = act.f32();
     const G = act.grad.f32();
-    const hw = h * w;
-    const weights = new Float64Array(C);
-    for (let c = 0; c < C; c++) {
-      const off = c * hw;
-      if (!plusPlus) {
-        let sum = 0;
-        for (let i = 0; i < hw; i++) sum += G[off + i]!;
-        weights[c] = sum / hw;
-        continue;
+    return picked.map(({ index, name }, n) => {
+      const at = n * C * hw;
+      const weights = new Float64Array(C);
+      for (let c = 0; c < C; c++) {
+        const off = at + c * hw;
+        if (!plusPlus) {
+          let sum = 0;
+          for (let i = 0; i < hw; i++) sum += G[off + i]!;
+          weights[c] = sum / hw;
+          continue;
+        }
+        let sumA = 0;
+        for (let i = 0; i < hw; i++) sumA += A[off + i]!;
+        let wsum = 0;
+        for (let i = 0; i < hw; i++) {
+          const g = G[off + i]!;
+          if (g === 0) continue;
+          const g2 = g * g;
+          const aij = g2 / (2 * g2 + sumA * g2 * g + 1e-6);
+          wsum += Math.max(g, 0) * aij;
+        }
+        weights[c] = wsum;
       }
-      let sumA = 0;
-      for (let i = 0; i < hw; i++) sumA += A[off + i]!;
-      let wsum = 0;
+      const raw = new Float32Array(hw);
       for (let i = 0; i < hw; i++) {
-        const g = G[off + i]!;
-        if (g === 0) continue;
-        const g2 = g * g;
-        const aij = g2 / (2 * g2 + sumA * g2 * g + 1e-6);
-        wsum += Math.max(g, 0) * aij;
+        let v = 0;
+        for (let c = 0; c < C; c++) v += weights[c]! * A[at + c * hw + i]!;
+        raw[i] = Math.max(0, v);
       }
-      weights[c] = wsum;
-    }
-    const raw = new Float32Array(hw);
-    for (let i = 0; i < hw; i++) {
-      let v = 0;
-      for (let c = 0; c < C; c++) v += weights[c]! * A[c * hw + i]!;
-      raw[i] = Math.max(0, v);
-    }
-    return { layer, index, name, score, raw, w, h };
+      return { layer, index, name, score: probs[n * k + index]!, raw, w, h };
+    });
   });
 }
 

@@ -1,7 +1,7 @@
 import { ValueError } from '../core/errors.js';
 import type { Shape } from '../core/shape.js';
 import type { Preprocess } from '../data/transforms.js';
-import { gradCam } from '../explain/cam.js';
+import { gradCams } from '../explain/cam.js';
 import { saveOverlay } from '../explain/overlay.js';
 import { saveHeatMap, slideHeatMap } from '../explain/slide.js';
 import type { Module } from '../layers/module.js';
@@ -106,8 +106,9 @@ export async function writeRunExplanations(
         '| Image | True class | Predicted | Grad-CAM |',
         '|---|---|---|---|',
       );
+      const cams = await gradCams(model, picks.map((p) => p.row.path), { classes, preprocess, targets: picks.map((p) => p.predicted), ...(layer ? { layer } : {}) });
       for (const [i, p] of picks.entries()) {
-        const cam = await gradCam(model, p.row.path, { classes, preprocess, target: p.predicted, ...(layer ? { layer } : {}) });
+        const cam = cams[i]!;
         const name = `explain/gradcam_${i + 1}.png`;
         await saveOverlay(cam, p.row.path, `${out}/${name}`, { svg: true, size: 240 });
         files.push(name, name.replace(/\.png$/, '.svg'));

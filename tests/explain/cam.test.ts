@@ -10,7 +10,7 @@ import { Rng } from '../../src/core/rng.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { type RgbImage, decodeImage, encodePng } from '../../src/data/image.js';
 import { type Preprocess, preprocessImage, preprocessToMetadata } from '../../src/data/transforms.js';
-import { type Cam, camFaithfulness, gradCam, heatAtPixels, overlayFigure, saveHeatMap, saveOverlay, slideHeatMap } from '../../src/explain/index.js';
+import { type Cam, camFaithfulness, gradCam, gradCams, heatAtPixels, overlayFigure, saveHeatMap, saveOverlay, slideHeatMap } from '../../src/explain/index.js';
 import { assemble } from '../../src/io/onnx/assemble.js';
 import { exportOnnx } from '../../src/io/onnx/export.js';
 import { loadOnnx } from '../../src/io/onnx/model.js';
@@ -170,6 +170,29 @@ describe('gradCam against PyTorch (tests/fixtures/explain, scripts/make_cam_fixt
 });
 
 describe('gradCam methods', () => {
+  it('gradCams: a batch through one backward equals each image alone (ONNX graph and native module)', async () => {
+    const onnx = await loadOnnx(join(FIX, 'mnv3s.onnx'));
+    const slide = decodeImage(new Uint8Array(readFileSync(join(import.meta.dirname, '../../datasets/ihc_slide/ihc_colon.png'))));
+    const { crop } = await import('../../src/data/transforms.js');
+    const images = [IMAGE, crop(slide, 0, 0, 96, 96), crop(slide, 200, 300, 96, 96)];
+    for (const model of [onnx, await assemble(join(FIX, 'mnv3s.onnx'))]) {
+      for (const method of ['gradcam', 'gradcam++'] as const) {
+        // Batches of 2: the second batch holds one image; the last image asks for class 3.
+        const cams = await gradCams(model, images, { method, layer: 'features.8', preprocess: ref.preprocess, batch: 2, targets: [undefined, undefined, 3] });
+        expect(cams).toHaveLength(3);
+        for (const [i, img] of images.entries()) {
+          const one = await gradCam(model, img, { method, layer: 'features.8', preprocess: ref.preprocess, ...(i === 2 ? { target: 3 } : {}) });
+          expect(cams[i]!.classIndex).toBe(one.classIndex);
+          expect(cams[i]!.score).toBeCloseTo(one.score, 6);
+          // float32 sums in another order (batched kernels): relative 1e-4 of the map's scale.
+          const scale = Math.max(...one.raw!.map);
+          for (let j = 0; j < one.raw!.map.length; j++) expect(Math.abs(cams[i]!.raw!.map[j]! - one.raw!.map[j]!)).toBeLessThanOrEqual(1e-4 * scale + 1e-7);
+        }
+        expect(cams[2]!.classIndex).toBe(3);
+      }
+    }
+  });
+
   it('each method returns a map at the input resolution in [0, 1], on an ONNX graph and a native module', async () => {
     const onnx = await loadOnnx(join(FIX, 'mnv3s.onnx'));
     for (const model of [onnx, redDetector(32)]) {
