@@ -26,7 +26,7 @@ import { setThreads } from '../src/core/threads.js';
 import type { Activation } from '../src/kernels/activation.js';
 import { type ConvAttrs, convCard } from '../src/kernels/conv.js';
 import { binaryCard, unaryCard } from '../src/kernels/elementwise.js';
-import { gemmCard, type GemmAttrs } from '../src/kernels/gemm.js';
+import { gemmCard, matmulCard, type GemmAttrs } from '../src/kernels/gemm.js';
 import { type PoolAttrs, averagePoolCard, globalAveragePoolCard, maxPoolCard } from '../src/kernels/pool.js';
 import { markConstant, wasmKernelsEnabled, withWasmKernels } from '../src/kernels/wasm/runtime.js';
 import { openArena } from '../src/kernels/wasm/arena.js';
@@ -188,6 +188,13 @@ async function kernels(): Promise<void> {
       inputs: [Tensor.randn([16, 1280], { seed: 1 }), Tensor.randn([1000, 1280], { seed: 2 }), Tensor.randn([1000], { seed: 3 })],
       attrs: { alpha: 1, beta: 1, transA: false, transB: true, activation: act('none') } as GemmAttrs,
     },
+    {
+      // nn.Linear on channels-last maps as torch exports it (ConvNeXt's MLP): MatMul, constant 2-D B.
+      name: 'matmul [1,56,56,96] · 96×384 (ConvNeXt MLP)',
+      card: matmulCard,
+      inputs: [Tensor.randn([1, 56, 56, 96], { seed: 1 }), Tensor.randn([96, 384], { seed: 2 })],
+      attrs: undefined,
+    },
     { name: 'global avg pool 576 @7', card: globalAveragePoolCard, inputs: [Tensor.randn([1, 576, 7, 7], { seed: 1 })], attrs: undefined },
     { name: 'hard-swish 1×576×14×14', card: unaryCard, inputs: [Tensor.randn([1, 576, 14, 14], { seed: 1 })], attrs: act('hard_swish') },
     { name: 'max pool 3×3 s2 64 @112', card: maxPoolCard, inputs: [Tensor.randn([1, 64, 112, 112], { seed: 1 })], attrs: { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] } as PoolAttrs },
@@ -196,10 +203,10 @@ async function kernels(): Promise<void> {
     { name: 'SE scale mul [1,576,14,14]·[1,576,1,1]', card: binaryCard, inputs: [Tensor.randn([1, 576, 14, 14], { seed: 1 }), Tensor.randn([1, 576, 1, 1], { seed: 2 })], attrs: 'Mul' },
   ];
   for (const k of others) {
-    if (k.card === gemmCard) markConstant(k.inputs[1]!.dataSync() as Float32Array);
+    if (k.card === gemmCard || k.card === matmulCard) markConstant(k.inputs[1]!.dataSync() as Float32Array);
     const macs = k.card.macs?.(k.inputs.map((t) => t.shape), k.attrs);
     for (const impl of IMPLS) {
-      await measure('kernel', k.name, impl.name, callAsInModel(k.card, impl.backend, k.inputs, k.attrs, impl.wasm, 1, k.card === gemmCard ? [] : [0, 1]), { ...(macs ? { macs } : {}), slow: impl.name === 'reference' });
+      await measure('kernel', k.name, impl.name, callAsInModel(k.card, impl.backend, k.inputs, k.attrs, impl.wasm, 1, k.card === gemmCard || k.card === matmulCard ? [] : [0, 1]), { ...(macs ? { macs } : {}), slow: impl.name === 'reference' });
     }
   }
 }

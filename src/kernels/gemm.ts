@@ -1,3 +1,4 @@
+import { f64Array, f32Array } from '../core/dtype.js';
 import { outputBuffer } from '../core/storage.js';
 import { ShapeError, ValueError } from '../core/errors.js';
 import { checkedSize } from '../core/limits.js';
@@ -112,7 +113,7 @@ export function sgemm(
   }
 }
 
-let gemvAcc = new Float64Array(0);
+let gemvAcc = f64Array(0);
 
 /**
  * C = alpha·A·B + beta·C when m or n is 1. Each output is a dot product of a matrix line with
@@ -131,7 +132,7 @@ function gemv(m: number, n: number, k: number, alpha: number, a: MatrixView, b: 
   const cStep = byRows ? ldc : 1;
   const U = u.data;
   const V = v.data;
-  if (gemvAcc.length < len) gemvAcc = new Float64Array(len);
+  if (gemvAcc.length < len) gemvAcc = f64Array(len);
   const acc = gemvAcc;
   if (uStep === 1 && vStep === 1) {
     for (let i = 0; i < len; i++) {
@@ -368,7 +369,7 @@ export const gemmCard: OpCard<GemmAttrs> = {
     const C = c ? requireF32(c, 'Gemm', 'C') : null;
     const { rs, cs } = biasStrides(c?.shape ?? []);
     const act = activationFn(attrs.activation);
-    const y = new Float32Array(m * n);
+    const y = f32Array(m * n);
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let s = 0;
@@ -394,7 +395,7 @@ export const gemmCard: OpCard<GemmAttrs> = {
       const y = outputBuffer(m * n); // written whole by wasmGemm when it returns true
       if (wasmGemm(requireF32(a, 'Gemm', 'A'), requireF32(b, 'Gemm', 'B'), C, c?.shape ?? [], attrs, m, k, n, y)) return new Tensor(y, [m, n]);
     }
-    const y = new Float32Array(m * n);
+    const y = f32Array(m * n);
     let beta = 0;
     if (c && attrs.beta !== 0) {
       // Broadcast beta·C into Y first; the product then accumulates onto it.
@@ -464,8 +465,8 @@ function matmulPlan(inputs: readonly Shape[]): MatMulPlan {
 function batchOffsets(aShape: Shape, bShape: Shape, p: MatMulPlan): { aOff: Float64Array; bOff: Float64Array } {
   const r = p.batch.length;
   const count = p.batch.reduce((x, y) => x * y, 1);
-  const aOff = new Float64Array(count);
-  const bOff = new Float64Array(count);
+  const aOff = f64Array(count);
+  const bOff = f64Array(count);
   const aBatch = aShape.length > 2 ? aShape.slice(0, -2) : [];
   const bBatch = bShape.length > 2 ? bShape.slice(0, -2) : [];
   // Strides (in matrices) of each output batch dim in A and B; 0 where that operand broadcasts.
@@ -516,7 +517,7 @@ export const matmulCard: OpCard<void> = {
     const B = requireF32(b, 'MatMul', 'B');
     const { m, k, n } = p;
     const { aOff, bOff } = batchOffsets(a.shape, b.shape, p);
-    const y = new Float32Array(aOff.length * m * n);
+    const y = f32Array(aOff.length * m * n);
     for (let q = 0; q < aOff.length; q++) {
       for (let i = 0; i < m; i++) {
         for (let j = 0; j < n; j++) {
@@ -536,9 +537,18 @@ export const matmulCard: OpCard<void> = {
     const { m, k, n } = p;
     const { aOff, bOff } = batchOffsets(a.shape, b.shape, p);
     const count = aOff.length;
-    const y = new Float32Array(count * m * n);
-    if (count > 1 && bOff.every((o) => o === 0) && aOff.every((o, q) => o === q * m * k)) {
-      // One shared B and contiguous A matrices: the batch folds into M (one big GEMM).
+    const shared = bOff.every((o) => o === 0) && aOff.every((o, q) => o === q * m * k);
+    if (shared && wasmKernelsEnabled()) {
+      // One shared B and contiguous A matrices (nn.Linear on [N, L, C] as torch exports it): the
+      // batch folds into M, one GEMM on the WebAssembly kernels, with B's packed copy cached
+      // when it is a model constant, as Gemm's.
+      if (b.requiresGrad) forgetConstant(B);
+      const yw = outputBuffer(count * m * n); // written whole by wasmGemm when it returns true
+      if (wasmGemm(A, B, null, [], GEMM_DEFAULTS, count * m, k, n, yw)) return new Tensor(yw, p.out);
+    }
+    const y = f32Array(count * m * n);
+    if (shared) {
+      // The batch folds into M: one TypeScript GEMM.
       sgemm(count * m, n, k, 1, rowMajor(A, 0, k), rowMajor(B, 0, n), 0, y, 0, n);
     } else {
       for (let q = 0; q < count; q++) {
@@ -576,7 +586,7 @@ function gemmGrad(inputs: readonly Tensor[], attrs: GemmAttrs, y: Tensor, gOut: 
   const bAt = attrs.transB ? (p: number, j: number) => j * k + p : (p: number, j: number) => p * n + j;
   const out: (Tensor | null)[] = out32 ?? [null, null];
   if (a.requiresGrad && !out32) {
-    const gA = new Float64Array(a.size);
+    const gA = f64Array(a.size);
     for (let i = 0; i < m; i++) {
       for (let p = 0; p < k; p++) {
         let s = 0;
@@ -587,7 +597,7 @@ function gemmGrad(inputs: readonly Tensor[], attrs: GemmAttrs, y: Tensor, gOut: 
     out[0] = a.dtype === 'float64' ? gradOf(a, gA) : gradOf(a, Float32Array.from(gA));
   }
   if (b.requiresGrad && !out32) {
-    const gB = new Float64Array(b.size);
+    const gB = f64Array(b.size);
     for (let p = 0; p < k; p++) {
       for (let j = 0; j < n; j++) {
         let s = 0;
@@ -600,7 +610,7 @@ function gemmGrad(inputs: readonly Tensor[], attrs: GemmAttrs, y: Tensor, gOut: 
   if (c) {
     if (!c.requiresGrad || attrs.beta === 0) out.push(null);
     else {
-      const scaled = new Float64Array(m * n);
+      const scaled = f64Array(m * n);
       for (let i = 0; i < scaled.length; i++) scaled[i] = attrs.beta * dZ[i]!;
       out.push(unbroadcast(scaled, [m, n], c));
     }
@@ -621,8 +631,8 @@ function matmulGrad(inputs: readonly Tensor[], _attrs: void, _y: Tensor, g: Tens
   const A = a.dataSync();
   const B = b.dataSync();
   const G = g.dataSync();
-  const gA = a.requiresGrad ? new Float64Array(a.size) : null;
-  const gB = b.requiresGrad ? new Float64Array(b.size) : null;
+  const gA = a.requiresGrad ? f64Array(a.size) : null;
+  const gB = b.requiresGrad ? f64Array(b.size) : null;
   for (let q = 0; q < aOff.length; q++) {
     const ao = aOff[q]!;
     const bo = bOff[q]!;
