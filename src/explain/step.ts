@@ -667,12 +667,17 @@ async function onnxSteps(model: OnnxModel, input: Tensor, opts: StepOptions): Pr
   if (first) values.set(first.name, input);
   const ms = new Map<OnnxNode, number>();
   const runs: { node: OnnxNode; args: (Tensor | undefined)[]; outs: readonly Tensor[] }[] = [];
+  // Values computed from the image. Nodes on constants alone (exporters' Identity copies of shared
+  // weights, Constant nodes) prepare parameters, not layers: they are not steps.
+  const live = new Set(plain.inputs.map((i) => i.name));
   await plain.run(input, {
     onNodeTime: (node, t) => void ms.set(node, t),
     onNode: (node, outs) => {
       const args = node.inputs.map((v) => (v ? values.get(v) : undefined));
       node.outputs.forEach((v, i) => v && outs[i] && values.set(v, outs[i]!));
-      if (node.opType !== 'Constant') runs.push({ node, args, outs });
+      if (!node.inputs.some((v) => v && live.has(v))) return;
+      for (const v of node.outputs) if (v) live.add(v);
+      runs.push({ node, args, outs });
     },
   });
   // The head: the last linear layer (or softmax) when only reshapes follow it.

@@ -442,3 +442,17 @@ describe('browser safety', () => {
     }
   });
 });
+
+describe('stepThrough on a torchvision export', () => {
+  it("steps are layers on the image: the exporter's Identity copies of shared weights are left out", async () => {
+    // torch's export of MobileNetV3-Small starts with 10 Identity nodes on initializers.
+    const model = await loadOnnx(join(import.meta.dirname, '../fixtures/explain/mnv3s.onnx'));
+    expect(model.graph.nodes.filter((n) => n.opType === 'Identity')).toHaveLength(10);
+    const steps = await collectSteps(model, Tensor.randn([1, 3, 96, 96], { seed: 1 }));
+    expect(steps.some((s) => s.name.includes('Identity'))).toBe(false);
+    expect(steps[0]!.kind).toBe('conv');
+    expect(steps[0]!.input.shape).toEqual([1, 3, 96, 96]);
+    // Every graph node that reads the image (directly or through earlier layers) is a step.
+    expect(steps).toHaveLength(model.graph.nodes.length - 10);
+  });
+});
