@@ -1,4 +1,5 @@
 import { LightconvError } from './errors.js';
+import { withAllocOp } from './limits.js';
 import { type OpCard, getBackend } from './op.js';
 import type { Tensor } from './tensor.js';
 
@@ -103,7 +104,8 @@ export function backward(root: Tensor, seed: Tensor): void {
     // disposed). Its graph is freed below, so a tensor gets this once, as in PyTorch without retain_graph.
     if (t.retainsGrad) t.grad = g.clone();
     // The backend's own backward where it has one (the GPU kernels), else the card's.
-    const inputGrads = getBackend().grad?.(fn.card, fn.inputs, fn.attrs, t, g) ?? fn.card.grad!(fn.inputs, fn.attrs, t, g);
+    // Arrays the gradient allocates are budget-checked like the forward's, and named after it.
+    const inputGrads = withAllocOp(`${fn.card.label?.(fn.attrs) ?? fn.card.name} backward`, () => getBackend().grad?.(fn.card, fn.inputs, fn.attrs, t, g) ?? fn.card.grad!(fn.inputs, fn.attrs, t, g));
     fn.inputs.forEach((x, k) => {
       const gx = inputGrads[k];
       if (!x.requiresGrad || !gx) return;

@@ -13,6 +13,12 @@ export interface Limits {
   maxRank: number;
   /** Most nodes in one graph (default 100 000). */
   maxNodes: number;
+  /**
+   * Most pixels (width × height, per frame) in an image to decode, read from the file's header
+   * (PNG IHDR, JPEG SOF, DICOM Rows × Columns) before decoding (default 100 000 000: a 10 000 ×
+   * 10 000 image, 400 MB as RGBA while decoding).
+   */
+  maxImagePixels: number;
 }
 
 const DEFAULTS: Limits = {
@@ -20,6 +26,7 @@ const DEFAULTS: Limits = {
   maxModelBytes: 2 * 1024 ** 3,
   maxRank: 16,
   maxNodes: 100_000,
+  maxImagePixels: 100_000_000,
 };
 
 const current: Limits = { ...DEFAULTS };
@@ -60,6 +67,41 @@ export function checkedSize(shape: readonly number[], what: string, bytesPerElem
     throw new ResourceLimitError(
       `${what}: shape [${shape.join(', ')}] needs ${fmtBytes(n * bytesPerElement)}, over the ${fmtBytes(current.maxTensorBytes)} tensor budget`,
     );
+  }
+  return n;
+}
+
+/** The op whose kernel is running (set by `apply`), named in the budget errors of its arrays. */
+let allocOp: string | null = null;
+
+/** The op whose kernel is running, or null. */
+export function currentAllocOp(): string | null {
+  return allocOp;
+}
+
+/** Runs fn with `op` named in the budget errors of the arrays allocated meanwhile. */
+export function withAllocOp<T>(op: string, fn: () => T): T {
+  const prev = allocOp;
+  allocOp = op;
+  try {
+    return fn();
+  } finally {
+    allocOp = prev;
+  }
+}
+
+/**
+ * Checks one array of `n` elements of `bytesPerElement` bytes against the tensor budget,
+ * before it is allocated; returns n. Every typed array a kernel makes (outputs, and scratch
+ * such as float64 accumulators) goes through this (see DTYPES' `make`).
+ */
+export function checkedAlloc(n: number, bytesPerElement: number, what?: string): number {
+  const who = what ?? (allocOp ? `${allocOp}: an array` : 'an array');
+  if (!Number.isSafeInteger(n) || n < 0) throw new ShapeError(`${who} of ${n} elements: the size must be a non-negative integer`);
+  const bytes = n * bytesPerElement;
+  if (bytes > current.maxTensorBytes) {
+    const size = bytesPerElement === 1 ? `${n} bytes` : `${n} elements × ${bytesPerElement} B`;
+    throw new ResourceLimitError(`${who} of ${size} needs ${fmtBytes(bytes)}, over the ${fmtBytes(current.maxTensorBytes)} tensor budget`);
   }
   return n;
 }

@@ -1,5 +1,6 @@
 import { isGradEnabled, record } from './autograd.js';
-import type { TypedArray } from './dtype.js';
+import { type DType, DTYPES, type TypedArray } from './dtype.js';
+import { checkedSize, withAllocOp } from './limits.js';
 import type { Shape } from './shape.js';
 import type { Tensor } from './tensor.js';
 
@@ -20,6 +21,13 @@ export interface OpCard<A = void> {
   reference(inputs: readonly Tensor[], attrs: A): Tensor;
   cpu?(inputs: readonly Tensor[], attrs: A): Tensor;
   macs?(inputs: readonly Shape[], attrs: A): number;
+  /**
+   * The output's dtype, where it is not the first input's (the default): `apply` checks the
+   * output's bytes against the tensor budget before any kernel runs.
+   */
+  outputDtype?(inputs: readonly Tensor[], attrs: A): DType;
+  /** The name errors give one call, where the card's name is too general (Binary's: 'Add'). */
+  label?(attrs: A): string;
   /**
    * The gradient (autograd, src/core/autograd.ts): given the inputs and attributes of one call,
    * its output and the gradient of the loss with respect to that output, the gradient with
@@ -99,15 +107,21 @@ export function withBackend<T>(backend: Backend, fn: () => T): T {
 }
 
 /**
- * The one door through which every op runs: checks shapes with the card's rule, then hands
- * the card to the active backend. Autograd records its tape here.
+ * The one door through which every op runs: checks shapes with the card's rule and the
+ * output's size against the tensor budget (before any kernel allocates anything, on every
+ * backend), then hands the card to the active backend. Autograd records its tape here.
+ * While the kernel runs, the arrays it allocates (output and scratch) are checked against
+ * the same budget by their makers (DTYPES), and errors name the card.
  */
 export function apply<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, backend: Backend = active): Tensor {
-  card.shape(
+  const outShape = card.shape(
     inputs.map((t) => t.shape),
     attrs,
   );
-  const out = backend.run(card, inputs, attrs);
+  const dtype = card.outputDtype?.(inputs, attrs) ?? inputs[0]?.dtype ?? 'float32';
+  const name = card.label?.(attrs) ?? card.name;
+  checkedSize(outShape, `${name}: output`, DTYPES[dtype].bytes);
+  const out = withAllocOp(name, () => backend.run(card, inputs, attrs));
   if (card.grad && isGradEnabled()) record(card, inputs, attrs, out);
   return out;
 }

@@ -1,3 +1,5 @@
+import { f32Array } from './dtype.js';
+
 /**
  * Where the float32 outputs of the fast kernels live. Normally a fresh (zeroed) Float32Array.
  * Inside `withOutputArena`, the graph runner's arena hands out arrays that sit in the
@@ -17,7 +19,8 @@ let current: OutputArena | null = null;
  * every element (a kernel that accumulates must fill it with zeros first).
  */
 export function outputBuffer(n: number): Float32Array {
-  return current ? current.alloc(n) : new Float32Array(n);
+  // Plain arrays are budget-checked by their maker; the arena checks its own.
+  return current ? current.alloc(n) : f32Array(n);
 }
 
 /** Whether outputBuffer currently hands out arena arrays. */

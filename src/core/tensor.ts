@@ -1,3 +1,4 @@
+import { disposeSymbol } from './dispose.js';
 import { AutogradError, type GradFn, backward as runBackward } from './autograd.js';
 import { type DType, DTYPES, type TypedArray } from './dtype.js';
 import { ShapeError, ValueError } from './errors.js';
@@ -264,7 +265,7 @@ export class Tensor {
     this._device = null;
   }
 
-  [Symbol.dispose](): void {
+  [disposeSymbol](): void {
     this.dispose();
   }
 
@@ -296,7 +297,7 @@ export function tidy<T>(fn: () => T): T {
   const collect = (v: unknown): void => {
     if (v instanceof Tensor) kept.add(v);
     else if (Array.isArray(v)) v.forEach(collect);
-    else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(collect);
+    else if (v && typeof v === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(v))) Object.values(v).forEach(collect); // plain or null-prototype (run results)
   };
   collect(result);
   for (const t of scope) {

@@ -8,6 +8,13 @@
  *   (= relu6(x+3)/6); ONNX's HardSigmoid default is alpha 0.2, beta 0.5 — read the attributes.
  * - hard-swish: x · relu6(x + 3) / 6 (PyTorch and ONNX HardSwish agree).
  * - SiLU (swish): x · sigmoid(x).
+ *
+ * Special values (docs/special-values.md; every kernel path gives the same answer):
+ * - sigmoid(x) is +0 below −88.72 (where e^−x overflows float32, as in PyTorch's float32
+ *   kernel), so SiLU there is −0 and SiLU(−∞) = −∞ · 0 = NaN, as in PyTorch;
+ * - hard-swish(x) is x · 0 below −3: −0 for finite x, NaN at −∞ (PyTorch and ONNX's
+ *   x · HardSigmoid(x)); above 3 it is x itself (so +∞ stays +∞, FLT_MAX stays finite);
+ * - relu, clip, hard-sigmoid keep NaN and keep −0 (x < 0 is false for both), as PyTorch does.
  */
 export type Activation =
   | { readonly kind: 'none' }
@@ -39,7 +46,7 @@ export function activationFn(a: Activation): (x: number) => number {
       return (x) => (x < lo ? lo : x > hi ? hi : x);
     }
     case 'sigmoid':
-      return logistic;
+      return sigmoid32;
     case 'hard_sigmoid': {
       const al = a.alpha;
       const be = a.beta;
@@ -48,10 +55,23 @@ export function activationFn(a: Activation): (x: number) => number {
     case 'hard_swish':
       return (x) => (x * Math.max(0, Math.min(6, x + 3))) / 6;
     case 'silu':
-      return (x) => x * logistic(x);
+      return (x) => x * sigmoid32(x);
     case 'tanh':
       return Math.tanh;
   }
+}
+
+/**
+ * ln of the largest float32: e^t overflows float32 above it. sigmoid(x) = 1 / (1 + e^−x) is
+ * taken as +0 below −EXP_OVERFLOW_F32, where PyTorch's float32 kernel (and the WebAssembly
+ * one, whose exp overflows at the same point) get 1 / ∞; the float64 formula would give a
+ * denormal there instead.
+ */
+export const EXP_OVERFLOW_F32 = 88.72283905206835;
+
+/** The activation's sigmoid: logistic(x), and +0 where e^−x overflows float32 (x < −88.72). */
+export function sigmoid32(x: number): number {
+  return x < -EXP_OVERFLOW_F32 ? 0 : logistic(x);
 }
 
 /** Numerically safe logistic function (no overflow of exp for large |x|). */
@@ -90,7 +110,7 @@ export function activateInPlace(out: Float32Array, a: Activation, start = 0, end
       return;
     }
     case 'sigmoid':
-      for (let i = start; i < end; i++) out[i] = logistic(out[i]!);
+      for (let i = start; i < end; i++) out[i] = sigmoid32(out[i]!);
       return;
     case 'hard_sigmoid': {
       const al = a.alpha;
@@ -105,13 +125,14 @@ export function activateInPlace(out: Float32Array, a: Activation, start = 0, end
       for (let i = start; i < end; i++) {
         const x = out[i]!;
         const r = x + 3;
-        out[i] = r <= 0 ? 0 : r >= 6 ? x : (x * r) / 6;
+        // x · 0, not 0: −0 for finite x < −3 and NaN at −∞, as x · relu6(x + 3) / 6 gives
+        out[i] = r <= 0 ? x * 0 : r >= 6 ? x : (x * r) / 6;
       }
       return;
     case 'silu':
       for (let i = start; i < end; i++) {
         const x = out[i]!;
-        out[i] = x * logistic(x);
+        out[i] = x * sigmoid32(x);
       }
       return;
     case 'tanh':

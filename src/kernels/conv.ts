@@ -1,3 +1,4 @@
+import { f64Array, f32Array, i32Array } from '../core/dtype.js';
 import { ShapeError } from '../core/errors.js';
 import { checkedSize } from '../core/limits.js';
 import { apply, type OpCard } from '../core/op.js';
@@ -141,7 +142,7 @@ export const convCard: OpCard<ConvAttrs> = {
     );
     const [X, W, B] = convData(inputs);
     const act = activationFn(attrs.activation);
-    const y = new Float32Array(g.n * g.m * g.oh * g.ow);
+    const y = f32Array(g.n * g.m * g.oh * g.ow);
     let o = 0;
     for (let n = 0; n < g.n; n++) {
       for (let m = 0; m < g.m; m++) {
@@ -181,7 +182,7 @@ export const convCard: OpCard<ConvAttrs> = {
       y = outputBuffer(size);
       if (wasmConv(X, W, B, y, g, attrs.activation)) return new Tensor(y, g.outShape);
       y.fill(0);
-    } else y = new Float32Array(size);
+    } else y = f32Array(size);
     const unpadded = g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
     if (g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && unpadded) pointwiseConv(X, W, B, y, g, attrs.activation);
     else if (g.group === g.c && g.m === g.c && padsWithinWindow(g)) depthwiseConv(X, W, B, y, g, attrs.activation);
@@ -274,19 +275,19 @@ function depthwiseConv(X: Float32Array, W: Float32Array, B: Float32Array | null,
 }
 
 /** Zero-padded plane for depthwiseConv; reused across calls, re-zeroed per call. */
-let depthwiseScratch: Float32Array = new Float32Array(0);
+let depthwiseScratch: Float32Array = f32Array(0);
 
 function growZeroed(buf: Float32Array, size: number): Float32Array {
-  if (buf.length < size) return new Float32Array(size);
+  if (buf.length < size) return f32Array(size);
   buf.fill(0, 0, size);
   return buf;
 }
 
 /** Per output column ox: the taps kx in [kxRange[2·ox], kxRange[2·ox + 1]) land inside the row. */
-let kxRange = new Int32Array(0);
+let kxRange = i32Array(0);
 
 function clipColumns(g: ConvGeometry): void {
-  if (kxRange.length < 2 * g.ow) kxRange = new Int32Array(2 * g.ow);
+  if (kxRange.length < 2 * g.ow) kxRange = i32Array(2 * g.ow);
   for (let ox = 0; ox < g.ow; ox++) {
     const ix0 = ox * g.sw - g.pl;
     kxRange[2 * ox] = ix0 >= 0 ? 0 : Math.ceil(-ix0 / g.dw);
@@ -422,7 +423,7 @@ function depthwise5x5(src: Float32Array, so: number, stride: number, W: Float32A
 /** Largest im2col chunk, in floats (1 MiB): big enough for long GEMM rows, small enough for L2/L3. */
 const COL_BUDGET = 1 << 18;
 /** Reused im2col scratch; grows to the largest chunk seen and is never shrunk. */
-let colScratch = new Float32Array(0);
+let colScratch = f32Array(0);
 
 /**
  * General conv: for each image and group, unfold the receptive fields of a range of output
@@ -433,7 +434,7 @@ function im2colConv(X: Float32Array, W: Float32Array, B: Float32Array | null, y:
   const k = g.cg * g.kh * g.kw;
   const positions = g.oh * g.ow;
   const chunk = Math.max(1, Math.min(positions, Math.floor(COL_BUDGET / Math.max(1, k))));
-  if (colScratch.length < k * chunk) colScratch = new Float32Array(k * chunk);
+  if (colScratch.length < k * chunk) colScratch = f32Array(k * chunk);
   const col = colScratch;
   for (let n = 0; n < g.n; n++) {
     for (let gi = 0; gi < g.group; gi++) {
@@ -577,13 +578,13 @@ function castTo(t: Tensor, a: Float32Array | Float64Array): Float32Array | Float
 function convGradDirect(X: ArrayLike<number>, W: ArrayLike<number>, dY: ArrayLike<number>, g: ConvGeometry, needX: boolean, needW: boolean) {
   const { h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
   // ∂X gathers at most kh·kw·(M/group) terms per element: float32 holds them for float32 inputs.
-  const gX = needX ? (X instanceof Float32Array ? new Float32Array(g.n * g.c * h * w) : new Float64Array(g.n * g.c * h * w)) : null;
-  const gW = needW ? new Float64Array(g.m * g.cg * kh * kw) : null;
+  const gX = needX ? (X instanceof Float32Array ? f32Array(g.n * g.c * h * w) : f64Array(g.n * g.c * h * w)) : null;
+  const gW = needW ? f64Array(g.m * g.cg * kh * kw) : null;
   // Valid output ranges per tap row / column.
-  const yLo = new Int32Array(kh);
-  const yHi = new Int32Array(kh);
-  const xLo = new Int32Array(kw);
-  const xHi = new Int32Array(kw);
+  const yLo = i32Array(kh);
+  const yHi = i32Array(kh);
+  const xLo = i32Array(kw);
+  const xHi = i32Array(kw);
   for (let ky = 0; ky < kh; ky++) {
     const off = ky * dh - pt; // iy = oy·sh + off
     yLo[ky] = Math.min(oh, Math.max(0, Math.ceil(-off / sh)));
@@ -629,10 +630,10 @@ function convGradDirect(X: ArrayLike<number>, W: ArrayLike<number>, dY: ArrayLik
 function convGradGemm(X: Float32Array, W: Float32Array, dY: Float32Array, g: ConvGeometry, needX: boolean, needW: boolean) {
   const k = g.cg * g.kh * g.kw;
   const P = g.oh * g.ow;
-  const gX = needX ? new Float32Array(g.n * g.c * g.h * g.w) : null;
-  const gW = needW ? new Float32Array(g.m * k) : null;
+  const gX = needX ? f32Array(g.n * g.c * g.h * g.w) : null;
+  const gW = needW ? f32Array(g.m * k) : null;
   const direct = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
-  const col = direct || !needW ? null : new Float32Array(k * P);
+  const col = direct || !needW ? null : f32Array(k * P);
   for (let n = 0; n < g.n; n++) {
     for (let gi = 0; gi < g.group; gi++) {
       const xo = (n * g.c + gi * g.cg) * g.h * g.w;

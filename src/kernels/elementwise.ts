@@ -1,6 +1,6 @@
 import { outputBuffer } from '../core/storage.js';
 import { wasmActivate, wasmBinaryRows } from './wasm/elementwise.js';
-import { type DType, DTYPES, castValue } from '../core/dtype.js';
+import { type DType, DTYPES, castValue, f64Array } from '../core/dtype.js';
 import { ValueError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, broadcastShapes, sizeOf, stridesOf } from '../core/shape.js';
@@ -15,7 +15,8 @@ import { gradArray, gradOf, isFloat, unbroadcast } from './grad.js';
  * Integer tensors follow numpy/onnxruntime: results wrap modulo 2^bits (uint8 250 + 10 = 4),
  * integer Div truncates toward zero (and gives 0 for a zero divisor, as numpy does), Pow keeps
  * the base's dtype (int64 base, float exponent → trunc(pow)). int64/uint64 live in a
- * Float64Array, so they are exact only while results stay within ±2^53; they do not wrap.
+ * Float64Array, exact within ±(2^53 − 1): a result beyond that raises a ValueError (castValue)
+ * rather than being rounded. Float special values follow C/PyTorch (docs/special-values.md).
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -53,6 +54,7 @@ function checkUnaryDtype(op: UnaryOp, dtype: DType): void {
 
 export const unaryCard: OpCard<UnaryOp> = {
   name: 'Unary',
+  label: (op) => `Unary '${op.kind}'`,
   shape: ([x]) => x!,
   reference([x], op) {
     checkUnaryDtype(op, x!.dtype);
@@ -217,8 +219,36 @@ export function binaryFn(op: BinaryOp, dtype: DType): (a: number, b: number) => 
     case 'Div':
       return isInt ? (a, b) => (b === 0 ? 0 : Math.trunc(a / b)) : (a, b) => a / b;
     case 'Pow':
-      return Math.pow;
+      return isInt ? intPow : powScalar;
   }
+}
+
+/**
+ * a^b as C's pow (and NumPy, onnxruntime, PyTorch): 1^b = 1 and (−1)^±∞ = 1, where
+ * JavaScript's Math.pow gives NaN for 1^NaN, 1^±∞ and (−1)^±∞. Everything else is Math.pow,
+ * which follows C already (a^±0 = 1 even for NaN a, (−0)^−1 = −∞, negative a to a
+ * non-integer b is NaN).
+ */
+export function powScalar(a: number, b: number): number {
+  if (a === 1 || (a === -1 && (b === Infinity || b === -Infinity))) return 1;
+  return Math.pow(a, b);
+}
+
+/**
+ * Pow of an integer base (the output keeps its dtype): by squaring when b is a non-negative
+ * integer, so that every partial product below 2^53 is exact (Math.pow may be an ulp off for
+ * large results); otherwise powScalar. castValue then rejects an int64 result beyond 2^53.
+ */
+function intPow(a: number, b: number): number {
+  if (!(Number.isInteger(b) && b >= 0 && b <= 2 ** 32)) return powScalar(a, b);
+  let r = 1;
+  let base = a;
+  for (let e = b; e > 0; e = Math.floor(e / 2)) {
+    if (e % 2 === 1) r *= base;
+    if (e > 1) base *= base;
+    if (!Number.isFinite(r) || !Number.isFinite(base)) return powScalar(a, b);
+  }
+  return r;
 }
 
 /** Element strides of `shape` read as `out` under broadcasting: 0 along broadcast dims. */
@@ -274,7 +304,7 @@ function forEachRow(p: RowPlan, visit: (o: number, ia: number, ib: number, n: nu
   let rows = 1;
   for (let d = 0; d < last; d++) rows *= p.dims[d]!;
   if (n === 0 || rows === 0) return;
-  const idx = new Float64Array(last);
+  const idx = f64Array(last);
   let ia = 0;
   let ib = 0;
   for (let r = 0; r < rows; r++) {
@@ -317,9 +347,9 @@ const ROW_KERNELS: Readonly<Record<BinaryOp, readonly [RowKernel, RowKernel, Row
     (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = s / b[ib + k]!; },
   ],
   Pow: [
-    (y, o, a, ia, b, ib, n) => { for (let k = 0; k < n; k++) y[o + k] = Math.pow(a[ia + k]!, b[ib + k]!); },
-    (y, o, a, ia, b, ib, n) => { const s = b[ib]!; for (let k = 0; k < n; k++) y[o + k] = Math.pow(a[ia + k]!, s); },
-    (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = Math.pow(s, b[ib + k]!); },
+    (y, o, a, ia, b, ib, n) => { for (let k = 0; k < n; k++) y[o + k] = powScalar(a[ia + k]!, b[ib + k]!); },
+    (y, o, a, ia, b, ib, n) => { const s = b[ib]!; for (let k = 0; k < n; k++) y[o + k] = powScalar(a[ia + k]!, s); },
+    (y, o, a, ia, b, ib, n) => { const s = a[ia]!; for (let k = 0; k < n; k++) y[o + k] = powScalar(s, b[ib + k]!); },
   ],
 };
 
@@ -368,6 +398,7 @@ function f32Rows(op: BinaryOp, p: RowPlan, A: Float32Array, B: Float32Array, Y: 
 
 export const binaryCard: OpCard<BinaryOp> = {
   name: 'Binary',
+  label: (op) => op,
   shape: ([a, b], op) => broadcastShapes(a!, b!, op),
 
   reference([a, b], op) {
@@ -516,8 +547,8 @@ function binaryGrad([a, b]: readonly Tensor[], op: BinaryOp, y: Tensor, g: Tenso
   const bd = b!.dataSync();
   const gd = g.dataSync();
   const yd = y.dataSync();
-  const ga = new Float64Array(n);
-  const gb = new Float64Array(n);
+  const ga = f64Array(n);
+  const gb = f64Array(n);
   const idx = new Array<number>(shape.length).fill(0);
   let ia = 0;
   let ib = 0;

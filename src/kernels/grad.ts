@@ -1,4 +1,4 @@
-import { DTYPES, type TypedArray } from '../core/dtype.js';
+import { DTYPES, type TypedArray, f64Array, f32Array } from '../core/dtype.js';
 import { type Shape, sizeOf, stridesOf } from '../core/shape.js';
 import type { OpCard } from '../core/op.js';
 import { Tensor } from '../core/tensor.js';
@@ -12,7 +12,7 @@ import { type Activation, NO_ACTIVATION, activationDerivative } from './activati
 
 /** A zeroed gradient array for `t` (float32 unless t is float64). */
 export function gradArray(t: Tensor): Float32Array | Float64Array {
-  return t.dtype === 'float64' ? new Float64Array(t.size) : new Float32Array(t.size);
+  return t.dtype === 'float64' ? f64Array(t.size) : f32Array(t.size);
 }
 
 /** Wraps `data` as the gradient of `t`. */
@@ -39,7 +39,7 @@ export function unbroadcast(g: ArrayLike<number>, full: Shape, target: Tensor): 
   const ts = stridesOf(target.shape);
   // Stride in the target of each dim of `full` (0 where the target broadcasts).
   const st = full.map((d, i) => (i < lead || target.shape[i - lead] === 1 ? 0 : ts[i - lead]!));
-  const acc = new Float64Array(target.size);
+  const acc = f64Array(target.size);
   const n = sizeOf(full);
   const idx = new Array<number>(full.length).fill(0);
   let o = 0;
@@ -73,7 +73,7 @@ export function preActivationGrad<A extends { readonly activation: Activation }>
   const z = (card.cpu ? card.cpu(inputs, plain) : card.reference(inputs, plain)).dataSync();
   const d = activationDerivative(attrs.activation);
   const yd = y.dataSync();
-  const out = gd instanceof Float64Array ? new Float64Array(gd.length) : new Float32Array(gd.length);
+  const out = gd instanceof Float64Array ? f64Array(gd.length) : f32Array(gd.length);
   for (let i = 0; i < out.length; i++) out[i] = gd[i]! * d(z[i]!, yd[i]!);
   return out;
 }

@@ -1,4 +1,4 @@
-import { type DType, DTYPES, type TypedArray, castValue } from '../core/dtype.js';
+import { type DType, DTYPES, type TypedArray, castValue, i32Array } from '../core/dtype.js';
 import { ShapeError, ValueError } from '../core/errors.js';
 import { checkedSize } from '../core/limits.js';
 import { outputBuffer } from '../core/storage.js';
@@ -457,7 +457,7 @@ function padAxisMap(dim: number, begin: number, end: number, mode: PadMode): Int
   const lo = Math.max(0, -begin);
   const kept = keptAfterCrop(dim, begin, end);
   const before = Math.max(0, begin);
-  const out = new Int32Array(before + kept + Math.max(0, end));
+  const out = i32Array(before + kept + Math.max(0, end));
   for (let o = 0; o < out.length; o++) {
     let j = o - before; // position within the kept part
     if (j < 0 || j >= kept) {
@@ -591,6 +591,7 @@ function shapeRange(rank: number, { start = 0, end = rank }: ShapeAttrs): [numbe
 
 export const shapeCard: OpCard<ShapeAttrs> = {
   name: 'Shape',
+  outputDtype: () => 'int64',
   shape(inputs, attrs) {
     const x = one(inputs, 'Shape');
     const [s, e] = shapeRange(x.length, attrs);

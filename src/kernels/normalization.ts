@@ -1,4 +1,4 @@
-import { DTYPES } from '../core/dtype.js';
+import { DTYPES, f64Array, f32Array } from '../core/dtype.js';
 import { ShapeError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, fmtShape, sizeOf } from '../core/shape.js';
@@ -38,8 +38,8 @@ export function batchNormAffine(scale: Tensor, bias: Tensor, mean: Tensor, varia
 
 function affineOf(s: ArrayLike<number>, bi: ArrayLike<number>, m: ArrayLike<number>, v: ArrayLike<number>, epsilon: number): { a: Float64Array; b: Float64Array } {
   const c = s.length;
-  const a = new Float64Array(c);
-  const b = new Float64Array(c);
+  const a = f64Array(c);
+  const b = f64Array(c);
   for (let i = 0; i < c; i++) {
     a[i] = s[i]! / Math.sqrt(v[i]! + epsilon);
     b[i] = bi[i]! - m[i]! * a[i]!;
@@ -52,7 +52,7 @@ function applyChannelAffine(x: Tensor, { a, b }: { a: Float64Array; b: Float64Ar
   const C = x.shape[1]!;
   const inner = sizeOf(x.shape.slice(2));
   const xd = x.f32();
-  const out = new Float32Array(xd.length);
+  const out = f32Array(xd.length);
   for (let start = 0, c = 0; start < out.length; start += inner, c = (c + 1) % C) {
     const ac = a[c]!;
     const bc = b[c]!;
@@ -140,8 +140,8 @@ export function batchStats(x: Tensor): BatchStats {
   const inner = sizeOf(x.shape.slice(2));
   const count = C === 0 ? 0 : x.size / C;
   const xd = x.dataSync();
-  const mean = new Float64Array(C);
-  const variance = new Float64Array(C);
+  const mean = f64Array(C);
+  const variance = f64Array(C);
   for (let start = 0, c = 0; start < xd.length; start += inner, c = (c + 1) % C) {
     let s = 0;
     for (let i = start; i < start + inner; i++) s += xd[i]!;
@@ -291,8 +291,8 @@ export function foldBatchNorm(
 
 /** Per-channel sums Σ g and Σ g·(x − shift[c]) over N and the spatial dims. */
 function channelSums(x: ArrayLike<number>, g: ArrayLike<number>, C: number, inner: number, shift: ArrayLike<number>): { sg: Float64Array; sgx: Float64Array } {
-  const sg = new Float64Array(C);
-  const sgx = new Float64Array(C);
+  const sg = f64Array(C);
+  const sgx = f64Array(C);
   for (let start = 0, c = 0; start < x.length; start += inner, c = (c + 1) % C) {
     const m = shift[c]!;
     let a = 0;
@@ -327,7 +327,7 @@ function batchNormGrad(inputs: readonly Tensor[], attrs: BatchNormAttrs, y: Tens
   const s = scale!.dataSync();
   const m = mean!.dataSync();
   const v = variance!.dataSync();
-  const inv = new Float64Array(C);
+  const inv = f64Array(C);
   for (let c = 0; c < C; c++) inv[c] = 1 / Math.sqrt(v[c]! + attrs.epsilon);
   const { sg, sgx } = channelSums(xd, dY, C, inner, m);
   let gx: Tensor | null = null;
@@ -336,9 +336,9 @@ function batchNormGrad(inputs: readonly Tensor[], attrs: BatchNormAttrs, y: Tens
     for (let i = 0; i < out.length; i++) out[i] = dY[i]! * s[Math.floor(i / inner) % C]! * inv[Math.floor(i / inner) % C]!;
     gx = gradOf(x!, out);
   }
-  const gs = new Float64Array(C);
-  const gm = new Float64Array(C);
-  const gv = new Float64Array(C);
+  const gs = f64Array(C);
+  const gm = f64Array(C);
+  const gv = f64Array(C);
   for (let c = 0; c < C; c++) {
     gs[c] = sgx[c]! * inv[c]!;
     gm[c] = -sg[c]! * s[c]! * inv[c]!;
@@ -360,10 +360,10 @@ function batchNormTrainGrad(inputs: readonly Tensor[], attrs: BatchNormTrainAttr
   const xd = x!.dataSync();
   const g = gOut.dataSync();
   const s = scale!.dataSync();
-  const inv = new Float64Array(C);
+  const inv = f64Array(C);
   for (let c = 0; c < C; c++) inv[c] = 1 / Math.sqrt(stats.variance[c]! + attrs.epsilon);
   const { sg, sgx } = channelSums(xd, g, C, inner, stats.mean);
-  const gs = new Float64Array(C);
+  const gs = f64Array(C);
   for (let c = 0; c < C; c++) gs[c] = sgx[c]! * inv[c]!; // Σ dy·x̂
   let gx: Tensor | null = null;
   if (x!.requiresGrad) {

@@ -1,7 +1,7 @@
 import { outputBuffer } from '../core/storage.js';
 import { wasmMeanRows } from './wasm/elementwise.js';
 import { wasmPool2d } from './wasm/pooling.js';
-import { DTYPES } from '../core/dtype.js';
+import { DTYPES, f64Array, i32Array } from '../core/dtype.js';
 import { ShapeError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, fmtShape, sizeOf } from '../core/shape.js';
@@ -150,10 +150,10 @@ function poolReference(kind: PoolKind, op: string, x: Tensor, attrs: MaxPoolIndi
  * inner loops.
  */
 function axisWindows(size: number, out: number, kernel: number, stride: number, dilation: number, padBegin: number, padEnd: number) {
-  const start = new Int32Array(out);
-  const lo = new Int32Array(out);
-  const hi = new Int32Array(out);
-  const padded = new Int32Array(out);
+  const start = i32Array(out);
+  const lo = i32Array(out);
+  const hi = i32Array(out);
+  const padded = i32Array(out);
   for (let o = 0; o < out; o++) {
     const s = o * stride - padBegin;
     start[o] = s;
@@ -180,7 +180,7 @@ function poolCpu(kind: PoolKind, op: string, x: Tensor, attrs: MaxPoolIndicesAtt
   const OW = cols.start.length;
   const xd = x.f32();
   // outputBuffer: every output is written below.
-  const y = kind === 'argmax' ? new Float64Array(g.planes * OH * OW) : outputBuffer(g.planes * OH * OW);
+  const y = kind === 'argmax' ? f64Array(g.planes * OH * OW) : outputBuffer(g.planes * OH * OW);
   if (kind !== 'argmax' && r === 2) {
     const pads = [g.pads[0]!, g.pads[1]!, g.pads[2]!, g.pads[3]!] as const;
     const geometry = { planes: g.planes, h: H, w: W, oh: OH, ow: OW, kh: g.kernel[0]!, kw: g.kernel[1]!, sh: g.strides[0]!, sw: g.strides[1]!, dh, dw, pads };
@@ -266,6 +266,7 @@ export const averagePoolCard: OpCard<PoolAttrs> = {
 export const maxPoolIndicesCard: OpCard<MaxPoolIndicesAttrs> = {
   name: 'MaxPoolIndices',
   shape: ([x], attrs) => poolGeometry('MaxPool', x!, attrs).outShape,
+  outputDtype: () => 'int64',
   reference: ([x], attrs) => poolReference('argmax', 'MaxPool', x!, attrs),
   cpu: ([x], attrs) => poolCpu('argmax', 'MaxPool', x!, attrs),
 };
@@ -382,7 +383,7 @@ function averagePoolGrad([x]: readonly Tensor[], attrs: PoolAttrs, _y: Tensor, g
   const outPlane = sizeOf(geo.outSpatial);
   const taps = sizeOf(geo.kernel);
   const gd = g.dataSync();
-  const acc = new Float64Array(x!.size);
+  const acc = f64Array(x!.size);
   const o = new Array<number>(r);
   const k = new Array<number>(r);
   const offs: number[] = [];

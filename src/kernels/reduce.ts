@@ -1,4 +1,4 @@
-import { type TypedArray, DTYPES, castValue } from '../core/dtype.js';
+import { type TypedArray, DTYPES, castValue, f64Array, f32Array, i32Array } from '../core/dtype.js';
 import { ShapeError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, normAxis, sizeOf, stridesOf } from '../core/shape.js';
@@ -44,7 +44,7 @@ function reduceReference(kind: ReduceKind, op: string, x: Tensor, attrs: ReduceA
   const kept = reducedShape(x.shape, mask, true);
   const keptStrides = stridesOf(kept);
   const count = sizeOf(x.shape.filter((_, i) => mask[i]));
-  const acc = new Float64Array(sizeOf(kept)).fill(IDENTITY[kind]);
+  const acc = f64Array(sizeOf(kept)).fill(IDENTITY[kind]);
   const src = x.dataSync();
   for (let i = 0; i < src.length; i++) {
     let rest = i;
@@ -64,7 +64,7 @@ function reduceReference(kind: ReduceKind, op: string, x: Tensor, attrs: ReduceA
 
 /** Reduces the middle dim of `src` viewed as [outer, len, inner], into float64. */
 function reducePass(kind: ReduceKind, src: TypedArray, outer: number, len: number, inner: number): Float64Array {
-  const dst = new Float64Array(outer * inner).fill(IDENTITY[kind]);
+  const dst = f64Array(outer * inner).fill(IDENTITY[kind]);
   const isSum = kind === 'sum' || kind === 'mean';
   const pick = kind === 'max' ? Math.max : Math.min;
   for (let o = 0; o < outer; o++) {
@@ -157,7 +157,7 @@ function reduceGrad(kind: ReduceKind, name: string) {
     const yd = y.dataSync();
     const gd = g.dataSync();
     // The output slot of every input element.
-    const slot = new Int32Array(src.length);
+    const slot = i32Array(src.length);
     for (let i = 0; i < src.length; i++) {
       let rest = i;
       let o = 0;
@@ -168,12 +168,12 @@ function reduceGrad(kind: ReduceKind, name: string) {
       }
       slot[i] = o;
     }
-    const out = x!.dtype === 'float64' ? new Float64Array(src.length) : new Float32Array(src.length);
+    const out = x!.dtype === 'float64' ? f64Array(src.length) : f32Array(src.length);
     if (kind === 'sum' || kind === 'mean') {
       const f = kind === 'mean' ? 1 / count : 1;
       for (let i = 0; i < src.length; i++) out[i] = gd[slot[i]!]! * f;
     } else {
-      const ties = new Float64Array(yd.length);
+      const ties = f64Array(yd.length);
       for (let i = 0; i < src.length; i++) if (src[i] === yd[slot[i]!]) ties[slot[i]!]++;
       for (let i = 0; i < src.length; i++) if (src[i] === yd[slot[i]!]) out[i] = gd[slot[i]!]! / ties[slot[i]!]!;
     }

@@ -1,4 +1,4 @@
-import { DTYPES } from '../core/dtype.js';
+import { DTYPES, f64Array, f32Array } from '../core/dtype.js';
 import { ValueError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { type Shape, normAxis, sizeOf } from '../core/shape.js';
@@ -66,8 +66,8 @@ function makeSoftmaxCard(name: 'Softmax' | 'LogSoftmax'): OpCard<SoftmaxAttrs> {
       const [outer, len, inner] = split(name, x.shape, axis);
       const src = x.dataSync();
       const out = DTYPES[x.dtype].make(x.size);
-      const max = new Float64Array(inner);
-      const sum = new Float64Array(inner);
+      const max = f64Array(inner);
+      const sum = f64Array(inner);
       const block = len * inner;
       for (let o = 0; o < outer; o++) {
         const base = o * block;
@@ -118,7 +118,7 @@ function softmaxGradOf(log: boolean) {
     const [outer, len, inner] = split(log ? 'LogSoftmax' : 'Softmax', x!.shape, axis);
     const yd = y.dataSync();
     const gd = g.dataSync();
-    const out = x!.dtype === 'float64' ? new Float64Array(x!.size) : new Float32Array(x!.size);
+    const out = x!.dtype === 'float64' ? f64Array(x!.size) : f32Array(x!.size);
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < inner; j++) {
         const at = (l: number) => (o * len + l) * inner + j;

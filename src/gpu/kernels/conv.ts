@@ -53,13 +53,13 @@ export const convKernel = function (this: KernelThis<ConvConstants>, x: Arr, wt:
     }
   }
   let v = s;
-  if (this.constants.act === 1) { v = Math.max(s, 0); }
+  if (this.constants.act === 1) { if (s < 0) { v = 0; } }
   if (this.constants.act === 2) { if (s < 0) { v = this.constants.p1 * s; } }
-  if (this.constants.act === 3) { v = Math.min(Math.max(s, this.constants.p1), this.constants.p2); }
-  if (this.constants.act === 4) { v = 1 / (1 + Math.exp(-s)); }
-  if (this.constants.act === 5) { v = Math.min(Math.max(this.constants.p1 * s + this.constants.p2, 0), 1); }
-  if (this.constants.act === 6) { v = (s * Math.min(Math.max(s + 3, 0), 6)) / 6; }
-  if (this.constants.act === 7) { v = s / (1 + Math.exp(-s)); }
+  if (this.constants.act === 3) { if (s < this.constants.p1) { v = this.constants.p1; } if (s > this.constants.p2) { v = this.constants.p2; } }
+  if (this.constants.act === 4) { v = 1 / (1 + Math.exp(-s)); if (s < -88.72283905206835) { v = 0; } }
+  if (this.constants.act === 5) { v = this.constants.p1 * s + this.constants.p2; if (v < 0) { v = 0; } if (v > 1) { v = 1; } }
+  if (this.constants.act === 6) { v = s * (Math.min(Math.max(s + 3, 0), 6) / 6); }
+  if (this.constants.act === 7) { v = s / (1 + Math.exp(-s)); if (s < -88.72283905206835) { v = s * 0; } }
   if (this.constants.act === 8) { v = Math.tanh(Math.min(Math.max(s, -15), 15)); }
   return v;
 };

@@ -67,7 +67,12 @@ export const cpuPlan = (reason: string): GpuPlan => ({ kind: 'cpu', reason });
 /** Largest finite float32: GLSL has no literal for ±Infinity. */
 export const F32_MAX = 3.4028234663852886e38;
 
-/** The activation as kernel constants: act (a code), p1, p2. */
+/**
+ * The activation as kernel constants: act (a code), p1, p2. The kernels' activation lines keep
+ * the CPU kernels' special values (docs/special-values.md): relu, clip and hard-sigmoid compare
+ * (`if (s < lo)`) rather than call Math.max, so NaN and −0 pass through as on the CPU; sigmoid
+ * is 0 and SiLU −0 below −88.72 (float32's exp overflow); hard-swish is s · (gate / 6).
+ */
 export function activationConstants(a: Activation | undefined): { act: number; p1: number; p2: number } {
   const clamp = (v: number) => Math.max(-F32_MAX, Math.min(F32_MAX, v));
   switch (a?.kind ?? 'none') {

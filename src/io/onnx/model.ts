@@ -9,7 +9,8 @@ import { optimizeGraph } from './optimize.js';
 import { lookupOp } from './ops/index.js';
 import { UnsupportedOpError } from '../../core/errors.js';
 import type { ExternalReader } from './tensor_proto.js';
-import { markConstant, runtime, wasmKernelsEnabled } from '../../kernels/wasm/runtime.js';
+import { f32Index, holdConstant, releaseConstant, runtime, wasmKernelsEnabled } from '../../kernels/wasm/runtime.js';
+import { disposeSymbol } from '../../core/dispose.js';
 import { ThreadChoice } from '../../kernels/wasm/pool.js';
 import { type KernelArena, openArena } from '../../kernels/wasm/arena.js';
 import { withOutputArena } from '../../core/storage.js';
@@ -31,7 +32,7 @@ export interface LoadOptions {
    * as the list of kernel calls it recorded for that shape (see KernelPlan), which skips the
    * per-node JavaScript and hands work to the worker threads once per run. Only graphs that
    * run entirely on the WebAssembly kernels are replayed; a replay is checked against its
-   * recording before it is used. Costs the run's kernel memory, kept while the model lives.
+   * recording before it is used. Costs the run's kernel memory, kept until dispose().
    */
   replay?: boolean;
 }
@@ -62,13 +63,24 @@ interface PlanState {
   failed: string | null;
 }
 
-/** Gives a model's plans' kernel memory back when the model is garbage-collected. */
-const planRegistry =
-  typeof FinalizationRegistry !== 'undefined'
-    ? new FinalizationRegistry<Map<string, PlanState>>((states) => {
-        for (const s of states.values()) s.plan?.kernel.dispose();
-      })
-    : null;
+/** What a model holds in kernel memory: its plans, and its weights' packed copies (see holdConstant). */
+interface Held {
+  readonly states: Map<string, PlanState>;
+  readonly weights: readonly Float32Array[];
+}
+
+function freeHeld(h: Held): void {
+  for (const s of h.states.values()) s.plan?.kernel.dispose();
+  h.states.clear();
+  for (const w of h.weights) releaseConstant(w);
+}
+
+/**
+ * Gives a model's kernel memory back when a model that was not disposed is garbage-collected.
+ * A safety net only: the collector runs when the JavaScript heap is under pressure, not the
+ * kernel memory, and its callbacks only between tasks (never inside one synchronous loop).
+ */
+const planRegistry = typeof FinalizationRegistry !== 'undefined' ? new FinalizationRegistry<Held>(freeHeld) : null;
 
 /** Normal runs at a shape before one is recorded (the first packs weights and generates kernels). */
 const PLAN_AFTER = 2;
@@ -97,17 +109,10 @@ interface Step {
 /** Reads and validates an ONNX file or buffer without compiling it (works with unsupported ops too). */
 export async function readOnnx(source: ModelSource): Promise<OnnxGraph> {
   if (typeof source === 'string') {
-    const fs = await import('node:fs/promises');
-    let size: number;
-    try {
-      size = (await fs.stat(source)).size;
-    } catch (e) {
-      throw new OnnxError(`${source}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    if (size > getLimits().maxModelBytes) {
-      throw new ResourceLimitError(`${source}: ${fmtBytes(size)} exceeds the ${fmtBytes(getLimits().maxModelBytes)} model budget`);
-    }
-    const bytes = new Uint8Array(await fs.readFile(source));
+    // Opened first, then checked on the descriptor: a FIFO or directory is refused without blocking,
+    // and the size is checked against maxModelBytes before the buffer is made (src/io/files.ts).
+    const { readRegularFile } = await import('../files.js');
+    const bytes = await readRegularFile(source, { error: (m) => new OnnxError(m) });
     return OnnxGraph.decode(bytes, source, await externalReader(source));
   }
   return OnnxGraph.decode(source instanceof Uint8Array ? source : new Uint8Array(source), 'model');
@@ -126,8 +131,12 @@ export function loadOnnxSync(bytes: Uint8Array | ArrayBuffer, opts: LoadOptions 
   return new OnnxModel(OnnxGraph.decode(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), 'model', opts.readExternal), opts);
 }
 
-/** A compiled ONNX graph: run it with named input tensors. */
-export class OnnxModel {
+/**
+ * A compiled ONNX graph: run it with named input tensors. It holds kernel memory (packed
+ * weights, recorded runs) until `dispose()` — or `using model = …`, which disposes at the end
+ * of the block; a model dropped without either frees it only once garbage-collected.
+ */
+export class OnnxModel implements Disposable {
   readonly inputs: readonly ValueInfo[];
   readonly outputs: readonly ValueInfo[];
   private readonly steps: readonly Step[];
@@ -136,6 +145,9 @@ export class OnnxModel {
   private readonly replay: boolean;
   /** Per input shapes and thread count (see ModelPlan); oldest first. */
   private readonly planStates = new Map<string, PlanState>();
+  /** The kernel memory this model holds (freed by dispose, or by planRegistry once collected). */
+  private readonly held: Held;
+  private isDisposed = false;
 
   constructor(
     readonly graph: OnnxGraph,
@@ -148,12 +160,6 @@ export class OnnxModel {
     const { nodes, initializers } =
       opts.optimize === false ? { nodes: [...graph.nodes], initializers: new Map(graph.initializers) } : optimizeGraph(graph.nodes, graph.initializers, outNames);
     this.constants = initializers;
-    // The weights of a loaded model never change: fast kernels may keep them pre-packed.
-    for (const t of initializers.values()) {
-      const d = t.dataSync();
-      if (t.dtype === 'float32' && d instanceof Float32Array) markConstant(d);
-    }
-    if (wasmKernelsEnabled()) prepack(nodes, initializers);
 
     // Liveness: a value is released after its last reader runs, unless the caller gets it back.
     const lastUse = new Map<string, number>();
@@ -165,7 +171,43 @@ export class OnnxModel {
 
     this.steps = nodes.map((node, i) => ({ node, run: lookupOp(node.opType)!.compile(node), release: releaseAt[i]! }));
     this.replay = opts.replay !== false && nodes.every((n) => n.domain === '' && REPLAYABLE_OPS.has(n.opType));
-    planRegistry?.register(this, this.planStates);
+
+    // The weights of a loaded model never change: fast kernels may keep them pre-packed, until
+    // dispose (which frees the packed copies no other model holds). Last, once nothing else
+    // here can throw, so that a model that fails to load holds nothing.
+    const weights: Float32Array[] = [];
+    for (const t of initializers.values()) {
+      const d = t.dataSync();
+      if (t.dtype === 'float32' && d instanceof Float32Array) {
+        holdConstant(d);
+        weights.push(d);
+      }
+    }
+    this.held = { states: this.planStates, weights };
+    planRegistry?.register(this, this.held, this);
+    if (wasmKernelsEnabled()) prepack(nodes, initializers);
+  }
+
+  /** Whether dispose() was called. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /**
+   * Frees the kernel memory the model holds — its recorded runs and its weights' packed
+   * copies (those no other loaded model shares) — for later models to reuse. The model cannot
+   * run afterwards; idempotent. Tensors it returned stay valid (they are plain arrays).
+   */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    planRegistry?.unregister(this);
+    freeHeld(this.held);
+    this.threadChoices.clear();
+  }
+
+  [disposeSymbol](): void {
+    this.dispose();
   }
 
   /** The nodes that will run, after optimisation, in order. */
@@ -179,6 +221,7 @@ export class OnnxModel {
   }
 
   runSync(feeds: Record<string, Tensor> | Tensor, opts: RunOptions = {}): Record<string, Tensor> {
+    if (this.isDisposed) throw new LightconvError(`${this.graph.name ? `model '${this.graph.name}'` : 'the model'} was disposed; load it again to run it`);
     // Device tensors (the GPU backend's textures) made during the run and not returned are
     // freed when it ends, also when a node throws; on the CPU this changes nothing.
     return tidy(() => this.runSteps(feeds, opts));
@@ -225,6 +268,7 @@ export class OnnxModel {
    * recorded plan now (see LoadOptions.replay), and if not, why not.
    */
   replayStatus(feeds: Record<string, Tensor> | Tensor): { replaying: boolean; reason: string | null } {
+    if (this.isDisposed) return { replaying: false, reason: 'the model was disposed' };
     if (!this.replay) return { replaying: false, reason: 'replay is off or the graph has ops a replay does not cover' };
     if (!openArena() || getBackend() !== cpuBackend) return { replaying: false, reason: 'not on the WebAssembly kernels of the CPU backend with shared memory' };
     const fed = this.checkFeeds(feeds);
@@ -321,7 +365,7 @@ export class OnnxModel {
       return withOutputArena(arena, () => {
         const { values: resident, inputs } = residentFeeds(arena, fed);
         const values = this.runValues(resident, opts, arena);
-        const outputs: Record<string, Tensor> = {};
+        const outputs: Record<string, Tensor> = Object.create(null);
         const places: { name: string; at: number; shape: readonly number[] }[] = [];
         let why: string | null = null;
         for (const [name, t] of Object.entries(values)) {
@@ -342,11 +386,11 @@ export class OnnxModel {
   private replayPlan(plan: ModelPlan, fed: ReadonlyMap<string, Tensor>): Record<string, Tensor> {
     const rt = runtime()!;
     rt.pool.wake();
-    for (const i of plan.inputs) rt.f32().set(fed.get(i.name)!.dataSync() as Float32Array, i.at >> 2);
+    for (const i of plan.inputs) rt.f32().set(fed.get(i.name)!.dataSync() as Float32Array, f32Index(i.at));
     plan.kernel.run();
     const v = rt.f32();
-    const out: Record<string, Tensor> = {};
-    for (const o of plan.outputs) out[o.name] = new Tensor(v.slice(o.at >> 2, (o.at >> 2) + o.shape.reduce((a, b) => a * b, 1)), o.shape);
+    const out: Record<string, Tensor> = Object.create(null);
+    for (const o of plan.outputs) out[o.name] = new Tensor(v.slice(f32Index(o.at), f32Index(o.at) + o.shape.reduce((a, b) => a * b, 1)), o.shape);
     return out;
   }
 
@@ -406,7 +450,8 @@ export class OnnxModel {
         if (![...inArena.values()].includes(block)) arena!.free(block);
       }
     }
-    const result: Record<string, Tensor> = {};
+    // Null prototype: an output may be named '__proto__' or 'constructor' and is still a plain entry.
+    const result: Record<string, Tensor> = Object.create(null);
     for (const o of this.outputs) result[o.name] = values.get(o.name)!;
     return result;
   }
@@ -425,7 +470,7 @@ export class OnnxModel {
     }
     const symbols = new Map<string, number>();
     for (const info of this.graph.inputs) {
-      const t = feeds[info.name];
+      const t = Object.hasOwn(feeds, info.name) ? feeds[info.name] : undefined;
       if (!t) throw new ValueError(`input '${info.name}' is missing`);
       if (!(t instanceof Tensor)) throw new ValueError(`input '${info.name}' is not a Tensor`);
       if (info.dtype && t.dtype !== info.dtype) throw new ValueError(`input '${info.name}' must be ${info.dtype} (ONNX ${info.elemType}), got ${t.dtype}`);

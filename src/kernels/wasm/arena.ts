@@ -1,4 +1,5 @@
 import { ResourceLimitError } from '../../core/errors.js';
+import { checkedAlloc, fmtBytes } from '../../core/limits.js';
 import type { OutputArena } from '../../core/storage.js';
 import { type Runtime, runtime, wasmKernelsEnabled } from './runtime.js';
 
@@ -19,14 +20,21 @@ export class KernelArena implements OutputArena {
   constructor(private readonly rt: Runtime) {}
 
   alloc(n: number): Float32Array {
+    // The tensor budget first, whichever memory the array ends up in.
+    checkedAlloc(n, 4);
     // 64 bytes of slack: vector kernels may read (never use) a few lanes past the end.
     let ptr: number;
     try {
       ptr = this.rt.alloc(4 * n + 64);
     } catch (e) {
-      // Kernel memory full (4 GiB): a plain array, which the kernels copy in and out.
-      if (e instanceof ResourceLimitError) return new Float32Array(n);
-      throw e;
+      if (!(e instanceof ResourceLimitError)) throw e;
+      // Kernel memory full (4 GiB): a plain array within the same budget, which the kernels
+      // copy in and out; where even that cannot be had, the kernel memory's error says why.
+      try {
+        return new Float32Array(n);
+      } catch {
+        throw new ResourceLimitError(`a kernel output of ${fmtBytes(4 * n)} fits neither in kernel memory nor in a plain array (${e.message})`);
+      }
     }
     this.blocks.set(ptr, n);
     return new Float32Array(this.rt.memory.buffer, ptr, n);

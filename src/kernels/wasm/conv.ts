@@ -2,7 +2,8 @@ import { type Activation, activateInPlace } from '../activation.js';
 import { type ConvGeometry, im2col } from '../conv.js';
 import { type Call, chunkCount, depthwiseNs, gemmNs, splitRange, streamNs } from './pool.js';
 import { depthwiseName, splitPlaneFloats } from './kernels.js';
-import { type Runtime, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
+import { type Runtime, f32Index, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
+import { scratchBytes } from './budget.js';
 
 /**
  * Conv on the WebAssembly SIMD kernels: 1×1 and im2col convs as GEMMs, depthwise convs
@@ -68,7 +69,7 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
   // another length first (one pass, small next to the GEMM).
   if (ldb % 256 === 0 && k > 32 && n >= 8) {
     const ld = n + 8;
-    const copy = rt.alloc(4 * k * ld + 64);
+    const copy = rt.alloc(scratchBytes(4 * k * ld + 64));
     try {
       rt.call('copy2d', pB, 4 * ldb, 4, copy, 4 * ld, 4, k, n);
       gemm(rt, pA, mPanels, m, k, copy, ld, n, pC, ldc, pBias, act, tail);
@@ -169,7 +170,7 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const inPlace = side === 1 && xAt >= 0 && yAt >= 0;
   const nb = inPlace ? hw : side > 1 ? side * hw : Math.min(hw, columnBlock(k, mPanels * 4));
   const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + gemmTailFloats(k, mPanels, nb) + (xAt >= 0 && side === 1 ? 0 : k * nb) + (yAt >= 0 && side === 1 ? 0 : mPanels * 4 * nb));
-  const base = rt.alloc(bytes);
+  const base = rt.alloc(scratchBytes(bytes));
   try {
     const pAscratch = base;
     const pBiasScratch = pAscratch + mPanels * 16 * k;
@@ -188,14 +189,14 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
           if (xAt >= 0) rt.pool.run([Array.from({ length: cnt }, (_, j): Call => ['copy2d', xAt + 4 * xo(j), 4 * hw, 4, pBs + 4 * j * hw, 4 * ld, 4, k, hw])]);
           else {
             const v = rt.f32();
-            for (let r = 0; r < k; r++) for (let j = 0; j < cnt; j++) v.set(X.subarray(xo(j) + r * hw, xo(j) + (r + 1) * hw), (pBs >> 2) + r * ld + j * hw);
+            for (let r = 0; r < k; r++) for (let j = 0; j < cnt; j++) v.set(X.subarray(xo(j) + r * hw, xo(j) + (r + 1) * hw), f32Index(pBs) + r * ld + j * hw);
           }
           gemm(rt, pA, mPanels, mg, k, pBs, ld, ld, pCs, ld, pBias, act, pTail);
           const yo = (j: number) => ((n0 + j) * g.m + gi * mg) * hw;
           if (yAt >= 0) rt.pool.run([Array.from({ length: cnt }, (_, j): Call => ['copy2d', pCs + 4 * j * hw, 4 * ld, 4, yAt + 4 * yo(j), 4 * hw, 4, mg, hw])]);
           else {
             const w = rt.f32();
-            for (let j = 0; j < cnt; j++) for (let r = 0; r < mg; r++) y.set(w.subarray((pCs >> 2) + r * ld + j * hw, (pCs >> 2) + r * ld + (j + 1) * hw), yo(j) + r * hw);
+            for (let j = 0; j < cnt; j++) for (let r = 0; r < mg; r++) y.set(w.subarray(f32Index(pCs) + r * ld + j * hw, f32Index(pCs) + r * ld + (j + 1) * hw), yo(j) + r * hw);
           }
         }
         continue;
@@ -210,15 +211,15 @@ function pointwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
           if (xAt >= 0) [pB, ldb] = [xAt + 4 * (xo + p0), hw];
           else {
             const v = rt.f32();
-            if (cols === hw) v.set(X.subarray(xo, xo + k * hw), pBs >> 2);
-            else for (let r = 0; r < k; r++) v.set(X.subarray(xo + r * hw + p0, xo + r * hw + p0 + cols), (pBs >> 2) + r * cols);
+            if (cols === hw) v.set(X.subarray(xo, xo + k * hw), f32Index(pBs));
+            else for (let r = 0; r < k; r++) v.set(X.subarray(xo + r * hw + p0, xo + r * hw + p0 + cols), f32Index(pBs) + r * cols);
             [pB, ldb] = [pBs, cols];
           }
           if (yAt >= 0) gemm(rt, pA, mPanels, mg, k, pB, ldb, cols, yAt + 4 * (yo + p0), hw, pBias, act, pTail);
           else {
             gemm(rt, pA, mPanels, mg, k, pB, ldb, cols, pCs, cols, pBias, act, pTail);
             const w = rt.f32();
-            const c = pCs >> 2;
+            const c = f32Index(pCs);
             if (cols === hw) y.set(w.subarray(c, c + mg * hw), yo);
             else for (let r = 0; r < mg; r++) y.set(w.subarray(c + r * cols, c + (r + 1) * cols), yo + r * hw + p0);
           }
@@ -257,7 +258,7 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
   const yAt = rt.addressOf(y);
   const imageFloats = simd ? (xAt >= 0 ? 0 : g.c * g.h * g.w) + g.c * hp * wp + 64 : 0;
   const bytes = 4 * (mPanels * 4 * k + mPanels * 4 + gemmTailFloats(k, mPanels, ldMax) + k * ldMax + 16 + (yAt >= 0 ? 0 : mPanels * 4 * ldMax) + imageFloats);
-  const base = rt.alloc(bytes);
+  const base = rt.alloc(scratchBytes(bytes));
   try {
     const pAscratch = base;
     const pBiasScratch = pAscratch + mPanels * 16 * k;
@@ -271,7 +272,7 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
     for (let n = 0; n < g.n; n++) {
       if (simd) {
         const src = xAt >= 0 ? xAt + 4 * n * chw : pIn;
-        if (xAt < 0) rt.f32().set(X.subarray(n * chw, (n + 1) * chw), pIn >> 2);
+        if (xAt < 0) rt.f32().set(X.subarray(n * chw, (n + 1) * chw), f32Index(pIn));
         const pads = splitRange(g.c, chunkCount(streamNs(2 * g.c * hp * wp))).map(([c0, c1]) =>
           Array.from({ length: c1 - c0 }, (_, i): Call => ['padplane', src + (c0 + i) * g.h * g.w * 4, g.h, g.w, pPad + (c0 + i) * hp * wp * 4, wp, g.pt, g.pl, hp]),
         );
@@ -296,13 +297,13 @@ function im2colGemm(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arr
               }),
             );
             rt.pool.run(gather);
-          } else im2col(X, xo, g, p0, cols, rt.f32(), pCol >> 2, ld);
+          } else im2col(X, xo, g, p0, cols, rt.f32(), f32Index(pCol), ld);
           if (yAt >= 0) gemm(rt, pA, mPanels, g.mg, k, pCol, ld, cols, yAt + 4 * (yo + p0), positions, pBias, act, pTail);
           else {
             gemm(rt, pA, mPanels, g.mg, k, pCol, ld, cols, pC, ld, pBias, act, pTail);
             // Output rows of this chunk: y[(n·m + gi·mg + i)·positions + p0 …].
             const v = rt.f32();
-            const c = pC >> 2;
+            const c = f32Index(pC);
             for (let i = 0; i < g.mg; i++) y.set(v.subarray(c + i * ld, c + i * ld + cols), yo + p0 + i * positions);
           }
         }
@@ -342,7 +343,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
   const inFloats = xAt >= 0 ? 0 : c * h * w;
   const outFloats = yAt >= 0 ? 0 : c * oh * ow;
   const bytes = 4 * (c * taps + c + nChunks * plane + inFloats + outFloats) + 16; // +16: a last vector read past the end
-  const base = rt.alloc(bytes);
+  const base = rt.alloc(scratchBytes(bytes));
   try {
     const pWs = base;
     const pBs = pWs + c * taps * 4;
@@ -355,7 +356,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
     for (let n = 0; n < g.n; n++) {
       const src = xAt >= 0 ? xAt + 4 * n * c * h * w : pIn;
       const dst = yAt >= 0 ? yAt + 4 * n * c * oh * ow : pOut;
-      if (xAt < 0) rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), pIn >> 2);
+      if (xAt < 0) rt.f32().set(X.subarray(n * c * h * w, (n + 1) * c * h * w), f32Index(pIn));
       const chunks: Call[][] = [];
       for (const [q, [c0, c1]] of splitRange(c, nChunks).entries()) {
         const chunk: Call[] = [[dwc, src, h, w, pPad + q * plane * 4, g.sw === 2 ? wp2 : wp, pt, pl, hp, pW, pBias, dst, oh, ow, p1, p2, c0, c1]];
@@ -363,7 +364,7 @@ function depthwise(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Arra
         chunks.push(chunk);
       }
       rt.pool.run(chunks);
-      if (yAt < 0) y.set(rt.f32().subarray(pOut >> 2, (pOut >> 2) + c * oh * ow), n * c * oh * ow);
+      if (yAt < 0) y.set(rt.f32().subarray(f32Index(pOut), f32Index(pOut) + c * oh * ow), n * c * oh * ow);
     }
   } finally {
     rt.release(base);

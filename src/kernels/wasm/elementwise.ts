@@ -2,7 +2,8 @@ import type { Activation } from '../activation.js';
 import { actParams } from './conv.js';
 import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
 import { type WasmBinaryOp, BINARY_OPS } from './kernels.js';
-import { type Runtime, runtime, wasmActivation, wasmKernelsEnabled } from './runtime.js';
+import { type Runtime, f32Index, runtime, wasmActivation, wasmKernelsEnabled } from './runtime.js';
+import { scratchBytes } from './budget.js';
 
 /**
  * Elementwise ops and the global average pool on the WebAssembly kernels, for arrays that
@@ -20,7 +21,7 @@ function rowChunks(rows: number, floats: number): [number, number][] {
 function place(rt: Runtime, a: Float32Array, extent: number, ptr: number): number {
   const at = rt.addressOf(a);
   if (at >= 0) return at;
-  rt.f32().set(a.subarray(0, extent), ptr >> 2);
+  rt.f32().set(a.subarray(0, extent), f32Index(ptr));
   return ptr;
 }
 
@@ -40,7 +41,7 @@ export function wasmBinaryRows(op: string, rows: number, n: number, ra: number, 
   const copyA = rt.addressOf(A) < 0 ? extentA : 0;
   const copyB = rt.addressOf(B) < 0 ? extentB : 0;
   if (4 * (copyA + copyB) > rows * n) return false; // copying a big operand costs more than it saves
-  const base = copyA + copyB > 0 ? rt.alloc(4 * (copyA + copyB) + 64) : 0;
+  const base = copyA + copyB > 0 ? rt.alloc(scratchBytes(4 * (copyA + copyB) + 64)) : 0;
   try {
     const pA = place(rt, A, extentA, base);
     const pB = place(rt, B, extentB, base + 4 * copyA);
@@ -69,11 +70,11 @@ export function wasmMeanRows(X: Float32Array, y: Float32Array, rows: number, n: 
   const xAt = rt.addressOf(X);
   if (xAt < 0) return false;
   const yAt = rt.addressOf(y);
-  const base = yAt < 0 ? rt.alloc(4 * rows) : 0;
+  const base = yAt < 0 ? rt.alloc(scratchBytes(4 * rows)) : 0;
   try {
     const pY = yAt >= 0 ? yAt : base;
     rt.pool.run(rowChunks(rows, rows * n).map(([r0, r1]) => [['mean_rows', xAt + 4 * r0 * n, pY + 4 * r0, r1 - r0, n, 1 / n]]));
-    if (yAt < 0) y.set(rt.f32().subarray(base >> 2, (base >> 2) + rows));
+    if (yAt < 0) y.set(rt.f32().subarray(f32Index(base), f32Index(base) + rows));
   } finally {
     if (base) rt.release(base);
   }

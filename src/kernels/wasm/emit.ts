@@ -8,6 +8,10 @@
  * - Blocks without results use the empty block type 0x40.
  * - Memory alignment hints are log2 bytes and may not exceed the natural alignment
  *   (2 for f32, 4 for v128); they are only hints, so unaligned addresses are still fine.
+ * - Addresses are unsigned: memory reaches 4 GiB, so an address past 2^31 is a negative i32.
+ *   Loads and stores read it unsigned and i32.add wraps, but pointer comparisons must be
+ *   the unsigned ones (ltU, geU, …): a signed one ends a loop early over a block that
+ *   straddles 2^31.
  */
 
 /** Value types. */
@@ -180,6 +184,13 @@ export class Fn {
   geS(): this {
     return this.op(0x4e);
   }
+  /** Unsigned comparisons: the ones for byte addresses. */
+  ltU(): this {
+    return this.op(0x49);
+  }
+  geU(): this {
+    return this.op(0x4f);
+  }
   and(): this {
     return this.op(0x71);
   }
@@ -262,6 +273,17 @@ export class Fn {
   /** f32x4.pmax: b where a < b, else a (a NaN in b never wins, as in `if (v > m) m = v`). */
   fpmax(): this {
     return this.simd(0xeb);
+  }
+  /** f32x4.pmin: b where b < a, else a (a NaN or −0 in a is kept, as in `x > hi ? hi : x`). */
+  fpmin(): this {
+    return this.simd(0xea);
+  }
+  /** i32x4.shr_s (shift count an i32 on top of the stack). */
+  ishrS32x4(): this {
+    return this.simd(0xac);
+  }
+  isub32x4(): this {
+    return this.simd(0xb1);
   }
   flt(): this {
     return this.simd(0x43);

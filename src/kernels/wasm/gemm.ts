@@ -2,6 +2,7 @@ import { type Activation, activateInPlace } from '../activation.js';
 import { actParams, gemm, gemmTailFloats } from './conv.js';
 import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
 import { copyMatrix, isConstant, packA, placeBias, runtime, wasmActivation } from './runtime.js';
+import { scratchBytes } from './budget.js';
 
 /**
  * ONNX Gemm on the WebAssembly kernels, for the classifier shape: Y = A'·B' + beta·C with
@@ -29,7 +30,7 @@ export function wasmGemm(
   const mPanels = Math.ceil(n / 4); // rows of Yᵀ
   // Up to 4 rows of A: one matrix-vector product per row (a GEMM would use 1 column in 8).
   const rows = m <= 4;
-  const base = rt.alloc(4 * (mPanels * 4 * k + mPanels * 4 + k * m + mPanels * 4 * m + (rows ? 0 : gemmTailFloats(k, mPanels, m))));
+  const base = rt.alloc(scratchBytes(4 * (mPanels * 4 * k + mPanels * 4 + k * m + mPanels * 4 * m + (rows ? 0 : gemmTailFloats(k, mPanels, m)))));
   try {
     const pAscratch = base;
     const pBiasScratch = pAscratch + mPanels * 16 * k;

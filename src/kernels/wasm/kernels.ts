@@ -2,7 +2,8 @@ import { F32, Fn, I32, V128, type ValType } from './emit.js';
 
 /**
  * The SIMD micro-kernels, written as generators of WebAssembly code (see emit.ts). All
- * pointers are byte addresses in the shared kernel memory; all data is float32.
+ * pointers are byte addresses in the shared kernel memory, unsigned (up to 4 GiB: they are
+ * compared with geU/ltU, see emit.ts); all data is float32.
  *
  * What won in the prototype, and is what these kernels do: 8 v128 accumulators (a 4×8 tile),
  * B in 8-wide panels (read in place from the row-major matrix), A broadcast with
@@ -25,33 +26,37 @@ function constF32x4(f: Fn, v: number): Fn {
 /**
  * Emits `v = act(v)` for the v128 local `v`, with the activation's parameters in the f32
  * locals p1 and p2 (leaky: slope; clip: min, max; hard-sigmoid: alpha, beta). Each kind keeps
- * the TS kernel's semantics: NaN propagates through relu and clip (f32x4.min/max do).
+ * the TS kernel's semantics, special values included (docs/special-values.md): relu, clip and
+ * hard-sigmoid use pmax/pmin (`x < lo ? lo : x`), which keep NaN and −0 as the TS loops do
+ * (f32x4.max would turn −0 into +0).
  */
 export function emitActivation(f: Fn, act: WasmActivation, v: number, p1: number, p2: number): void {
   switch (act) {
     case 'none':
       return;
     case 'relu':
-      f.get(v).v128Zero().fmax().set(v);
+      f.get(v).v128Zero().fpmax().set(v);
       return;
     case 'leaky_relu':
       // bitselect(s·x, x, x < 0)
       f.get(v).get(p1).splat().fmul().get(v).get(v).v128Zero().flt().bitselect().set(v);
       return;
     case 'clip':
-      f.get(v).get(p1).splat().fmax().get(p2).splat().fmin().set(v);
+      f.get(v).get(p1).splat().fpmax().get(p2).splat().fpmin().set(v);
       return;
     case 'hard_sigmoid':
-      f.get(v).get(p1).splat().fmul().get(p2).splat().fadd().v128Zero().fmax();
-      constF32x4(f, 1).fmin().set(v);
+      f.get(v).get(p1).splat().fmul().get(p2).splat().fadd().v128Zero().fpmax();
+      constF32x4(f, 1).fpmin().set(v);
       return;
     case 'hard_swish':
-      // x · min(max(x + 3, 0), 6) · (1/6): a multiply, not a divide (divps is slow, and this
-      // runs on every accumulator of a GEMM tile); within an ulp of x·relu6(x + 3)/6
+      // x · (min(max(x + 3, 0), 6) · (1/6)): a multiply, not a divide (divps is slow, and this
+      // runs on every accumulator of a GEMM tile); within an ulp of x·relu6(x + 3)/6. The gate
+      // is scaled before it meets x: 6 · f32(1/6) rounds to exactly 1, so x ≥ 3 gives x itself
+      // (FLT_MAX stays finite), and x < −3 gives x · 0 (−0, and NaN at −∞, as PyTorch).
       f.get(v).get(v);
-      constF32x4(f, 3).fadd().v128Zero().fmax();
-      constF32x4(f, 6).fmin().fmul();
-      constF32x4(f, 1 / 6).fmul().set(v);
+      constF32x4(f, 3).fadd().v128Zero().fpmax();
+      constF32x4(f, 6).fpmin();
+      constF32x4(f, 1 / 6).fmul().fmul().set(v);
       return;
     case 'sigmoid':
     case 'silu':
@@ -75,11 +80,14 @@ export function emitActivations(f: Fn, act: WasmActivation, vs: readonly number[
 
 /**
  * v = 1 / (1 + exp(−v)) (times v for SiLU) for up to four vectors, with exp by Cephes'
- * single-precision method: clamp to [−87.3, 88.3] (so 2^n stays a normal float),
- * n = round(t·log2 e), r = t − n·ln 2 in two parts, a degree-6 polynomial for e^r on
- * |r| ≤ ln2/2, and 2^n built in the exponent bits. Rounding uses the 1.5·2^23 trick (adding
- * it leaves n in the low mantissa bits; much faster in V8 than f32x4.nearest + trunc_sat).
- * Relative error about 2e-7; NaN stays NaN.
+ * single-precision method: clamp t = −v to [−87.3, 174], n = round(t·log2 e), r = t − n·ln 2
+ * in two parts, a degree-6 polynomial for e^r on |r| ≤ ln2/2, times 2^n built in exponent
+ * bits as 2^h · 2^(n−h) with h = n >> 1 (each factor a normal float for |n| ≤ 252). So e^t
+ * overflows to +∞ where float32 does (t > 88.72), making sigmoid +0 and SiLU −0 (NaN at −∞)
+ * as in PyTorch and the TS kernels, and is exact-ish down to the denormal sigmoids just above
+ * that; a clamp at 88.3 would floor sigmoid at 4.5e−39 (SiLU(x) = x·4.5e−39, −∞ at −∞).
+ * Rounding uses the 1.5·2^23 trick (adding it leaves n in the low mantissa bits; much faster
+ * in V8 than f32x4.nearest + trunc_sat). Relative error about 2e-7; NaN stays NaN.
  */
 function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
   const MAGIC = 12582912; // 1.5·2^23
@@ -91,7 +99,7 @@ function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
   each((i) => {
     f.get(vs[i]!).fneg();
     constF32x4(f, -87.3).fmax();
-    constF32x4(f, 88.3).fmin().set(T[i]!);
+    constF32x4(f, 174).fmin().set(T[i]!);
   });
   each((i) => {
     f.get(T[i]!);
@@ -117,12 +125,16 @@ function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
     });
   }
   each((i) => {
-    // e^r ≈ p·r² + r + 1, times 2^n: ((bits(magic + n) − 0x4b400000) + 127) << 23
+    // e^r ≈ p·r² + r + 1, times 2^h then 2^(n−h): n = bits(magic + n) − 0x4b400000, and
+    // 2^k = (k + 127) << 23
     f.get(P[i]!).get(T[i]!).get(T[i]!).fmul().fmul().get(T[i]!).fadd();
     constF32x4(f, 1).fadd();
-    f.get(N[i]!);
-    f.i32(127 - 0x4b400000).splatI32().iadd32x4();
-    f.i32(23).ishl32x4();
+    f.get(N[i]!).i32(-0x4b400000).splatI32().iadd32x4().set(N[i]!);
+    f.get(N[i]!).i32(1).ishrS32x4();
+    f.i32(127).splatI32().iadd32x4().i32(23).ishl32x4();
+    f.fmul();
+    f.get(N[i]!).get(N[i]!).i32(1).ishrS32x4().isub32x4();
+    f.i32(127).splatI32().iadd32x4().i32(23).ishl32x4();
     f.fmul().set(P[i]!);
   });
   each((i) => {
@@ -249,7 +261,7 @@ export function gemvKernel(act: WasmActivation): Fn {
     f.get(pX).set(x);
     f.get(a).get(panel).add().set(end);
     f.block().loop();
-    f.get(a).get(end).geS().brIf(1);
+    f.get(a).get(end).geU().brIf(1);
     f.get(x).loadSplat(0).set(xv);
     f.get(acc0).get(a).v128Load(0).get(xv).fmul().fadd().set(acc0);
     f.get(acc1).get(a).get(panel).add().v128Load(0).get(xv).fmul().fadd().set(acc1);
@@ -273,7 +285,7 @@ export function gemvKernel(act: WasmActivation): Fn {
     f.get(pX).set(x);
     f.get(a).get(panel).add().set(end);
     f.block().loop();
-    f.get(a).get(end).geS().brIf(1);
+    f.get(a).get(end).geU().brIf(1);
     f.get(acc0).get(a).v128Load(0).get(x).loadSplat(0).fmul().fadd().set(acc0);
     f.get(a).i32(16).add().set(a);
     f.get(x).i32(4).add().set(x);
@@ -520,7 +532,7 @@ export function padSplitKernel(name: string): Fn {
     f.get(row).set(d);
     f.get(row).get(wp2).i32(3).add().i32(-4).and().i32(3).shl().add().set(e);
     f.block().loop();
-    f.get(d).get(e).geS().brIf(1);
+    f.get(d).get(e).geU().brIf(1);
     f.get(d).v128Zero().v128Store(0);
     f.get(d).i32(16).add().set(d);
     f.br(0);
@@ -538,7 +550,7 @@ export function padSplitKernel(name: string): Fn {
     f.get(dst).get(y).get(wp2).mul().i32(2).shl().add().set(d);
     f.get(d).get(wp2).i32(2).shl().add().set(e);
     f.block().loop();
-    f.get(d).get(e).geS().brIf(1);
+    f.get(d).get(e).geU().brIf(1);
     f.get(r).v128Load(0).set(va);
     f.get(r).v128Load(16).set(vb);
     f.get(d).get(va).get(vb).shuffle32(0, 2, 4, 6).v128Store(0);
@@ -597,7 +609,7 @@ export function im2colKernel(sw: 1 | 2): Fn {
           f.get(plane).get(oy).get(sh).mul().get(ky).get(dh).mul().add().get(wp).mul().get(kx).get(dw).mul().add().i32(2).shl().add().set(s);
           f.get(d).get(ow).i32(2).shl().add().set(e);
           f.block().loop();
-          f.get(d).get(e).geS().brIf(1);
+          f.get(d).get(e).geU().brIf(1);
           f.get(d);
           if (sw === 1) f.get(s).v128Load(0);
           else f.get(s).v128Load(0).get(s).v128Load(16).shuffle32(0, 2, 4, 6);
@@ -633,14 +645,14 @@ function emitCopy(f: Fn, d: number, s: number, n: number, e: number, e4: number)
   f.get(d).get(n).i32(2).shl().add().set(e);
   f.get(d).get(n).i32(-4).and().i32(2).shl().add().set(e4);
   f.block().loop();
-  f.get(d).get(e4).geS().brIf(1);
+  f.get(d).get(e4).geU().brIf(1);
   f.get(d).get(s).v128Load(0).v128Store(0);
   f.get(s).i32(16).add().set(s);
   f.get(d).i32(16).add().set(d);
   f.br(0);
   f.end().end();
   f.block().loop();
-  f.get(d).get(e).geS().brIf(1);
+  f.get(d).get(e).geU().brIf(1);
   f.get(d).get(s).f32Load(0).f32Store(0);
   f.get(s).i32(4).add().set(s);
   f.get(d).i32(4).add().set(d);
@@ -670,13 +682,13 @@ export function padPlaneKernel(name = 'padplane'): Fn {
     f.get(dst).get(y).get(wp).mul().i32(2).shl().add().tee(d).get(wp).i32(2).shl().add().set(e);
     f.get(d).get(wp).i32(-4).and().i32(2).shl().add().set(e4);
     f.block().loop();
-    f.get(d).get(e4).geS().brIf(1);
+    f.get(d).get(e4).geU().brIf(1);
     f.get(d).v128Zero().v128Store(0);
     f.get(d).i32(16).add().set(d);
     f.br(0);
     f.end().end();
     f.block().loop();
-    f.get(d).get(e).geS().brIf(1);
+    f.get(d).get(e).geU().brIf(1);
     f.get(d).f32(0).f32Store(0);
     f.get(d).i32(4).add().set(d);
     f.br(0);
@@ -715,7 +727,7 @@ export function activationPassKernel(act: Exclude<WasmActivation, 'none'>): Fn {
   f.get(ptr).get(n).i32(-4).and().i32(2).shl().add().set(end4);
   f.get(ptr).get(n).i32(-32).and().i32(2).shl().add().set(end32);
   f.block().loop();
-  f.get(ptr).get(end32).geS().brIf(1);
+  f.get(ptr).get(end32).geU().brIf(1);
   vs.forEach((v, i) => f.get(ptr).v128Load(16 * i).set(v));
   emitActivations(f, act, vs, p1, p2);
   vs.forEach((v, i) => f.get(ptr).get(v).v128Store(16 * i));
@@ -723,19 +735,19 @@ export function activationPassKernel(act: Exclude<WasmActivation, 'none'>): Fn {
   f.br(0);
   f.end().end();
   f.block().loop();
-  f.get(ptr).get(end4).geS().brIf(1);
+  f.get(ptr).get(end4).geU().brIf(1);
   f.get(ptr).v128Load(0).set(vs[0]!);
   emitActivations(f, act, [vs[0]!], p1, p2);
   f.get(ptr).get(vs[0]!).v128Store(0);
   f.get(ptr).i32(16).add().set(ptr);
   f.br(0);
   f.end().end();
-  f.get(ptr).get(end).ltS().if_();
+  f.get(ptr).get(end).ltU().if_();
   {
     f.get(ptr).v128Load(0).set(vs[0]!);
     emitActivations(f, act, [vs[0]!], p1, p2);
     for (let lane = 0; lane < 3; lane++) {
-      f.get(ptr).i32(4 * lane).add().get(end).ltS().if_();
+      f.get(ptr).i32(4 * lane).add().get(end).ltU().if_();
       f.get(ptr).get(vs[0]!).extractLane(lane).f32Store(4 * lane);
       f.end();
     }
@@ -785,7 +797,7 @@ export function binaryKernel(op: WasmBinaryOp, kind: 'vv' | 'vs' | 'sv'): Fn {
     f.get(y).get(n).i32(2).shl().add().set(end);
     f.get(y).get(n).i32(-4).and().i32(2).shl().add().set(end4);
     f.block().loop();
-    f.get(y).get(end4).geS().brIf(1);
+    f.get(y).get(end4).geU().brIf(1);
     f.get(y);
     emitOp();
     f.v128Store(0);
@@ -794,12 +806,12 @@ export function binaryKernel(op: WasmBinaryOp, kind: 'vv' | 'vs' | 'sv'): Fn {
     f.get(y).i32(16).add().set(y);
     f.br(0);
     f.end().end();
-    f.get(y).get(end).ltS().if_();
+    f.get(y).get(end).ltU().if_();
     {
       emitOp();
       f.set(v);
       for (let lane = 0; lane < 3; lane++) {
-        f.get(y).i32(4 * lane).add().get(end).ltS().if_();
+        f.get(y).i32(4 * lane).add().get(end).ltU().if_();
         f.get(y).get(v).extractLane(lane).f32Store(4 * lane);
         f.end();
       }
@@ -838,7 +850,7 @@ export function meanRowsKernel(): Fn {
     f.v128Zero().set(acc0);
     f.v128Zero().set(acc1);
     f.block().loop();
-    f.get(x).get(end8).geS().brIf(1);
+    f.get(x).get(end8).geU().brIf(1);
     f.get(acc0).get(x).v128Load(0).fadd().set(acc0);
     f.get(acc1).get(x).v128Load(16).fadd().set(acc1);
     f.get(x).i32(32).add().set(x);
@@ -847,7 +859,7 @@ export function meanRowsKernel(): Fn {
     f.get(acc0).get(acc1).fadd().set(acc0);
     f.get(acc0).extractLane(0).get(acc0).extractLane(1).f32add().get(acc0).extractLane(2).f32add().get(acc0).extractLane(3).f32add().set(s);
     f.block().loop();
-    f.get(x).get(end).geS().brIf(1);
+    f.get(x).get(end).geU().brIf(1);
     f.get(s).get(x).f32Load(0).f32add().set(s);
     f.get(x).i32(4).add().set(x);
     f.br(0);
@@ -885,7 +897,7 @@ export function copy2dKernel(): Fn {
     {
       f.get(d).get(cols).get(dCol).mul().add().set(e);
       f.block().loop();
-      f.get(d).get(e).geS().brIf(1);
+      f.get(d).get(e).geU().brIf(1);
       f.get(d).get(s).f32Load(0).f32Store(0);
       f.get(s).get(sCol).add().set(s);
       f.get(d).get(dCol).add().set(d);
@@ -913,13 +925,13 @@ export function fillKernel(): Fn {
   f.get(dst).get(n).i32(2).shl().add().set(e);
   f.get(dst).get(n).i32(-4).and().i32(2).shl().add().set(e4);
   f.block().loop();
-  f.get(dst).get(e4).geS().brIf(1);
+  f.get(dst).get(e4).geU().brIf(1);
   f.get(dst).get(v).v128Store(0);
   f.get(dst).i32(16).add().set(dst);
   f.br(0);
   f.end().end();
   f.block().loop();
-  f.get(dst).get(e).geS().brIf(1);
+  f.get(dst).get(e).geU().brIf(1);
   f.get(dst).get(value).f32Store(0);
   f.get(dst).i32(4).add().set(dst);
   f.br(0);

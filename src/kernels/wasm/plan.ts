@@ -1,5 +1,6 @@
+import { disposeSymbol } from '../../core/dispose.js';
 import type { Call, PlanJob } from './pool.js';
-import { type Runtime, constantsEpoch } from './runtime.js';
+import { type Runtime, constantsEpoch, f32Index } from './runtime.js';
 
 /**
  * A workload recorded as the WebAssembly kernel calls it made, to be replayed without the
@@ -72,10 +73,10 @@ export class KernelPlan {
     const v = this.rt.f32();
     let at = this.base;
     for (const [start, len] of [...keep].sort((a, b) => a[0] - b[0])) {
-      if (start > at) v.fill(NaN, at >> 2, start >> 2);
+      if (start > at) v.fill(NaN, f32Index(at), f32Index(start));
       at = Math.max(at, start + len);
     }
-    if (at < this.base + this.bytes) v.fill(NaN, at >> 2, (this.base + this.bytes) >> 2);
+    if (at < this.base + this.bytes) v.fill(NaN, f32Index(at), f32Index(this.base + this.bytes));
   }
 
   /** Whether [addr, addr + bytes) lies inside the region. */
@@ -83,12 +84,16 @@ export class KernelPlan {
     return addr >= this.base && addr + bytes <= this.base + this.bytes;
   }
 
-  /** Gives the region and the job table back to the kernel memory. */
+  /** Gives the region and the job table back to the kernel memory (later plans and runs reuse it). Idempotent. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.rt.release(this.base);
     this.rt.release(this.job.table);
+  }
+
+  [disposeSymbol](): void {
+    this.dispose();
   }
 }
 

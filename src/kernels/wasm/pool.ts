@@ -114,7 +114,7 @@ export interface PlanJob {
 const GEN = 0; // job generation; workers wait on it
 const NEXT = 1; // (generation & 0xfff) << 20 | next chunk index
 const TOTAL = 2;
-const ARGS = 3; // byte address of the job table in wasm memory
+const ARGS = 3; // byte address of the job table in wasm memory (negative as an int32 past 2 GiB: read with >>>)
 const MODULES = 4; // modules the job needs
 const STOP = 5;
 const DONE = 6; // chunks finished
@@ -132,7 +132,7 @@ const SPIN = 10; // iterations a worker polls for the next job before it sleeps 
  */
 const CLAIM = `
   const total = Atomics.load(ctrl, ${TOTAL});
-  const table = Atomics.load(ctrl, ${ARGS}) >> 3;
+  const table = Atomics.load(ctrl, ${ARGS}) >>> 3; // unsigned: the table may sit past 2 GiB
   for (;;) {
     const v = Atomics.load(ctrl, ${NEXT});
     if ((v >>> 20) !== (gen & 0xfff)) break;

@@ -1,5 +1,6 @@
 import { chunkCount, type Call, splitRange, streamNs } from './pool.js';
 import { runtime, wasmKernelsEnabled } from './runtime.js';
+import { scratchBytes } from './budget.js';
 
 /** A 2-D pool over `planes` planes of h × w (pads [top, left, bottom, right], resolved). */
 export interface Pool2d {
@@ -44,7 +45,7 @@ export function wasmPool2d(kind: 'max' | 'avg', X: Float32Array, Y: Float32Array
   const wp = Math.max(pl + g.w + pr, Math.ceil(g.ow / 4) * 4 * g.sw + (g.kw - 1) * g.dw);
   const plane = hp * wp + 16;
   const chunks = splitRange(g.planes, chunkCount(streamNs(g.planes * (2 * hp * wp + g.kh * g.kw * g.oh * g.ow))));
-  const base = rt.alloc(4 * plane * chunks.length);
+  const base = rt.alloc(scratchBytes(4 * plane * chunks.length));
   try {
     const fillValue = kind === 'max' ? -Infinity : 0;
     const scale = 1 / (g.kh * g.kw);

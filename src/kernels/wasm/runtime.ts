@@ -1,6 +1,6 @@
 import { Fn, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
-import { ResourceLimitError } from '../../core/errors.js';
+import { ResourceLimitError, ValueError } from '../../core/errors.js';
 import { fmtBytes } from '../../core/limits.js';
 import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel, poolKernel } from './kernels.js';
 
@@ -18,6 +18,20 @@ type Exports = Record<string, (...args: number[]) => void>;
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit
+/**
+ * The heap never reaches the last page: a block ending at 4 GiB would have its end address
+ * wrap to 0 in the kernels' i32 arithmetic, and vector kernels may read a few floats past a
+ * block's end, which must still be memory.
+ */
+const HEAP_END = (MAX_PAGES - 1) * PAGE;
+
+/**
+ * The index in a Float32Array over the whole memory of byte address `ptr`. Unsigned: the
+ * memory reaches 4 GiB, and a signed `ptr >> 2` goes negative past 2 GiB.
+ */
+export function f32Index(ptr: number): number {
+  return ptr >>> 2;
+}
 
 let enabled: boolean | undefined;
 let state: Runtime | null | undefined; // null: unavailable
@@ -81,12 +95,15 @@ export class Runtime {
    */
   private region: Heap | null = null;
   private pages: number;
+  /** Where the heap ends: the memory's size, up to HEAP_END. */
+  private heapTop: number;
 
   constructor() {
     this.shared = typeof SharedArrayBuffer !== 'undefined' && (typeof crossOriginIsolated === 'undefined' || crossOriginIsolated);
     const initial = 256; // 16 MiB to start; grows on demand
     this.memory = this.shared ? new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
     this.pages = initial;
+    this.heapTop = initial * PAGE;
     this.heap = new Heap(1024, initial * PAGE - 1024); // the first KiB stays unused: address 0 is never handed out
     this.pool = new Pool(this);
     const fns: Fn[] = [padPlaneKernel(), im2colKernel(1), im2colKernel(2)];
@@ -146,6 +163,8 @@ export class Runtime {
    * from its region unless `lasting` (memory that outlives the run: packed constants).
    */
   alloc(bytes: number, lasting = false): number {
+    if (!(bytes >= 0)) throw new ValueError(`kernel memory: cannot allocate ${bytes} bytes`);
+    if (bytes > HEAP_END) throw this.full(bytes);
     const size = Math.max(64, Math.ceil(bytes / 64) * 64);
     if (this.region && !lasting) {
       const ptr = this.region.take(size);
@@ -187,23 +206,48 @@ export class Runtime {
     }
   }
 
-  private grow(atLeast: number): void {
-    const end = this.pages * PAGE;
-    const need = Math.ceil((atLeast - this.heap.tailFree(end)) / PAGE);
-    const add = Math.max(need, Math.ceil(this.pages / 4)); // grow by at least a quarter
-    if (this.pages + add > MAX_PAGES) throw new ResourceLimitError(`the WebAssembly kernels need more than their 4 GiB of memory (${fmtBytes(atLeast)} more asked)`);
+  /** Grows the memory so that a free block of `size` bytes ends the heap. */
+  private grow(size: number): void {
+    const end = this.heapTop;
+    const newEnd = end - this.heap.tailFree(end) + size;
+    if (newEnd > HEAP_END) throw this.full(size);
+    // At least a quarter more each time (fewer grows, each of which may copy a plain memory).
+    const pages = Math.min(MAX_PAGES, Math.max(Math.ceil(newEnd / PAGE), this.pages + Math.ceil(this.pages / 4)));
     try {
-      this.memory.grow(add);
+      this.memory.grow(pages - this.pages);
     } catch {
-      throw new ResourceLimitError(`the WebAssembly kernels' memory cannot grow by ${fmtBytes(add * PAGE)} (the engine refused)`);
+      throw new ResourceLimitError(
+        `the WebAssembly kernels' memory cannot grow from ${fmtBytes(this.pages * PAGE)} to ${fmtBytes(pages * PAGE)} for a block of ${fmtBytes(size)} (${fmtBytes(this.heap.used)} in use): the engine refused`,
+      );
     }
-    this.pages += add;
-    this.heap.extend(end, add * PAGE);
+    this.pages = pages;
+    this.heapTop = Math.min(pages * PAGE, HEAP_END);
+    this.heap.extend(end, this.heapTop - end);
+  }
+
+  /** The error for a block that cannot fit even in a full-grown memory. */
+  private full(bytes: number): ResourceLimitError {
+    return new ResourceLimitError(
+      `the WebAssembly kernels' memory cannot hold another ${fmtBytes(bytes)}: ${fmtBytes(this.heap.used)} of it is in use, ` +
+        `the largest free block is ${fmtBytes(Math.max(this.heap.largestFree(), HEAP_END - this.heapTop + this.heap.tailFree(this.heapTop)))}, ` +
+        `and it can grow to ${fmtBytes(HEAP_END)} (the 4 GiB of 32-bit WebAssembly, less a guard page); ` +
+        `loaded models hold theirs until dispose()`,
+    );
   }
 
   /** Bytes currently handed out (for tests). */
   get allocatedBytes(): number {
     return this.heap.used;
+  }
+
+  /** The memory's size in bytes (it only grows). */
+  get memoryBytes(): number {
+    return this.pages * PAGE;
+  }
+
+  /** The free blocks of the heap as [address, bytes], by address (for tests that place blocks). */
+  get freeBlocks(): readonly (readonly [number, number])[] {
+    return this.heap.freeBlocks();
   }
 }
 
@@ -260,6 +304,16 @@ class Heap {
     return true;
   }
 
+  largestFree(): number {
+    let m = 0;
+    for (const b of this.free) m = Math.max(m, b[1]);
+    return m;
+  }
+
+  freeBlocks(): [number, number][] {
+    return this.free.map(([a, n]) => [a, n]);
+  }
+
   /** Free bytes that end at `end` (the heap's last block, when it reaches the end). */
   tailFree(end: number): number {
     const last = this.free[this.free.length - 1];
@@ -299,7 +353,8 @@ const registry =
 /**
  * Declares that `data` (a model's weight) will not change from now on, so kernels may keep a
  * packed copy of it inside WebAssembly memory (freed when `data` is garbage-collected).
- * The ONNX loader marks every initializer; weights being trained are never marked.
+ * The ONNX loader marks every initializer (through holdConstant: freed when the model is
+ * disposed); weights being trained are never marked.
  */
 export function markConstant(data: Float32Array): void {
   constants.add(data);
@@ -312,12 +367,55 @@ export function markConstant(data: Float32Array): void {
  */
 export function forgetConstant(data: Float32Array): void {
   if (!constants.delete(data)) return;
+  holders.delete(data);
+  markedByHolders.delete(data);
   constantsEpoch++;
+  freePacked(data);
+}
+
+/** Frees the packed copies of `data` now (instead of when it is garbage-collected). */
+function freePacked(data: Float32Array): void {
   const entry = packedCache.get(data);
   if (!entry) return;
   packedCache.delete(data);
   registry?.unregister(data);
   for (const p of entry.ptrs) state?.release(p);
+}
+
+/** Models holding each constant (holdConstant), so that one disposed model frees only what no other one uses. */
+const holders = new WeakMap<Float32Array, number>();
+/** Constants that holdConstant marked (not a caller's own markConstant, which a model's dispose leaves alone). */
+const markedByHolders = new WeakSet<Float32Array>();
+
+/**
+ * markConstant on behalf of a holder (a loaded model) that will call releaseConstant when it
+ * is disposed: the packed copies then go back to the kernel memory at once, not whenever the
+ * garbage collector gets to the weights.
+ */
+export function holdConstant(data: Float32Array): void {
+  if (!constants.has(data)) {
+    markedByHolders.add(data);
+    markConstant(data);
+  }
+  holders.set(data, (holders.get(data) ?? 0) + 1);
+}
+
+/**
+ * Ends a holdConstant. When no holder is left, `data` is no longer constant and its packed
+ * copies are freed. Unlike forgetConstant this keeps every plan valid: only the holder's own
+ * plans (disposed with it) read those copies, and any other plan reads copies of other arrays.
+ */
+export function releaseConstant(data: Float32Array): void {
+  const n = holders.get(data);
+  if (n === undefined) return;
+  if (n > 1) {
+    holders.set(data, n - 1);
+    return;
+  }
+  holders.delete(data);
+  if (!markedByHolders.delete(data)) return;
+  constants.delete(data);
+  freePacked(data);
 }
 
 /**
@@ -349,7 +447,7 @@ function constantCopy(rt: Runtime, data: Float32Array, key: string, floats: numb
   if (!entry) {
     entry = { map: new Map(), ptrs: [] };
     packedCache.set(data, entry);
-    registry?.register(data, entry.ptrs);
+    registry?.register(data, entry.ptrs, data); // data is the unregister token too (held weakly)
   }
   entry.map.set(key, ptr);
   entry.ptrs.push(ptr);
@@ -367,7 +465,7 @@ constants.add(NO_BIAS);
 export function placeBias(rt: Runtime, B: Float32Array | null, offset: number, m: number, padded: number, scratch: number, scale = 1): number {
   return constantCopy(rt, B ?? NO_BIAS, `bias:${B ? offset : 0}:${m}:${padded}:${scale}`, padded, scratch, (ptr) => {
     const v = rt.f32();
-    const o = ptr >> 2;
+    const o = f32Index(ptr);
     if (!B) v.fill(0, o, o + m);
     else if (scale === 1) v.set(B.subarray(offset, offset + m), o);
     else for (let j = 0; j < m; j++) v[o + j] = scale * B[offset + j]!;
@@ -377,7 +475,7 @@ export function placeBias(rt: Runtime, B: Float32Array | null, offset: number, m
 
 /** The floats data[offset, offset + count) in wasm memory: cached for constants, else copied into scratch. */
 export function placeConstant(rt: Runtime, data: Float32Array, offset: number, count: number, scratch: number): number {
-  return constantCopy(rt, data, `copy:${offset}:${count}`, count, scratch, (ptr) => rt.f32().set(data.subarray(offset, offset + count), ptr >> 2));
+  return constantCopy(rt, data, `copy:${offset}:${count}`, count, scratch, (ptr) => rt.f32().set(data.subarray(offset, offset + count), f32Index(ptr)));
 }
 
 /**
@@ -390,7 +488,7 @@ export function packA(rt: Runtime, W: Float32Array, offset: number, m: number, k
   const panels = Math.ceil(m / 4);
   return constantCopy(rt, W, `${offset}:${m}:${k}:${rs}:${cs}`, panels * 4 * k, scratch, (ptr) => {
     const v = rt.f32();
-    let o = ptr >> 2;
+    let o = f32Index(ptr);
     for (let i = 0; i < panels; i++) {
       const rows = Math.min(4, m - 4 * i);
       const s0 = offset + 4 * i * rs;
@@ -420,8 +518,8 @@ export function copyMatrix(rt: Runtime, src: Float32Array | number, sRow: number
     rt.call('copy2d', s, 4 * sRow, 4 * sCol, d, 4 * dRow, 4 * dCol, rows, cols);
     return;
   }
-  const [from, fo] = typeof src === 'number' ? [rt.f32(), src >> 2] : [src, 0];
-  const [to, to0] = typeof dst === 'number' ? [rt.f32(), dst >> 2] : [dst, 0];
+  const [from, fo] = typeof src === 'number' ? [rt.f32(), f32Index(src)] : [src, 0];
+  const [to, to0] = typeof dst === 'number' ? [rt.f32(), f32Index(dst)] : [dst, 0];
   if (sCol === 1 && dCol === 1) {
     for (let r = 0; r < rows; r++) to.set(from.subarray(fo + r * sRow, fo + r * sRow + cols), to0 + r * dRow);
     return;

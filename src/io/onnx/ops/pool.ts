@@ -19,7 +19,14 @@ function poolAttrs(node: OnnxNode): PoolAttrs {
     countIncludePad: node.int('count_include_pad', 0) !== 0,
   };
   // Lengths and values do not depend on the input: reject bad ones now rather than at run time.
-  windowParams(node.label, attrs.kernel.length, attrs);
+  const w = windowParams(node.label, attrs.kernel.length, attrs);
+  // As in onnxruntime: a pad as wide as the window would make windows of padding only (an
+  // average of nothing, a max of -inf), so pads must be smaller than the kernel.
+  const rank = w.kernel.length;
+  w.pads.forEach((p, i) => {
+    const k = w.kernel[i % rank]!;
+    if (p >= k) throw node.error(`pads[${i}] = ${p} must be smaller than kernel_shape[${i % rank}] = ${k}`);
+  });
   return attrs;
 }
 
