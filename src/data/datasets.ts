@@ -1,6 +1,7 @@
-import { LightconvError, ValueError } from '../core/errors.js';
+import { LightconvError, ResourceLimitError, ValueError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
+import { readRegularFile } from '../io/files.js';
 import { decodeAnyImage } from './decode.js';
 import { resizeBilinear, toTensor } from './image.js';
 
@@ -34,21 +35,25 @@ const IMAGE = /\.(png|jpe?g)$/i;
  */
 export async function loadImageFolder(root: string, opts: ImageFolderOptions = {}): Promise<ImageDataset> {
   // Imported here so that the module loads in browsers.
-  const { readFile, readdir } = await import('node:fs/promises');
+  const { readdir } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const entries = await readdir(root, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
     throw new LightconvError(`loadImageFolder: cannot read '${root}' (${e.code ?? e.message})`);
   });
   const classes = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
   if (classes.length === 0) throw new ValueError(`loadImageFolder: '${root}' has no class folders`);
+  const inside = await insideRoot(root);
   const channels = opts.channels ?? 3;
   const tensors: Tensor[] = [];
   const labels: number[] = [];
   const files: string[] = [];
   for (const [label, cls] of classes.entries()) {
-    const names = (await readdir(join(root, cls))).filter((f) => IMAGE.test(f)).sort();
+    const listed = await readdir(join(root, cls), { withFileTypes: true });
+    const names: string[] = [];
+    for (const e of listed) if (IMAGE.test(e.name) && (await dataFile(join(root, cls, e.name), e, inside, 'loadImageFolder')) === 'file') names.push(e.name);
+    names.sort();
     for (const f of names) {
-      let img = decodeAnyImage(new Uint8Array(await readFile(join(root, cls, f))), join(root, cls, f));
+      let img = decodeAnyImage(await readRegularFile(join(root, cls, f)), join(root, cls, f));
       if (opts.size) img = resizeBilinear(img, opts.size, opts.size);
       const t = toTensor(img, { channels, mean: opts.mean, std: opts.std });
       if (tensors.length && t.shape.join() !== tensors[0]!.shape.join()) {
@@ -120,10 +125,52 @@ const LISTED = /\.(png|jpe?g|dcm)$/i;
 /** Tried, in this order, after a CSV image id that has no extension. */
 const CSV_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.dcm'];
 
-/** Files under `dir`, recursively (symlinks followed, each real folder once), as sorted relative POSIX paths. */
-async function walk(dir: string, what: string): Promise<string[]> {
-  const { readdir, realpath, stat } = await import('node:fs/promises');
+/** A test for "this real path lies inside the dataset's root" (the root's own real path). */
+async function insideRoot(root: string): Promise<(real: string) => boolean> {
+  const { realpath } = await import('node:fs/promises');
+  const { sep } = await import('node:path');
+  const base = await realpath(root).catch(() => root);
+  const prefix = base.endsWith(sep) ? base : base + sep;
+  return (real) => real === base || real.startsWith(prefix);
+}
+
+/**
+ * What a folder entry is for a dataset: 'dir', 'file' (a regular file), or 'skip'. Symbolic links
+ * are followed only when they lead to somewhere inside the dataset's root; a link out of it, or
+ * a FIFO, socket or device with an image's name, is an error naming the entry (never its
+ * contents): reading such a file could hang, or show bytes of a file that is not the dataset's.
+ */
+async function dataFile(abs: string, e: import('node:fs').Dirent, inside: (real: string) => boolean, what: string): Promise<'dir' | 'file' | 'skip'> {
+  const { realpath, stat } = await import('node:fs/promises');
+  const data = LISTED.test(e.name);
+  let st: { isDirectory(): boolean; isFile(): boolean } = e;
+  if (e.isSymbolicLink()) {
+    const real = await realpath(abs).catch(() => undefined);
+    const target = real !== undefined ? await stat(real).catch(() => undefined) : undefined;
+    if (real === undefined || target === undefined) {
+      if (data) throw new ValueError(`${what}: '${abs}' is a broken symbolic link`);
+      return 'skip';
+    }
+    if (!inside(real)) {
+      if (!data && !target.isDirectory()) return 'skip';
+      throw new ValueError(`${what}: '${abs}' is a symbolic link leading out of the dataset's folder; links are followed only within it`);
+    }
+    st = target;
+  }
+  if (st.isDirectory()) return 'dir';
+  if (st.isFile()) return 'file';
+  if (data) throw new ValueError(`${what}: '${abs}' is not a regular file (a FIFO, socket or device?); refusing to read it`);
+  return 'skip';
+}
+
+/**
+ * Regular files under `dir`, recursively, as sorted relative POSIX paths. Symbolic links are
+ * followed within `root` only (each real folder once); see dataFile.
+ */
+async function walk(dir: string, what: string, root = dir): Promise<string[]> {
+  const { readdir, realpath } = await import('node:fs/promises');
   const { join } = await import('node:path');
+  const inside = await insideRoot(root);
   const seen = new Set<string>();
   const out: string[] = [];
   const visit = async (abs: string, rel: string): Promise<void> => {
@@ -138,9 +185,9 @@ async function walk(dir: string, what: string): Promise<string[]> {
       if (e.name.startsWith('.')) continue;
       const a = join(abs, e.name);
       const r = rel ? `${rel}/${e.name}` : e.name;
-      const isDir = e.isDirectory() || (e.isSymbolicLink() && (await stat(a).then((s) => s.isDirectory(), () => false)));
-      if (isDir) await visit(a, r);
-      else out.push(r);
+      const kind = await dataFile(a, e, inside, what);
+      if (kind === 'dir') await visit(a, r);
+      else if (kind === 'file') out.push(r);
     }
   };
   await visit(dir, '');
@@ -169,7 +216,7 @@ export async function listImageFolder(root: string): Promise<ImageList> {
   const items: ImageItem[] = [];
   const empty: string[] = [];
   for (const [label, cls] of classes.entries()) {
-    const files = (await walk(join(root, cls), what)).filter((f) => LISTED.test(f));
+    const files = (await walk(join(root, cls), what, root)).filter((f) => LISTED.test(f));
     if (files.length === 0) empty.push(cls);
     for (const f of files) items.push({ path: join(root, cls, ...f.split('/')), file: `${cls}/${f}`, label });
   }
@@ -199,7 +246,7 @@ export interface CsvImagesOptions {
  * to root. Rows are numbered as a spreadsheet shows them: the header is row 1.
  */
 export async function listCsvImages(root: string, csvFile: string, opts: CsvImagesOptions = {}): Promise<ImageList> {
-  const { readFile, stat } = await import('node:fs/promises');
+  const { stat } = await import('node:fs/promises');
   const { isAbsolute, join } = await import('node:path');
   const { parse } = await import('csv-parse/sync');
   const what = 'listCsvImages';
@@ -209,9 +256,12 @@ export async function listCsvImages(root: string, csvFile: string, opts: CsvImag
   let csvPath = csvFile;
   const exists = (p: string) => stat(p).then((s) => s.isFile(), () => false);
   if (!(await exists(csvPath)) && !isAbsolute(csvFile) && (await exists(join(root, csvFile)))) csvPath = join(root, csvFile);
-  const text = await readFile(csvPath, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new LightconvError(`${what}: cannot read '${csvFile}' (${e.code ?? e.message})`);
-  });
+  // Opened first, then checked: a FIFO or device is refused instead of hanging (src/io/files.ts).
+  const text = new TextDecoder().decode(
+    await readRegularFile(csvPath).catch((e: Error) => {
+      throw e instanceof ValueError || e instanceof ResourceLimitError ? e : new LightconvError(`${what}: ${e.message}`);
+    }),
+  );
   let rows: string[][];
   try {
     // Empty lines are kept (and skipped below) so that row numbers match a spreadsheet's.

@@ -1,5 +1,5 @@
 import { LightconvError, ResourceLimitError, ShapeError, ValueError } from '../core/errors.js';
-import { fmtBytes, getLimits } from '../core/limits.js';
+import { readRegularFile, readRegularFileSync } from '../io/files.js';
 import { decodeDicom, dicomToRgb } from './dicom.js';
 import { type RgbImage, decodeImage } from './image.js';
 
@@ -42,38 +42,16 @@ export function decodeAnyImage(bytes: Uint8Array, name = 'image', opts: DecodeOp
   }
 }
 
-/** Reads and decodes an image file (Node only); the file's size is checked before it is read. */
+/**
+ * Reads and decodes an image file (Node only). The file is opened first and the descriptor
+ * checked (a FIFO, device or folder is refused without blocking; the size is checked against
+ * maxModelBytes before it is read): src/io/files.ts.
+ */
 export async function readImage(path: string, opts: DecodeOptions = {}): Promise<RgbImage> {
-  const { readFile, stat } = await import('node:fs/promises');
-  const size = await stat(path).then(
-    (s) => s.size,
-    (e: NodeJS.ErrnoException) => {
-      throw new LightconvError(`${path}: cannot read (${e.code ?? e.message})`);
-    },
-  );
-  const max = getLimits().maxModelBytes;
-  if (size > max) throw new ResourceLimitError(`${path}: file of ${fmtBytes(size)} is over the ${fmtBytes(max)} byte-buffer budget`);
-  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new LightconvError(`${path}: cannot read (${e.code ?? e.message})`);
-  });
-  return decodeAnyImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path, opts);
+  return decodeAnyImage(await readRegularFile(path), path, opts);
 }
 
 /** The synchronous twin of readImage, for the decode workers (one file at a time, no interleaving to gain). */
 export function readImageSync(fs: typeof import('node:fs'), path: string, opts: DecodeOptions = {}): RgbImage {
-  let size: number;
-  let bytes: Buffer;
-  try {
-    size = fs.statSync(path).size;
-  } catch (e) {
-    throw new LightconvError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const max = getLimits().maxModelBytes;
-  if (size > max) throw new ResourceLimitError(`${path}: file of ${fmtBytes(size)} is over the ${fmtBytes(max)} byte-buffer budget`);
-  try {
-    bytes = fs.readFileSync(path);
-  } catch (e) {
-    throw new LightconvError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return decodeAnyImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path, opts);
+  return decodeAnyImage(readRegularFileSync(fs, path), path, opts);
 }

@@ -2,7 +2,7 @@ import * as dicomParserNs from 'dicom-parser';
 import type { ByteArrayParser, DataSet, Element } from 'dicom-parser';
 import { LightconvError, ResourceLimitError, ValueError } from '../core/errors.js';
 import { checkedSize, fmtBytes, getLimits } from '../core/limits.js';
-import type { RgbImage } from './image.js';
+import { type RgbImage, checkImagePixels } from './image.js';
 
 /**
  * DICOM (PS3.10 files and raw data sets) into pixel values. dicom-parser walks the element
@@ -193,10 +193,10 @@ function parse(bytes: Uint8Array, file: string): { ds: DataSet; ts: string; hasM
   } else {
     const sniffed = sniffRawDataSet(bytes);
     if (!sniffed) {
-      const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+      // The file's bytes are not shown: the message may reach a log, and the file may not be the user's.
       throw new ValueError(
         `${file}: not DICOM: no 'DICM' at offset 128, and the bytes do not start like a raw data set ` +
-          `(an element of an even group 0002–0028; first bytes: ${head || 'none'})`,
+          `(an element of an even group 0002–0028)`,
       );
     }
     ts = sniffed;
@@ -367,6 +367,9 @@ function decodeInner(bytes: Uint8Array, file: string): DicomImage {
   if (!Number.isInteger(frames) || frames < 1) throw new ValueError(`${what}: Number of Frames is ${frames}`);
 
   // Budget first: the header alone decides the size, so a hostile one fails before allocation.
+  // Only the first frame is decoded, so the pixel budget is per frame; the frames' total is
+  // checked against the bytes present below, never allocated.
+  checkImagePixels(columns, rows, `${file}: DICOM image of ${columns}×${rows}`);
   const n = checkedSize([rows, columns, samplesPerPixel], `${file}: DICOM frame`, 4);
   const pixelCount = rows * columns;
   const bytesPerSample = bitsAllocated / 8;

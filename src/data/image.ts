@@ -1,8 +1,9 @@
 import { decode as decodeJpeg } from 'jpeg-js';
-import { PNG } from 'pngjs';
-import { LightconvError, ValueError } from '../core/errors.js';
+import { LightconvError, ResourceLimitError, ValueError } from '../core/errors.js';
 import { checkedSize, getLimits } from '../core/limits.js';
 import { Tensor } from '../core/tensor.js';
+// pngjs in Node; the browser build swaps in ./png.browser.ts (same pixels, no Node built-ins).
+import { readPng, writePng } from './png.js';
 
 /**
  * Images into model inputs, the way torchvision's Resize → CenterCrop → ToTensor → Normalize
@@ -30,12 +31,22 @@ function pngSize(bytes: Uint8Array): { width: number; height: number } {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const isIhdr = bytes.length >= 24 && String.fromCharCode(...bytes.subarray(12, 16)) === 'IHDR';
   if (!isIhdr) throw new ValueError('decodeImage: corrupt PNG: no IHDR header chunk');
+  if (v.getUint32(8) !== 13) throw new ValueError(`decodeImage: corrupt PNG: IHDR chunk of ${v.getUint32(8)} bytes (the format's is 13)`);
+  // The decoder would act on a later IHDR too, so the one checked must be the only one.
+  for (let p = 33; p + 8 <= bytes.length; p += 12 + v.getUint32(p)) {
+    if (String.fromCharCode(...bytes.subarray(p + 4, p + 8)) === 'IHDR') throw new ValueError('decodeImage: corrupt PNG: more than one IHDR chunk');
+  }
   return { width: v.getUint32(16), height: v.getUint32(20) };
 }
 
-/** Width and height from a JPEG's start-of-frame segment, found by walking the marker segments. */
+/**
+ * Width and height from a JPEG's start-of-frame segment, found by walking the marker segments up
+ * to the image data. A second frame header is refused: the decoder would size its buffers from
+ * the last one, so the one checked must be the only one.
+ */
 function jpegSize(bytes: Uint8Array): { width: number; height: number } {
   let p = 2;
+  let size: { width: number; height: number } | undefined;
   while (p + 4 <= bytes.length) {
     if (bytes[p] !== 0xff) break;
     const marker = bytes[p + 1]!;
@@ -50,11 +61,13 @@ function jpegSize(bytes: Uint8Array): { width: number; height: number } {
     // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC), which share the range.
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (p + 9 > bytes.length) break;
-      return { height: (bytes[p + 5]! << 8) | bytes[p + 6]!, width: (bytes[p + 7]! << 8) | bytes[p + 8]! };
+      if (size) throw new ValueError('decodeImage: corrupt JPEG: more than one frame header (SOF)');
+      size = { height: (bytes[p + 5]! << 8) | bytes[p + 6]!, width: (bytes[p + 7]! << 8) | bytes[p + 8]! };
     }
-    if (marker === 0xda) break; // image data began without a frame header
+    if (marker === 0xda) break; // the image data begins
     p += 2 + ((bytes[p + 2]! << 8) | bytes[p + 3]!);
   }
+  if (size) return size;
   throw new ValueError('decodeImage: corrupt JPEG: no frame header (SOF) before the image data');
 }
 
@@ -67,13 +80,14 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
   const isPng = startsWith(bytes, PNG_MAGIC);
   const isJpeg = startsWith(bytes, [0xff, 0xd8, 0xff]);
   if (!isPng && !isJpeg) {
-    const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new ValueError(`decodeImage: not a PNG or JPEG (first bytes: ${head || 'none'})`);
+    // The file's bytes are not shown: the message may reach a log, and the file may not be the user's.
+    throw new ValueError(`decodeImage: not a PNG or JPEG (${bytes.length === 0 ? 'empty' : 'unrecognised signature'})`);
   }
   const format = isPng ? 'PNG' : 'JPEG';
   const { width, height } = isPng ? pngSize(bytes) : jpegSize(bytes);
   if (width === 0 || height === 0) throw new ValueError(`decodeImage: ${format} header says ${width}×${height}`);
-  // The decoders hold RGBA, 4 bytes a pixel.
+  // Budgets from the header alone, before the decoder allocates anything; the decoders hold RGBA.
+  checkImagePixels(width, height, `decodeImage (${format} of ${width}×${height})`);
   checkedSize([height, width, 4], `decodeImage (${format} of ${width}×${height})`, 1);
   try {
     return isPng ? decodePng(bytes) : decodeJpg(bytes, width, height);
@@ -88,7 +102,7 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
 
 function decodePng(bytes: Uint8Array): RgbImage {
   // pngjs expands palette, grayscale and 16-bit images to 8-bit RGBA.
-  const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  const png = readPng(bytes);
   const n = png.width * png.height;
   if (png.data.length < 4 * n) throw new Error(`pixel data is ${png.data.length} bytes, expected ${4 * n}`);
   const rgb = new Uint8Array(3 * n);
@@ -101,15 +115,31 @@ function decodePng(bytes: Uint8Array): RgbImage {
 }
 
 function decodeJpg(bytes: Uint8Array, width: number, height: number): RgbImage {
-  // Our budget was checked above; jpeg-js' own limits are raised to match so they never bite first.
+  // Our budgets were checked from the header; jpeg-js' own limits are set from the same budgets as a
+  // second line (it sizes buffers from every frame header it meets). tolerantDecoding off: a missing
+  // block is an error, not a block of zeros.
   const img = decodeJpeg(bytes, {
     useTArray: true,
     formatAsRGBA: false,
-    maxResolutionInMP: Math.ceil((width * height) / 1e6) + 1,
+    tolerantDecoding: false,
+    maxResolutionInMP: Math.max(Math.ceil((width * height) / 1e6), 1),
     maxMemoryUsageInMB: Math.ceil(getLimits().maxTensorBytes / 2 ** 20) + 64,
   });
   if (img.data.length !== 3 * img.width * img.height) throw new Error(`pixel data is ${img.data.length} bytes for ${img.width}×${img.height}`);
   return { width: img.width, height: img.height, rgb: img.data };
+}
+
+/**
+ * Throws ResourceLimitError when width × height is over `maxImagePixels` (src/core/limits.ts).
+ * Called with the dimensions from a file's header, before anything is decoded.
+ */
+export function checkImagePixels(width: number, height: number, what: string): void {
+  const max = getLimits().maxImagePixels;
+  if (width * height > max) {
+    throw new ResourceLimitError(
+      `${what}: ${(width * height).toLocaleString('en-US')} pixels, over the maxImagePixels budget of ${max.toLocaleString('en-US')} (setLimits raises it)`,
+    );
+  }
 }
 
 /** Rejects an image whose pixel buffer does not match its size (images may be built by hand). */
@@ -123,9 +153,7 @@ function checkImage(img: RgbImage, what: string): void {
 export function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
   checkedSize([height, width, 3], 'encodePng', 1);
   if (rgb.length !== width * height * 3) throw new ValueError(`encodePng: ${rgb.length} bytes for ${width}×${height} RGB (needs ${width * height * 3})`);
-  const png = Object.assign(new PNG(), { width, height, data: Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength) });
-  const out = PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  return writePng(rgb, width, height);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,8 +354,8 @@ export interface LoadImageOptions extends NormalizeOptions {
  * and to none (0 and 1) for 1 channel.
  */
 export async function loadImageTensor(source: Uint8Array | string, opts: LoadImageOptions = {}): Promise<Tensor> {
-  // Imported only when a path is given, so the module loads in browsers.
-  const bytes = typeof source === 'string' ? await (await import('node:fs/promises')).readFile(source) : source;
+  // node:fs is imported (by readRegularFile) only when a path is given, so the module loads in browsers.
+  const bytes = typeof source === 'string' ? await (await import('../io/files.js')).readRegularFile(source) : source;
   let img = decodeImage(bytes);
   const resize = opts.resize === undefined ? 256 : opts.resize;
   const crop = opts.crop === undefined ? 224 : opts.crop;

@@ -180,7 +180,9 @@ describe('data sets without the file meta header', () => {
     expect(isDicom(noMeta)).toBe(false);
     const err = expectTyped(() => decodeDicom(noMeta, 'no_meta.dcm'));
     expect(err).toBeInstanceOf(ValueError);
-    expect(err.message).toMatch(/no_meta\.dcm: not DICOM: no 'DICM' at offset 128.*first bytes: 20 08 00 05/);
+    expect(err.message).toMatch(/no_meta\.dcm: not DICOM: no 'DICM' at offset 128/);
+    // No bytes of the file in the message (it may reach a log; the file may not be the user's).
+    expect(err.message).not.toMatch(/20 08 00 05/);
     // Without the stray byte it is the raw data set the file was meant to be: CT_small's pixels.
     const fixed = decodeDicom(noMeta.subarray(1), 'no_meta.dcm[1:]');
     expect(fixed.hasMetaHeader).toBe(false);
@@ -271,7 +273,7 @@ describe('decodeDicom on hostile input', () => {
     const huge = image({ rows: 65535, columns: 65535, bitsAllocated: 16, pixels: u16(1, 2) });
     const err = expectTyped(() => decodeDicom(huge, 'huge.dcm'));
     expect(err).toBeInstanceOf(ResourceLimitError);
-    expect(err.message).toMatch(/huge\.dcm.*65535, 65535, 1/);
+    expect(err.message).toMatch(/huge\.dcm: DICOM image of 65535×65535: 4,294,836,225 pixels, over the maxImagePixels budget/);
   });
 
   it('garbage, with and without a DICM prefix, gives typed errors', () => {

@@ -94,8 +94,9 @@ describe('decodeImage', () => {
   it('rejects other formats and corrupt data with a ValueError', () => {
     const gif = new TextEncoder().encode('GIF89a....');
     expect(() => decodeImage(gif)).toThrow(ValueError);
-    expect(() => decodeImage(gif)).toThrow(/not a PNG or JPEG \(first bytes: 47 49 46 38 39 61 2e 2e\)/);
-    expect(() => decodeImage(new Uint8Array(0))).toThrow(/first bytes: none/);
+    expect(() => decodeImage(gif)).toThrow(/not a PNG or JPEG \(unrecognised signature\)/);
+    expect(() => decodeImage(gif)).not.toThrow(/47 49 46/); // no bytes of the file in messages
+    expect(() => decodeImage(new Uint8Array(0))).toThrow(/not a PNG or JPEG \(empty\)/);
 
     const png = encodePng(testImage().rgb, 11, 7);
     expect(() => decodeImage(png.subarray(0, 60))).toThrow(/corrupt PNG: the data ends early/);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/core/tensor.js';
 import { gemm } from '../../src/kernels/gemm.js';
+import { nodeAtomicIo } from '../../src/io/atomic.js';
 import { CheckpointError, type CheckpointIo, decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { TrainingAbortedError, checkpointCallback, earlyStopping, fit } from '../../src/train/fit.js';
 import { AdamW } from '../../src/train/optim.js';
@@ -83,25 +84,29 @@ describe('checkpoints', () => {
     await saveCheckpoint(path, m);
     const before = await readFile(path);
     m.w.dataSync().fill(42);
+    const real = await nodeAtomicIo();
     const failing: CheckpointIo = {
-      open: async () => ({
-        write: async () => {
-          throw new Error('ENOSPC: no space left on device');
-        },
-        sync: async () => {},
-        close: async () => {},
-      }),
+      ...real,
+      open: async (p, f, m) => {
+        const fh = await real.open(p, f, m);
+        return {
+          write: async () => {
+            throw new Error('ENOSPC: no space left on device');
+          },
+          sync: () => fh.sync(),
+          stat: () => fh.stat(),
+          close: () => fh.close(),
+        };
+      },
       rename: async () => {
         throw new Error('not reached');
       },
-      rm: (p, o) => rm(p, o),
     };
     await expect(saveCheckpoint(path, m, { io: failing })).rejects.toThrow(/ENOSPC.*unchanged/);
     expect(Buffer.compare(await readFile(path), before)).toBe(0);
     expect(await readdir(dir)).toEqual(['model.ckpt']);
     // A crash between writing and renaming (rename fails): same guarantee.
-    const fs = await import('node:fs/promises');
-    const renameFails: CheckpointIo = { open: (p, f) => fs.open(p, f), rename: async () => { throw new Error('EIO'); }, rm: (p, o) => fs.rm(p, o) };
+    const renameFails: CheckpointIo = { ...real, rename: async () => { throw new Error('EIO'); } };
     await expect(saveCheckpoint(path, m, { io: renameFails })).rejects.toBeInstanceOf(CheckpointError);
     expect(Buffer.compare(await readFile(path), before)).toBe(0);
     expect(await readdir(dir)).toEqual(['model.ckpt']);

@@ -1,5 +1,5 @@
 import { type OnnxModel, loadOnnxSync } from './model.js';
-import { ValueError } from '../../core/errors.js';
+import { LightconvError, ValueError } from '../../core/errors.js';
 import type { Shape } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { noGrad } from '../../core/autograd.js';
@@ -208,18 +208,12 @@ export function compileForInference(net: Module, opts: ExportOptions = {}): Onnx
 
 /**
  * Writes a native model as ONNX (opset 17 by default) that onnxruntime runs: initializers carry
- * the PyTorch names, BN stays as BatchNormalization (eval), the batch dim is symbolic. Written to a
- * temporary file in the same folder, then renamed, so a reader never sees half a file.
+ * the PyTorch names, BN stays as BatchNormalization (eval), the batch dim is symbolic. Written through
+ * src/io/atomic.ts (temporary file, every byte, fsync, size check, rename, folder fsync), so a
+ * reader never sees half a file and a failed export leaves any previous file intact.
  */
 export async function exportOnnx(net: Module, path: string, opts: ExportOptions = {}): Promise<void> {
   const bytes = exportOnnxBytes(net, opts);
-  const { writeFile, rename, unlink } = await import('node:fs/promises');
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
+  const { writeFileAtomic } = await import('../atomic.js');
+  await writeFileAtomic(path, bytes, { mkdir: false, error: (m) => new LightconvError(`exportOnnx: ${m}`) });
 }
