@@ -10,6 +10,7 @@ import { stratifiedKFold, stratifiedSplit } from '../eval/splits.js';
 import { bootstrapCI, meanStd } from '../eval/stats.js';
 import { measureLatency } from '../eval/latency.js';
 import { assemble } from '../io/onnx/assemble.js';
+import { readRegularFile } from '../io/files.js';
 import { compileForInference, exportOnnxBytes } from '../io/onnx/export.js';
 import { BatchNorm2d } from '../layers/layers.js';
 import { ARCHS, fromArch } from '../models/index.js';
@@ -177,9 +178,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   const lr = opts.lr ?? (finetune ? 1e-3 : 2e-3);
   const preprocess: Preprocess = { inputSize, resize: inputSize, crop: inputSize, channels: 3, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] };
   const augment: TransformSpec[] = Array.isArray(opts.augment) ? opts.augment : opts.augment === 'none' ? [] : opts.augment === 'upright' ? uprightAugment(inputSize) : defaultAugment(inputSize);
-  const weightsBytes = finetune ? new Uint8Array(await (await import('node:fs/promises')).readFile(opts.weights!).catch((e: NodeJS.ErrnoException) => {
-    throw new LightconvError(`--weights: cannot read '${opts.weights}' (${e.code ?? e.message})`);
-  })) : null;
+  // A regular file only (a FIFO would hang the read), read whole.
+  const weightsBytes = finetune ? await readRegularFile(opts.weights!, { error: (m) => new LightconvError(`--weights: ${m}`) }) : null;
 
   // Splits: indices into list.items.
   const all = [...labels.keys()];
