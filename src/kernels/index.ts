@@ -73,3 +73,27 @@ export {
 } from './pool.js';
 export { reduceMax, reduceMean, reduceMeanCard, reduceMin, reduceSum, reduceSumCard, type ReduceAttrs } from './reduce.js';
 export { logSoftmax, softmax, softmaxCard } from './softmax.js';
+export { instanceNorm, instanceNormCard, layerNorm, layerNormCard, layerNormStats, lrn, lrnCard, type LayerNormAttrs, type LrnAttrs } from './layernorm.js';
+export { elu, log, math, mathCard, maximum, minimum, minMaxCard, mish, prelu, preluCard, reciprocal, softplusOf, type MathOp } from './math.js';
+export {
+  cast,
+  castCard,
+  compare,
+  compareCard,
+  constantOfShape,
+  constantOfShapeCard,
+  expand,
+  expandCard,
+  logicalNot,
+  range,
+  rangeCard,
+  slice,
+  sliceCard,
+  split,
+  tile,
+  tileCard,
+  where,
+  whereCard,
+  type CompareOp,
+  type SliceAttrs,
+} from './structure.js';

@@ -37,7 +37,7 @@ export class OnnxTrainable {
   ) {
     this.rng = new Rng(opts.seed ?? 0);
     this.bnMomentum = opts.bnMomentum;
-    const slots: Record<string, number[]> = { Conv: [1, 2], Gemm: [0, 1, 2], MatMul: [0, 1], BatchNormalization: [1, 2], Add: [0, 1], Sub: [0, 1], Mul: [0, 1], Div: [0, 1], PRelu: [1] };
+    const slots: Record<string, number[]> = { Conv: [1, 2], Gemm: [0, 1, 2], MatMul: [0, 1], BatchNormalization: [1, 2], Add: [0, 1], Sub: [0, 1], Mul: [0, 1], Div: [0, 1], PRelu: [1], LayerNormalization: [1, 2], InstanceNormalization: [1, 2] };
     const bufferNames = new Set<string>();
     const paramNames = new Set<string>();
     for (const node of graph.nodes) {
@@ -85,7 +85,7 @@ export class OnnxTrainable {
       else outs = run(args);
       node.outputs.forEach((v, i) => v && outs[i] && values.set(v, outs[i]!));
     }
-    const result: Record<string, Tensor> = {};
+    const result: Record<string, Tensor> = Object.create(null); // outputs may be named '__proto__'
     for (const o of this.graph.outputs) result[o.name] = values.get(o.name)!;
     return result;
   }

@@ -7,6 +7,7 @@ import { normalizationOps } from './normalization.js';
 import { poolOps } from './pool.js';
 import { reduceOps } from './reduce.js';
 import { softmaxOps } from './softmax.js';
+import { structureOps } from './structure.js';
 
 /** Every ONNX op (default domain) the engine runs, by op_type. */
 export const ONNX_OPS: OnnxOpTable = {
@@ -18,6 +19,7 @@ export const ONNX_OPS: OnnxOpTable = {
   ...softmaxOps,
   ...reduceOps,
   ...movementOps,
+  ...structureOps,
 };
 
 /** The adapter for an op type; own properties only, so 'constructor' or '__proto__' find nothing. */
