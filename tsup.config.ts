@@ -1,31 +1,85 @@
 import { defineConfig } from 'tsup';
+import { browserEntries, browserPlatform, dropBareChunkImports } from './scripts/browser-platform.js';
 
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', onnx: 'src/onnx.ts', gpu: 'src/gpu.ts' },
-    format: ['esm', 'cjs'],
+    // ESM: the three entries, the CLI and the loader's decode thread in one build, so the CLI
+    // shares the library's chunks instead of carrying a second copy of it. decode_worker.js sits
+    // beside index.js and cli.js, where `new URL('./decode_worker.js', import.meta.url)` finds it
+    // from either. The shebang comes from src/cli/main.ts and stays at the top of cli.js.
+    entry: { index: 'src/index.ts', onnx: 'src/onnx.ts', gpu: 'src/gpu.ts', cli: 'src/cli/main.ts', decode_worker: 'src/data/decode_worker.ts' },
+    format: ['esm'],
     // gpu.js compiles the kernels in src/gpu/kernels from their source text: never minify (a
     // minifier rewrites them), and leave gpu.js (an optional peer) out of the bundle.
     minify: false,
     external: ['gpu.js'],
-    dts: true,
-    // import.meta.url in the CommonJS build (src/data/loader.ts finds its worker script by it).
-    // Its ESM half shims __filename/__dirname with a static node:path import, which browsers lack:
-    // code under src uses import.meta.url, never those two.
+    dts: { entry: { index: 'src/index.ts', onnx: 'src/onnx.ts', gpu: 'src/gpu.ts' } },
+    // ESM shims __filename/__dirname with a static node:path import, which browsers lack: code
+    // under src uses import.meta.url, never those two.
     shims: true,
-    sourcemap: true,
-    clean: true,
+    // No source maps: they were over half the unpacked package, and the code ships unminified.
+    sourcemap: false,
+    // dist/browser is the browser build's, which cleans it itself (the builds run at the same time).
+    clean: ['!browser/**', '!explorer_page.js'],
     target: 'es2022',
     splitting: true,
     treeshake: true,
   },
   {
-    // The loader's decode thread sits beside index.js and cli.js, where `new URL('./decode_worker.js',
-    // import.meta.url)` finds it from either.
-    entry: { cli: 'src/cli/main.ts', decode_worker: 'src/data/decode_worker.ts' },
+    // CommonJS for require(): the three entries only.
+    entry: { index: 'src/index.ts', onnx: 'src/onnx.ts', gpu: 'src/gpu.ts' },
+    format: ['cjs'],
+    minify: false,
+    external: ['gpu.js'],
+    dts: true,
+    // import.meta.url in the CommonJS build (src/data/loader.ts finds its worker script by it).
+    shims: true,
+    sourcemap: false,
+    target: 'es2022',
+    splitting: true,
+    treeshake: true,
+  },
+  {
+    // The browser build (package.json exports, "browser" condition): the same entries with Node's
+    // parts swapped out (scripts/browser-platform.ts), so bundlers take the package as installed
+    // with no configuration. One ESM build, one file per source module (scripts/browser-platform.ts
+    // says why): one Tensor class across the entries, and tree-shaking by module.
+    entry: browserEntries({ index: 'src/index.ts', onnx: 'src/onnx.ts', gpu: 'src/gpu.ts' }),
+    outDir: 'dist/browser',
     format: ['esm'],
-    target: 'node20',
-    sourcemap: true,
-    // The shebang comes from src/cli/main.ts; esbuild keeps it at the top of the bundle.
+    platform: 'browser',
+    minify: false,
+    external: ['gpu.js'],
+    // Stubbed, not imported: only Node reaches them (progress bars on a terminal, PNG via zlib).
+    noExternal: ['cli-progress', 'pngjs'],
+    esbuildPlugins: [browserPlatform(['cli-progress', 'pngjs'])],
+    // Keep `node:` on built-ins so the plugin above sees them (tsup strips it and marks them external).
+    removeNodeProtocol: false,
+    dts: false,
+    shims: false,
+    sourcemap: false,
+    clean: true,
+    // Quiet: its entry list (one per source module) and ~250 output files would flood the log.
+    silent: true,
+    target: 'es2022',
+    splitting: true,
+    onSuccess: async () => dropBareChunkImports('dist/browser'),
+  },
+  {
+    // The explorer page's script (lightconv explore): the engine and the page in one classic
+    // script, so the page also works opened from file:// (Chromium refuses module scripts there).
+    entry: { explorer_page: 'src/explain/explorer/page.ts' },
+    format: ['iife'],
+    platform: 'browser',
+    outExtension: () => ({ js: '.js' }),
+    minify: true,
+    external: ['gpu.js'],
+    noExternal: ['cli-progress', 'pngjs'],
+    esbuildPlugins: [browserPlatform(['cli-progress', 'pngjs'])],
+    removeNodeProtocol: false,
+    dts: false,
+    sourcemap: false,
+    clean: false,
+    target: 'es2022',
   },
 ]);

@@ -31,5 +31,6 @@ npx --no-install lightconv predict --model "$work/run/best.onnx" "$data/dab_posi
 img="$(ls "$data/dab_positive"/*.png | head -1)"
 npx --no-install lightconv gradcam --model "$work/run/best.onnx" --image "$img" --out "$work/cam.png"
 npx --no-install lightconv activations --model "$work/run/best.onnx" --image "$img" --out "$work/maps" | tail -1
-test -s "$work/cam.png" && test -s "$work/maps/index.md"
+npx --no-install lightconv explore "$work/run/best.onnx" --image "$img" --out "$work/explore" | tail -1
+test -s "$work/cam.png" && test -s "$work/maps/index.md" && test -s "$work/explore/explorer.js"
 npx --no-install lightconv demo --help > /dev/null

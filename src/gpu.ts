@@ -7,9 +7,10 @@
  *
  * Nothing here runs at import time; gpu.js is loaded by gpu().
  *
- * Backend selection and tensors are re-exported so that a browser page can use this entry with
- * `lightconv/onnx` alone: the main entry also holds image decoding, which needs pngjs (a Node
- * library: zlib, Buffer), and is not meant for browsers.
+ * Backend selection and tensors are re-exported so that a page can use this entry with
+ * `lightconv/onnx` alone. Every entry also bundles for the browser: bundlers pick the package's
+ * browser build (package.json exports, "browser" condition), which shares one Tensor class across
+ * the three entries and leaves out Node's parts (file paths, worker threads, pngjs).
  */
 export { getBackend, useBackend, withBackend, cpuBackend, referenceBackend } from './core/op.js';
 export { Tensor, tidy } from './core/tensor.js';

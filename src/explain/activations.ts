@@ -245,9 +245,18 @@ function nativeOutputs(model: Module, x: Tensor, layers?: readonly string[]): La
  */
 function blockKeys(scopes: readonly string[]): (s: string) => string {
   const blocks = new Set<string>();
+  // Numbered children per top-level module: a long flat Sequential (conv, BN, ReLU, pool, … as
+  // 'features.0' … 'features.25') is drawn child by child, a short one ('stem.0' … 'stem.2') whole.
+  const children = new Map<string, Set<string>>();
   for (const s of scopes) {
     const p = s.split('.');
-    if (p.length >= 3 && /^\d+$/.test(p[1]!)) blocks.add(`${p[0]}.${p[1]}`);
+    if (p.length < 2 || !/^\d+$/.test(p[1]!)) continue;
+    if (p.length >= 3) blocks.add(`${p[0]}.${p[1]}`); // torch's 'features.4.block.0': block features.4
+    else children.set(p[0]!, (children.get(p[0]!) ?? new Set()).add(p[1]!));
+  }
+  for (const s of scopes) {
+    const p = s.split('.');
+    if (p.length === 2 && (children.get(p[0]!)?.size ?? 0) > 4) blocks.add(s);
   }
   return (s) => {
     const p = s.split('.');

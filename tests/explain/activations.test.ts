@@ -84,6 +84,17 @@ describe('activationMaps', () => {
     expect(byValue!.range).toEqual(maps[3]!.range);
   });
 
+  it("ONNX export of a long flat Sequential (light_cnn): each spatial layer of 'features' is drawn", async () => {
+    const { fromArch } = await import('../../src/models/index.js');
+    const { exportOnnxBytes } = await import('../../src/io/onnx/export.js');
+    const net = fromArch('light_cnn', { numClasses: 2, resolution: 16 });
+    const onnx = await loadOnnx(exportOnnxBytes(net, { input: [1, 3, 16, 16] }));
+    const maps = await activationMaps(onnx, Tensor.randn([1, 3, 16, 16], { seed: 1 }));
+    // Its nodes are named '/features/0/Conv_0' …: blocks features.0, features.3, … (BN and ReLU fold into the conv).
+    expect(maps.length).toBeGreaterThanOrEqual(4);
+    expect(maps.every((m) => /^features\.\d+$/.test(m.layer) && m.shape.length === 4)).toBe(true);
+  });
+
   it('typed errors: an unknown layer lists the valid ones, a layer without maps says so', async () => {
     const net = mobileNetV3('small', { widthMult: 0.5, numClasses: 3, resolution: 32, seed: 1 });
     const x = Tensor.randn([1, 3, 32, 32], { seed: 2 });
