@@ -2,12 +2,9 @@ import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { fmtShape } from '../core/shape.js';
 import { saveActivationMaps } from '../explain/activations.js';
+import { inputPath, intArg, outputFolder } from './args.js';
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
+const positiveInt = intArg(1);
 
 const layerList = (v: string) => {
   const names = v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -20,9 +17,9 @@ export function register(program: Command): void {
   program
     .command('activations')
     .description("draw each layer's channel maps for one image (a PNG grid per layer, each channel scaled to its own range) and an index.md")
-    .requiredOption('--model <file.onnx>', 'an ONNX model (one written by lightconv train brings its preprocessing)')
-    .requiredOption('--image <file>', 'a PNG, JPEG or DICOM image')
-    .requiredOption('--out <dir>', 'folder for the PNGs and index.md')
+    .requiredOption('--model <file.onnx>', 'an ONNX model (one written by lightconv train brings its preprocessing)', inputPath('--model'))
+    .requiredOption('--image <file>', 'a PNG, JPEG or DICOM image', inputPath('--image'))
+    .requiredOption('--out <dir>', 'folder for the PNGs and index.md', outputFolder('--out'))
     .option('--layers <a,b,…>', 'layers to draw: blocks such as features.1,features.4, or ONNX node names (default: every block with spatial maps)', layerList)
     .option('--max-channels <n>', 'channels per grid, the first ones', positiveInt, 64)
     .action(async (o: { model: string; image: string; out: string; layers?: string[]; maxChannels: number }) => {

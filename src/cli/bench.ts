@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { LightconvError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { Tensor } from '../core/tensor.js';
@@ -7,11 +7,9 @@ import type { OnnxNode } from '../io/onnx/node.js';
 import { useWasmKernels, wasmKernelsEnabled } from '../kernels/wasm/runtime.js';
 import { getThreads, setThreads } from '../core/threads.js';
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-};
+import { inputPath, intArg } from './args.js';
+
+const positiveInt = intArg(1);
 
 interface BenchOpts {
   batch: number;
@@ -41,7 +39,7 @@ export function register(program: Command): void {
   program
     .command('bench')
     .description('median whole-model latency after warm-up (seeded N(0,1) inputs)')
-    .argument('<model>', 'ONNX file')
+    .argument('<model>', 'ONNX file', inputPath('model'))
     .option('--batch <n>', 'batch size (for a symbolic batch dim)', positiveInt, 1)
     .option('--threads <n>', 'worker threads for the CPU kernels', positiveInt, 1)
     .option('--backend <name>', 'backend: cpu', 'cpu')
@@ -57,7 +55,7 @@ export function register(program: Command): void {
       setThreads(o.threads);
       const model = await loadOnnx(file);
       const rng = new Rng(0);
-      const feeds: Record<string, Tensor> = {};
+      const feeds: Record<string, Tensor> = Object.create(null); // input names may be '__proto__'
       for (const info of model.inputs) {
         if (!info.shape || info.dtype !== 'float32') throw new LightconvError(`input '${info.name}' is not a float32 tensor of known rank`);
         if (typeof info.shape[0] === 'number' && info.shape[0] !== o.batch) throw new LightconvError(`the model's batch size is fixed at ${info.shape[0]}`);

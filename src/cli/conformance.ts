@@ -59,7 +59,7 @@ export async function runCase(dir: string, base: string, fallback: Tolerance = D
       const files = await readdir(join(dir, set));
       const inputs = await readPbs(join(dir, set), files, 'input');
       const expected = await readPbs(join(dir, set), files, 'output');
-      const feeds: Record<string, Tensor> = {};
+      const feeds: Record<string, Tensor> = Object.create(null); // input names may be '__proto__'
       // input_K feeds the K-th graph input (ONNX's test convention); a matching TensorProto name wins.
       inputs.forEach(([pbName, t], k) => {
         const byName = model.inputs.find((i) => i.name === pbName);

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CAM_METHODS, type CamMethod, gradCam } from '../explain/cam.js';
 import { COLORMAP_NAMES, type ColormapName, saveOverlay } from '../explain/overlay.js';
+import { inputPath, outputFile } from './args.js';
 
 const method = (v: string): CamMethod => {
   if (!(CAM_METHODS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${CAM_METHODS.join(', ')}`);
@@ -18,9 +19,9 @@ export function register(program: Command): void {
   program
     .command('gradcam')
     .description('where in an image the evidence for a class lies: Grad-CAM, Grad-CAM++, occlusion or gradient saliency, drawn over the image as a PNG with a colour bar')
-    .requiredOption('--model <file.onnx>', 'an ONNX classifier (one written by lightconv train brings its classes and preprocessing)')
-    .requiredOption('--image <file>', 'a PNG, JPEG or DICOM image')
-    .requiredOption('--out <file.png>', 'the picture to write (.svg for the SVG instead)')
+    .requiredOption('--model <file.onnx>', 'an ONNX classifier (one written by lightconv train brings its classes and preprocessing)', inputPath('--model'))
+    .requiredOption('--image <file>', 'a PNG, JPEG or DICOM image', inputPath('--image'))
+    .requiredOption('--out <file.png>', 'the picture to write (.svg for the SVG instead)', outputFile('--out'))
     .option('--layer <name>', 'the layer whose maps are weighted: a module path such as features.12, or an ONNX node name (default: the last convolution with maps larger than 1×1)')
     .option('--class <name|index>', 'the class to explain (default: the predicted one)')
     .option('--method <method>', `${CAM_METHODS.join(', ')}`, method, 'gradcam')

@@ -17,6 +17,7 @@ import { register as registerBenchCommand } from './bench.js';
 import { register as registerWorkflowCommands } from './workflow.js';
 import { register as registerGradcamCommand } from './gradcam.js';
 import { register as registerActivationsCommand } from './activations.js';
+import { register as registerExploreCommand } from './explore.js';
 import { preprocessFromMetadata } from '../data/transforms.js';
 import { runNativeCase } from './native.js';
 import { EXIT, collectInputPaths, inputPath, inputPaths, intArg, numberArg } from './args.js';
@@ -122,7 +123,7 @@ program
   .action(async (file: string, o: RunOpts) => {
     await selectBackend(o.backend);
     const model = await loadOnnx(file, { optimize: o.optimize });
-    const feeds: Record<string, Tensor> = {};
+    const feeds: Record<string, Tensor> = Object.create(null); // input names may be '__proto__'
     for (const [k, pb] of o.input.entries()) {
       const info = model.inputs[k];
       if (!info) throw new LightconvError(`--input ${pb}: the model has only ${model.inputs.length} input(s)`);
@@ -253,6 +254,7 @@ registerBenchCommand(program);
 registerWorkflowCommands(program);
 registerGradcamCommand(program);
 registerActivationsCommand(program);
+registerExploreCommand(program);
 
 // Output piped into `head` and closed early: stop quietly.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

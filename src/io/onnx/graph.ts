@@ -7,6 +7,13 @@ import { type AttrValue, OnnxNode } from './node.js';
 import { onnx } from './proto/onnx.js';
 import { type ExternalReader, dtypeFromOnnx, onnxTypeName, safeInt, tensorFromProto } from './tensor_proto.js';
 
+/**
+ * The newest default-domain (ai.onnx) opset the engine knows. Opsets 19–22 changed the ops it
+ * runs only by widening their types (and Pad's 'wrap' mode, AveragePool's dilations, which the
+ * adapters check); a newer one is refused at load instead of run with older semantics.
+ */
+export const MAX_OPSET = 22;
+
 /** A graph input or output as declared: element type and shape (symbolic dims as their names). */
 export interface ValueInfo {
   readonly name: string;
@@ -71,7 +78,15 @@ export class OnnxGraph {
     const opsets = new Map<string, number>();
     for (const o of m.opset_import ?? []) {
       const domain = o.domain === 'ai.onnx' ? '' : (o.domain ?? '');
-      opsets.set(domain, safeInt(o.version ?? 0, `${what} opset of '${domain || 'ai.onnx'}'`));
+      const label = `${what}: opset import of '${domain || 'ai.onnx'}'`;
+      const version = safeInt(o.version ?? 0, label);
+      if (opsets.has(domain)) throw new OnnxError(`${label} appears twice (versions ${opsets.get(domain)} and ${version})`);
+      if (version < 1) throw new OnnxError(`${label}: version ${version} is not a positive integer`);
+      // A newer opset may have changed the meaning of ops the engine runs: refused, not guessed.
+      if (domain === '' && version > MAX_OPSET) {
+        throw new OnnxError(`${label}: version ${version} is newer than the newest this engine knows (${MAX_OPSET}); re-export the model at opset ${MAX_OPSET} or lower`);
+      }
+      opsets.set(domain, version);
     }
     // Models from before opset imports existed (IR 2) mean opset 1.
     if (!opsets.has('')) opsets.set('', irVersion < 3 ? 1 : 0);
@@ -118,7 +133,10 @@ export class OnnxGraph {
       }
     }
     const outputs = (g.output ?? []).map((vi) => valueInfo(vi, `${what} graph output`));
+    const seenOutputs = new Set<string>();
     for (const o of outputs) {
+      if (seenOutputs.has(o.name)) throw new OnnxError(`${what}: graph output '${o.name}' is declared twice`);
+      seenOutputs.add(o.name);
       if (!producedBy.has(o.name)) throw new OnnxError(`${what}: graph output '${o.name}' is not produced by anything`);
     }
     const nodes = topoSort(rawNodes, new Set([...initializers.keys(), ...inputs.map((i) => i.name)]), what);
@@ -170,6 +188,8 @@ function toNode(n: onnx.NodeProto.$Properties, index: number, opsets: ReadonlyMa
     const an = a.name ?? '';
     if (!an) throw new OnnxError(`${what}: ${opType} node '${name}' has an attribute without a name`);
     if (attrs.has(an)) throw new OnnxError(`${what}: ${opType} node '${name}' sets attribute '${an}' twice`);
+    // Names starting with '_' are the optimizer's own (fused activations): a file may not set them.
+    if (an.startsWith('_')) throw new OnnxError(`${what}: ${opType} node '${name}' sets attribute '${an}'; names starting with '_' are reserved for the engine's internal rewrites`);
     attrs.set(an, attrValue(a, `${what}: ${opType} node '${name}' attribute '${an}'`, readExternal));
   }
   return new OnnxNode(name, opType, domain, opsets.get(domain) ?? 0, [...(n.input ?? [])], [...(n.output ?? [])], attrs);

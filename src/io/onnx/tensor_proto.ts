@@ -90,11 +90,34 @@ export function tensorFromProto(p: onnx.TensorProto.$Properties, what: string, r
   const dims = (p.dims ?? []).map((d, i) => safeInt(d, `${name} dim ${i}`));
   const n = checkedSize(dims, name, DTYPES[dtype].bytes);
   if (p.segment) throw new OnnxError(`${name}: segmented tensors are not supported`);
-  const out = DTYPES[dtype].make(n);
   const elemBytes = type === 10 || type === 16 ? 2 : DTYPES[dtype].bytes;
 
+  // Exactly one place holds the data: raw_data, the typed field of this element type, or an
+  // external file. Anything else set alongside is refused rather than silently ignored.
   let raw = p.raw_data && p.raw_data.length > 0 ? p.raw_data : undefined;
-  if (p.data_location === onnx.TensorProto.DataLocation.EXTERNAL) {
+  const typedName = typedFieldName(type);
+  for (const f of TYPED_FIELDS) {
+    const len = (p[f] as ArrayLike<unknown> | null | undefined)?.length ?? 0;
+    if (len === 0) continue;
+    if (raw) throw new OnnxError(`${name}: sets both raw_data and ${f} (${len} values); a tensor's data must be in one place`);
+    if (f !== typedName) throw new OnnxError(`${name}: a ${onnxTypeName(type)} tensor carries ${f} (${len} values); its values belong in ${typedName}`);
+  }
+  const location = p.data_location ?? 0;
+  if (location !== onnx.TensorProto.DataLocation.DEFAULT && location !== onnx.TensorProto.DataLocation.EXTERNAL) {
+    throw new OnnxError(`${name}: data_location ${location} is neither DEFAULT (0) nor EXTERNAL (1)`);
+  }
+  const external = location === onnx.TensorProto.DataLocation.EXTERNAL;
+  if (!external && (p.external_data ?? []).length > 0) throw new OnnxError(`${name}: has external_data entries but data_location is not EXTERNAL`);
+  if (external && raw) throw new OnnxError(`${name}: sets both external data and raw_data (${raw.length} bytes); a tensor's data must be in one place`);
+  if (external && (p[typedName] as ArrayLike<unknown> | null | undefined)?.length) throw new OnnxError(`${name}: sets both external data and ${typedName}; a tensor's data must be in one place`);
+  if (n === 0) {
+    // An empty tensor has no data; bytes or values for it mean the dims or the data are wrong.
+    const held = raw?.length ?? (p[typedName] as ArrayLike<unknown> | null | undefined)?.length ?? 0;
+    if (held > 0) throw new OnnxError(`${name}: dims [${dims.join(', ')}] hold no elements, but ${raw ? `raw_data has ${held} bytes` : `${typedName} has ${held} values`}`);
+  }
+  const out = DTYPES[dtype].make(n);
+
+  if (external) {
     if (!readExternal) throw new OnnxError(`${name}: uses external data, which needs the model to be loaded from a file path`);
     const entries = new Map((p.external_data ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = entries.get('location');
@@ -115,40 +138,59 @@ export function tensorFromProto(p: onnx.TensorProto.$Properties, what: string, r
     return new Tensor(out, dims, dtype);
   }
 
-  const typed = typedField(p, type);
+  const typed = (p[typedName] ?? []) as ArrayLike<Int64>;
   if (typed.length !== n) {
-    if (n === 0 || typed.length === 0) {
-      if (n !== 0) throw new OnnxError(`${name}: no data for dims [${dims.join(', ')}] (${n} elements)`);
-    } else {
-      throw new OnnxError(`${name}: has ${typed.length} values, but dims [${dims.join(', ')}] need ${n}`);
-    }
+    if (typed.length === 0) throw new OnnxError(`${name}: no data for dims [${dims.join(', ')}] (${n} elements)`);
+    throw new OnnxError(`${name}: has ${typed.length} values, but dims [${dims.join(', ')}] need ${n}`);
   }
+  const range = INT_RANGE[type];
   for (let i = 0; i < n; i++) {
     const v = typed[i]!;
-    if (type === 7 || type === 13) out[i] = safeInt(v, `${name} value ${i}`);
-    else if (type === 10) out[i] = halfToFloat((v as number) & 0xffff);
-    else if (type === 16) out[i] = bf16ToFloat((v as number) & 0xffff);
-    else out[i] = v as number;
+    const x = type === 1 || type === 11 ? (v as number) : safeInt(v, `${name} value ${i}`);
+    // Narrow types travel widened (in int32_data or uint64_data): a value outside the type's
+    // range would wrap or be cut when stored, so it is refused instead.
+    if (range && (x < range[0] || x > range[1])) {
+      throw new OnnxError(`${name}: value ${i} is ${x}, outside the ${onnxTypeName(type)} range ${range[0]}..${range[1]}`);
+    }
+    if (type === 10) out[i] = halfToFloat(x);
+    else if (type === 16) out[i] = bf16ToFloat(x);
+    else out[i] = x;
   }
   return new Tensor(out, dims, dtype);
 }
 
-function typedField(p: onnx.TensorProto.$Properties, type: number): ArrayLike<Int64> {
+/** The typed TensorProto fields that can carry data. */
+const TYPED_FIELDS = ['float_data', 'int32_data', 'string_data', 'int64_data', 'double_data', 'uint64_data'] as const;
+type TypedFieldName = (typeof TYPED_FIELDS)[number];
+
+/** Valid values per element type when read from a wider typed field (float16/bfloat16: their 16 bits). */
+const INT_RANGE: Readonly<Record<number, readonly [number, number]>> = {
+  2: [0, 255],
+  3: [-128, 127],
+  4: [0, 65535],
+  5: [-32768, 32767],
+  6: [-2147483648, 2147483647],
+  9: [0, 1],
+  10: [0, 65535],
+  12: [0, 4294967295],
+  13: [0, Number.MAX_SAFE_INTEGER],
+  16: [0, 65535],
+};
+
+function typedFieldName(type: number): TypedFieldName {
   switch (type) {
     case 1:
-      return p.float_data ?? [];
+      return 'float_data';
     case 11:
-      return p.double_data ?? [];
+      return 'double_data';
     case 7:
-      return p.int64_data ?? [];
+      return 'int64_data';
     case 12:
     case 13:
-      return p.uint64_data ?? [];
-    case 8:
-      throw new OnnxError('string tensors are not supported');
+      return 'uint64_data';
     default:
       // int8/16/32, uint8/16, bool, float16 and bfloat16 all travel in int32_data.
-      return p.int32_data ?? [];
+      return 'int32_data';
   }
 }
 
@@ -186,7 +228,10 @@ function readRaw(raw: Uint8Array, type: number, out: TypedArray, name: string): 
       }
       return;
     case 9:
-      for (let i = 0; i < n; i++) out[i] = raw[i] ? 1 : 0;
+      for (let i = 0; i < n; i++) {
+        if (raw[i]! > 1) throw new OnnxError(`${name}: BOOL value ${i} is byte ${raw[i]}; booleans are 0 or 1`);
+        out[i] = raw[i]!;
+      }
       return;
     default:
       new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(raw);
