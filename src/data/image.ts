@@ -3,7 +3,7 @@ import { LightconvError, ResourceLimitError, ValueError } from '../core/errors.j
 import { checkedSize, getLimits } from '../core/limits.js';
 import { Tensor } from '../core/tensor.js';
 // pngjs in Node; the browser build swaps in ./png.browser.ts (same pixels, no Node built-ins).
-import { readPng, writePng } from './png.js';
+import { inflatedSize, readPng, writePng } from './png.js';
 
 /**
  * Images into model inputs, the way torchvision's Resize → CenterCrop → ToTensor → Normalize
@@ -26,17 +26,46 @@ function startsWith(bytes: Uint8Array, magic: readonly number[]): boolean {
   return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
 }
 
-/** Width and height from a PNG's IHDR chunk, which the format requires to come first. */
-function pngSize(bytes: Uint8Array): { width: number; height: number } {
+/** Width and height from a PNG's IHDR chunk, which the format requires to come first, and where its pixel data is. */
+function pngSize(bytes: Uint8Array): { width: number; height: number; scanlineBytes: number; idat: Uint8Array[] } {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const isIhdr = bytes.length >= 24 && String.fromCharCode(...bytes.subarray(12, 16)) === 'IHDR';
   if (!isIhdr) throw new ValueError('decodeImage: corrupt PNG: no IHDR header chunk');
   if (v.getUint32(8) !== 13) throw new ValueError(`decodeImage: corrupt PNG: IHDR chunk of ${v.getUint32(8)} bytes (the format's is 13)`);
+  const idat: Uint8Array[] = [];
   // The decoder would act on a later IHDR too, so the one checked must be the only one.
   for (let p = 33; p + 8 <= bytes.length; p += 12 + v.getUint32(p)) {
-    if (String.fromCharCode(...bytes.subarray(p + 4, p + 8)) === 'IHDR') throw new ValueError('decodeImage: corrupt PNG: more than one IHDR chunk');
+    const type = String.fromCharCode(...bytes.subarray(p + 4, p + 8));
+    if (type === 'IHDR') throw new ValueError('decodeImage: corrupt PNG: more than one IHDR chunk');
+    if (type === 'IDAT') idat.push(bytes.subarray(p + 8, Math.min(bytes.length, p + 8 + v.getUint32(p))));
   }
-  return { width: v.getUint32(16), height: v.getUint32(20) };
+  const width = v.getUint32(16);
+  const height = v.getUint32(20);
+  return { width, height, scanlineBytes: pngScanlineBytes(width, height, bytes[24]!, bytes[25]!, bytes[28]!), idat };
+}
+
+/** Bytes of filtered scanlines (a filter byte per row) that the IDAT stream must inflate to; Adam7 in 7 passes. */
+function pngScanlineBytes(width: number, height: number, bitDepth: number, colorType: number, interlace: number): number {
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType] ?? 1;
+  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * channels * bitDepth) / 8)) : 0);
+  if (interlace !== 1) return rows(width, height);
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+  return passes.reduce((sum, [x0, y0, dx, dy]) => sum + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)), 0);
+}
+
+/** Deflate shrinks data at most about 1032:1; a stream smaller than that bound cannot hold the declared pixels. */
+const DEFLATE_MAX_RATIO = 1032;
+
+/** A PNG whose IDAT data cannot fill the scanlines IHDR declares is refused before decoding (pngjs would pad it). */
+function checkPngData(png: { width: number; height: number; scanlineBytes: number; idat: Uint8Array[] }): void {
+  const held = png.idat.reduce((n, c) => n + c.length, 0);
+  const what = `decodeImage: corrupt PNG: IHDR declares ${png.width}×${png.height} (${png.scanlineBytes.toLocaleString('en-US')} bytes of scanlines)`;
+  if (png.scanlineBytes > DEFLATE_MAX_RATIO * held + 64) throw new ValueError(`${what}, but its IDAT data is only ${held} bytes (truncated file?)`);
+  const joined = new Uint8Array(held);
+  let at = 0;
+  for (const c of png.idat) joined.set(c, (at += c.length) - c.length);
+  const got = inflatedSize(joined, png.scanlineBytes);
+  if (got >= 0 && got < png.scanlineBytes) throw new ValueError(`${what}, but its IDAT data inflates to only ${got.toLocaleString('en-US')} (truncated file?)`);
 }
 
 /**
@@ -44,9 +73,9 @@ function pngSize(bytes: Uint8Array): { width: number; height: number } {
  * to the image data. A second frame header is refused: the decoder would size its buffers from
  * the last one, so the one checked must be the only one.
  */
-function jpegSize(bytes: Uint8Array): { width: number; height: number } {
+function jpegSize(bytes: Uint8Array): { width: number; height: number; huffman: boolean } {
   let p = 2;
-  let size: { width: number; height: number } | undefined;
+  let size: { width: number; height: number; huffman: boolean } | undefined;
   while (p + 4 <= bytes.length) {
     if (bytes[p] !== 0xff) break;
     const marker = bytes[p + 1]!;
@@ -62,13 +91,27 @@ function jpegSize(bytes: Uint8Array): { width: number; height: number } {
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (p + 9 > bytes.length) break;
       if (size) throw new ValueError('decodeImage: corrupt JPEG: more than one frame header (SOF)');
-      size = { height: (bytes[p + 5]! << 8) | bytes[p + 6]!, width: (bytes[p + 7]! << 8) | bytes[p + 8]! };
+      // SOF9 and up are arithmetic-coded (the decoder refuses them); the others are Huffman-coded.
+      size = { height: (bytes[p + 5]! << 8) | bytes[p + 6]!, width: (bytes[p + 7]! << 8) | bytes[p + 8]!, huffman: marker < 0xc9 };
     }
     if (marker === 0xda) break; // the image data begins
     p += 2 + ((bytes[p + 2]! << 8) | bytes[p + 3]!);
   }
   if (size) return size;
   throw new ValueError('decodeImage: corrupt JPEG: no frame header (SOF) before the image data');
+}
+
+/**
+ * A Huffman-coded JPEG codes every 8×8 block of its first component with at least one bit (a DC
+ * code, in baseline and in a progressive DC scan alike): a file with fewer bytes than blocks / 8
+ * cannot hold the declared size, however simple the picture.
+ */
+function checkJpegData(bytes: Uint8Array, jpg: { width: number; height: number; huffman: boolean }): void {
+  if (!jpg.huffman) return;
+  const blocks = Math.ceil(jpg.width / 8) * Math.ceil(jpg.height / 8);
+  if (bytes.length < blocks / 8) {
+    throw new ValueError(`decodeImage: corrupt JPEG: its frame header declares ${jpg.width}×${jpg.height} (${blocks.toLocaleString('en-US')} blocks), more than ${bytes.length} bytes can code (truncated or crafted file?)`);
+  }
 }
 
 /**
@@ -84,11 +127,16 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
     throw new ValueError(`decodeImage: not a PNG or JPEG (${bytes.length === 0 ? 'empty' : 'unrecognised signature'})`);
   }
   const format = isPng ? 'PNG' : 'JPEG';
-  const { width, height } = isPng ? pngSize(bytes) : jpegSize(bytes);
+  const header = isPng ? pngSize(bytes) : jpegSize(bytes);
+  const { width, height } = header;
   if (width === 0 || height === 0) throw new ValueError(`decodeImage: ${format} header says ${width}×${height}`);
   // Budgets from the header alone, before the decoder allocates anything; the decoders hold RGBA.
   checkImagePixels(width, height, `decodeImage (${format} of ${width}×${height})`);
   checkedSize([height, width, 4], `decodeImage (${format} of ${width}×${height})`, 1);
+  // Data too short for the declared size: refused here (the decoders would pad it, or spend
+  // seconds and gigabytes before failing).
+  if ('idat' in header) checkPngData(header);
+  else checkJpegData(bytes, header);
   try {
     return isPng ? decodePng(bytes) : decodeJpg(bytes, width, height);
   } catch (e) {

@@ -990,18 +990,14 @@ export function runCase(c: FuzzCase, scratch: string | null, opts: { differentia
 }
 
 /**
- * Sub-generators left out of the default test run: they find failures in code that is being
- * changed elsewhere at the moment — PNG and JPEG headers declaring more pixels than the file
- * holds (decoded, slowly and with gigabytes for the larger ones, into an image padded with black,
- * instead of refused as truncated), and PNG pixel data cut short (decoded, not refused).
- * `npm run fuzz` runs them too, and also the differential check of model runs (kernel memory
- * vs plain arrays), which finds an intermediate that is a view of a graph input (Identity,
- * Flatten, Reshape) freeing that input's kernel memory while later nodes still read it. They move
- * back into the default run once fixed.
+ * Sub-generators left out of the default test run (none at present). `npm run fuzz` also runs the
+ * differential check of model runs (kernel memory vs plain arrays vs unoptimised), which still
+ * finds models with NaN or infinite weights where the WebAssembly and TypeScript paths disagree
+ * (a fused depthwise conv finite where the unfused one is NaN): kept out of the default run.
  */
 export const LONG_RUN_ONLY: Required<Restrict> = {
   model: [],
-  image: ['pngDims', 'jpegDims', 'pngIdatCut'],
+  image: [],
   checkpoint: [],
 };
 

@@ -412,6 +412,10 @@ export class OnnxModel implements Disposable {
     for (const [name, t] of fed) values.set(name, t);
     /** Live values whose data is in the arena: name → block. */
     const inArena = new Map<string, number>();
+    // The feeds' blocks belong to the caller for the whole run: a view of a feed (Identity,
+    // Reshape, Flatten of the input) going dead must not free the feed under later readers.
+    const pinned = new Set<number>();
+    if (arena) for (const t of fed.values()) if (!t.device) pinned.add(arena.blockOf(t.dataSync()));
     for (const step of this.steps) {
       const { node } = step;
       const args = node.inputs.map((v) => {
@@ -447,7 +451,7 @@ export class OnnxModel implements Disposable {
         const block = inArena.get(v);
         if (block === undefined) continue;
         inArena.delete(v);
-        if (![...inArena.values()].includes(block)) arena!.free(block);
+        if (!pinned.has(block) && ![...inArena.values()].includes(block)) arena!.free(block);
       }
     }
     // Null prototype: an output may be named '__proto__' or 'constructor' and is still a plain entry.
