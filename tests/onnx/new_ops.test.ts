@@ -332,3 +332,37 @@ describe('opset forms not covered by the 1.12 node tests', () => {
     expect(() => split(x, [1, 1], 2)).toThrow(ShapeError);
   });
 });
+
+describe("torch's INT64_MAX / INT64_MIN 'unbounded' in int64 tensors", () => {
+  it('Slice with ends = INT64_MAX (x[:, 1:]) and a step of −1 to INT64_MIN (x.flip) load and run', async () => {
+    const { loadOnnx } = await import('../../src/io/onnx/model.js');
+    const { onnx } = await import('../../src/io/onnx/proto/onnx.js');
+    const i64 = (name: string, vals: bigint[]) => {
+      const raw = new Uint8Array(8 * vals.length);
+      const dv = new DataView(raw.buffer);
+      vals.forEach((v, i) => dv.setBigInt64(8 * i, v, true));
+      return new onnx.TensorProto({ name, dims: [vals.length], data_type: 7, raw_data: raw });
+    };
+    const MAX = 0x7fffffffffffffffn;
+    const MIN = -0x8000000000000000n;
+    const model = new onnx.ModelProto({
+      ir_version: 8,
+      opset_import: [new onnx.OperatorSetIdProto({ domain: '', version: 17 })],
+      graph: new onnx.GraphProto({
+        name: 'slices',
+        node: [
+          new onnx.NodeProto({ op_type: 'Slice', name: 'tail', input: ['x', 'one', 'max', 'ax1'], output: ['a'] }),
+          new onnx.NodeProto({ op_type: 'Slice', name: 'flip', input: ['x', 'minus1', 'min', 'ax1', 'minus1'], output: ['b'] }),
+        ],
+        input: [new onnx.ValueInfoProto({ name: 'x', type: { tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: 2 }, { dim_value: 4 }] } } } })],
+        output: ['a', 'b'].map((name) => new onnx.ValueInfoProto({ name, type: { tensor_type: { elem_type: 1 } } })),
+        initializer: [i64('one', [1n]), i64('max', [MAX]), i64('ax1', [1n]), i64('minus1', [-1n]), i64('min', [MIN])],
+      }),
+    });
+    const m = await loadOnnx(new Uint8Array(onnx.ModelProto.encode(model).finish()));
+    const x = Tensor.fromArray([0, 1, 2, 3, 4, 5, 6, 7], [2, 4]);
+    const out = m.runSync(x);
+    expect(out.a!.toArray()).toEqual([1, 2, 3, 5, 6, 7]);
+    expect(out.b!.toArray()).toEqual([3, 2, 1, 0, 7, 6, 5, 4]);
+  });
+});

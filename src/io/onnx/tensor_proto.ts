@@ -70,6 +70,26 @@ export function safeInt(v: Int64, what: string): number {
   return n;
 }
 
+/**
+ * An int64 tensor value as a number. INT64_MAX and INT64_MIN are the exporters' "unbounded"
+ * (torch writes `x[:, 1:]` as Slice ends = INT64_MAX): they become ±(2^53 − 1), which every op
+ * taking them (Slice, Range bounds, Clip) clamps exactly as it would the true value. Any other
+ * value beyond ±2^53 stays an error: it could not be represented exactly.
+ */
+function int64Value(v: bigint): number {
+  if (v === 0x7fffffffffffffffn) return Number.MAX_SAFE_INTEGER;
+  if (v === -0x8000000000000000n) return -Number.MAX_SAFE_INTEGER;
+  return Number(v);
+}
+
+/** INT64_MAX or INT64_MIN as a protobuf Long (int64_data): the same sentinels as int64Value's. */
+function isSentinel(v: Long): boolean {
+  if (v.unsigned) return false;
+  const high = v.high | 0;
+  const low = v.low >>> 0;
+  return (high === 0x7fffffff && low === 0xffffffff) || (high === -0x80000000 && low === 0);
+}
+
 function fmtLong(v: Long): string {
   const b = (BigInt(v.unsigned ? v.high >>> 0 : v.high | 0) << 32n) | BigInt(v.low >>> 0);
   return b.toString();
@@ -146,7 +166,7 @@ export function tensorFromProto(p: onnx.TensorProto.$Properties, what: string, r
   const range = INT_RANGE[type];
   for (let i = 0; i < n; i++) {
     const v = typed[i]!;
-    const x = type === 1 || type === 11 ? (v as number) : safeInt(v, `${name} value ${i}`);
+    const x = type === 1 || type === 11 ? (v as number) : type === 7 && typeof v !== 'number' && isSentinel(v) ? ((v.high | 0) < 0 ? -1 : 1) * Number.MAX_SAFE_INTEGER : safeInt(v, `${name} value ${i}`);
     // Narrow types travel widened (in int32_data or uint64_data): a value outside the type's
     // range would wrap or be cut when stored, so it is refused instead.
     if (range && (x < range[0] || x > range[1])) {
@@ -222,7 +242,7 @@ function readRaw(raw: Uint8Array, type: number, out: TypedArray, name: string): 
     case 13:
       for (let i = 0; i < n; i++) {
         const v = type === 7 ? view.getBigInt64(8 * i, true) : view.getBigUint64(8 * i, true);
-        const x = Number(v);
+        const x = type === 7 ? int64Value(v) : Number(v);
         if (!Number.isSafeInteger(x)) throw new OnnxError(`${name}: value ${i} (${v}) is beyond the safe integer range`);
         out[i] = x;
       }
