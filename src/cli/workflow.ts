@@ -135,7 +135,7 @@ export function register(program: Command): void {
     .addOption(new Option('--augment <kind>', 'training augmentation: default (crop, flips, colour), upright (crop, ±10° rotation: digits, X-rays), none').choices(['default', 'upright', 'none']).default('default'))
     .addOption(new Option('--balance <how>', 'imbalanced classes').choices(['auto', 'weights', 'sampling', 'none']).default('auto'))
     .option('--explain <n>', "Grad-CAM pictures per class in the report, on held-out images (0: none)", nonNegInt, 2)
-    .option('--slide <image>', "a whole image (the slide the patches came from) to slide the classifier over: its heat map goes in the report")
+    .option('--slide <image>', 'a whole image (the slide the patches came from) to slide the classifier over: its heat map goes in the report', inputPath('--slide'))
     .option('--slide-class <name>', 'the class whose probability the slide heat map shows (default the last)')
     .requiredOption('--out <dir>', 'run folder to write', outputFolder('--out'))
     .action(async ({ explain, slide, slideClass, ...o }: TrainFlags) =>
