@@ -20,7 +20,7 @@ export default defineConfig([
     // No source maps: they were over half the unpacked package, and the code ships unminified.
     sourcemap: false,
     // dist/browser is the browser build's, which cleans it itself (the builds run at the same time).
-    clean: ['!browser/**', '!explorer_page.js'],
+    clean: ['!browser/**', '!explorer_page.js', '!app_page.js'],
     target: 'es2022',
     splitting: true,
     treeshake: true,
@@ -69,6 +69,22 @@ export default defineConfig([
     // The explorer page's script (lightconv explore): the engine and the page in one classic
     // script, so the page also works opened from file:// (Chromium refuses module scripts there).
     entry: { explorer_page: 'src/explain/explorer/page.ts' },
+    format: ['iife'],
+    platform: 'browser',
+    outExtension: () => ({ js: '.js' }),
+    minify: true,
+    external: ['gpu.js'],
+    noExternal: ['cli-progress', 'pngjs'],
+    esbuildPlugins: [browserPlatform(['cli-progress', 'pngjs'])],
+    removeNodeProtocol: false,
+    dts: false,
+    sourcemap: false,
+    clean: false,
+    target: 'es2022',
+  },
+  {
+    // The diagnosis page's script (lightconv app), built as the explorer's: src/explain/page_script.ts.
+    entry: { app_page: 'src/app/page.ts' },
     format: ['iife'],
     platform: 'browser',
     outExtension: () => ({ js: '.js' }),

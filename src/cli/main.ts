@@ -18,6 +18,7 @@ import { register as registerWorkflowCommands } from './workflow.js';
 import { register as registerGradcamCommand } from './gradcam.js';
 import { register as registerActivationsCommand } from './activations.js';
 import { register as registerExploreCommand } from './explore.js';
+import { register as registerAppCommand } from './app.js';
 import { preprocessFromMetadata } from '../data/transforms.js';
 import { runNativeCase } from './native.js';
 import { EXIT, collectInputPaths, inputPath, inputPaths, intArg, numberArg } from './args.js';
@@ -255,6 +256,7 @@ registerWorkflowCommands(program);
 registerGradcamCommand(program);
 registerActivationsCommand(program);
 registerExploreCommand(program);
+registerAppCommand(program);
 
 // Output piped into `head` and closed early: stop quietly.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

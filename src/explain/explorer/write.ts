@@ -1,4 +1,4 @@
-import { LightconvError, ValueError } from '../../core/errors.js';
+import { ValueError } from '../../core/errors.js';
 import { Tensor } from '../../core/tensor.js';
 import type { RgbImage } from '../../data/image.js';
 import type { Preprocess } from '../../data/transforms.js';
@@ -10,11 +10,14 @@ import { OnnxTrainable } from '../../train/onnx_trainable.js';
 import type { TrainedModel } from '../../train/trained_model.js';
 import { type CamMethod, gradCam, prepareInput, probabilities, resolveSubject, runModel, subjectPreprocess } from '../cam.js';
 import { type ColormapName, blendHeat, colormapLut } from '../overlay.js';
+import { checkLoopback, servePage } from '../page_server.js';
+import { pageScript } from '../page_script.js';
 import { onnxScope } from '../step.js';
 import { DATA_GLOBAL, type ExplorerCam, type ExplorerData, type ExplorerGradients } from './data.js';
 import { PAGE_CSS, pageHtml } from './template.js';
 
 export type { ExplorerData } from './data.js';
+export { checkLoopback };
 
 export interface ExplorerOptions {
   /** Grad-CAM and gradients for this many of the most probable classes (default 10; all when fewer). */
@@ -177,47 +180,12 @@ function layerGradients(graph: OnnxGraph, x: Tensor, classes: readonly number[])
 // ---------------------------------------------------------------------------------------------
 // The page's files
 
-let script: Promise<string> | undefined;
-
 /**
  * The page's script: the prebuilt bundle beside this module when the package ships one, else
- * bundled here from src/explain/explorer/page.ts with esbuild (a classic script, not a module,
- * so the page also works opened from file://, where Chromium refuses module scripts).
+ * bundled from src/explain/explorer/page.ts (../page_script.ts).
  */
 export function explorerScript(): Promise<string> {
-  script ??= (async () => {
-    const { readFile } = await import('node:fs/promises');
-    const { existsSync } = await import('node:fs');
-    const { fileURLToPath } = await import('node:url');
-    const built = fileURLToPath(new URL('./explorer_page.js', import.meta.url));
-    if (existsSync(built)) return readFile(built, 'utf8');
-    const source = fileURLToPath(new URL('./page.ts', import.meta.url));
-    if (!existsSync(source)) throw new LightconvError(`explorer: neither the built page script (${built}) nor its source (${source}) is there`);
-    let esbuild: typeof import('esbuild');
-    try {
-      // A computed name, so no bundler of this library tries to bundle esbuild itself.
-      const name = 'esbuild';
-      esbuild = (await import(/* @vite-ignore */ name)) as typeof import('esbuild');
-    } catch {
-      throw new LightconvError(`explorer: bundling the page from ${source} needs esbuild (a dependency of tsup); install the dev dependencies or use a build that ships explorer_page.js`);
-    }
-    const r = await esbuild.build({
-      entryPoints: [source],
-      bundle: true,
-      format: 'iife',
-      platform: 'browser',
-      target: 'es2022',
-      minify: true,
-      write: false,
-      // Node-only modules are imported lazily by code the page never calls; gpu.js is an optional peer.
-      external: ['node:*', 'gpu.js'],
-      logLevel: 'silent',
-      legalComments: 'none',
-    });
-    return r.outputFiles[0]!.text;
-  })();
-  script.catch(() => (script = undefined));
-  return script;
+  return pageScript('explorer', new URL('./explorer_page.js', import.meta.url), new URL('./page.ts', import.meta.url));
 }
 
 /** index.html, style.css, explorer.js (the engine and the page) and data.js (this model and image). */
@@ -245,46 +213,7 @@ export async function writeExplorer(model: ExplorerModel, image: RgbImage | stri
   return { dir: resolve(outDir), files: [...files.keys()] };
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
-
-/** A ValueError unless `host` is a loopback address: the page shows a model and an image, for this machine only. */
-export function checkLoopback(host: string): string {
-  if (!LOOPBACK.has(host.trim().toLowerCase())) {
-    throw new ValueError(`explore serves on the loopback address only (127.0.0.1, ::1 or localhost), not '${host}': the page shows your model and image to whoever can reach it. To share it, write it with --out DIR and publish that folder deliberately`);
-  }
-  return host.trim().toLowerCase() === '[::1]' ? '::1' : host.trim().toLowerCase();
-}
-
 /** Serves the page's files on a loopback address (port 0: a free one); GET only, no other paths. */
-export async function serveExplorer(files: ExplorerFiles, opts: { host?: string; port?: number } = {}): Promise<{ url: string; close: () => Promise<void> }> {
-  const host = checkLoopback(opts.host ?? '127.0.0.1');
-  const port = opts.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ValueError(`explore: --port must be an integer 0…65535, got ${opts.port}`);
-  const { createServer } = await import('node:http');
-  const types: Record<string, string> = { html: 'text/html; charset=utf-8', css: 'text/css; charset=utf-8', js: 'text/javascript; charset=utf-8' };
-  const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname.slice(1) || 'index.html';
-    const body = files.get(path);
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || body === undefined) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': types[path.split('.').pop()!] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : body);
-  });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', (e: NodeJS.ErrnoException) => fail(new LightconvError(`explore: cannot listen on ${host}:${port} (${e.code ?? e.message})`)));
-    server.listen(port, host, ok);
-  });
-  const addr = server.address() as { port: number };
-  const shown = host.includes(':') ? `[${host}]` : host;
-  return {
-    url: `http://${shown}:${addr.port}/`,
-    close: () =>
-      new Promise((ok) => {
-        server.close(() => ok());
-        // A browser's keep-alive connections would otherwise hold the server open.
-        server.closeAllConnections();
-      }),
-  };
+export function serveExplorer(files: ExplorerFiles, opts: { host?: string; port?: number } = {}): Promise<{ url: string; close: () => Promise<void> }> {
+  return servePage(files, { ...opts, what: 'explore' });
 }
