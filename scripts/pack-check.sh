@@ -32,5 +32,6 @@ img="$(ls "$data/dab_positive"/*.png | head -1)"
 npx --no-install lightconv gradcam --model "$work/run/best.onnx" --image "$img" --out "$work/cam.png"
 npx --no-install lightconv activations --model "$work/run/best.onnx" --image "$img" --out "$work/maps" | tail -1
 npx --no-install lightconv explore "$work/run/best.onnx" --image "$img" --out "$work/explore" | tail -1
-test -s "$work/cam.png" && test -s "$work/maps/index.md" && test -s "$work/explore/explorer.js"
+npx --no-install lightconv app --model "$work/run/best.onnx" --out "$work/app" | tail -1
+test -s "$work/cam.png" && test -s "$work/maps/index.md" && test -s "$work/explore/explorer.js" && test -s "$work/app/app.js"
 npx --no-install lightconv demo --help > /dev/null
