@@ -6,7 +6,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# Build first: the repository's .npmrc turns lifecycle scripts off (no dependency compiles anything
+# at install), which also skips `prepack` here.
+(cd "$root" && npm run --silent build > "$work/build.log")
 tgz="$(cd "$root" && npm pack --silent --pack-destination "$work" | tail -1)"
+# A tarball without the build would install and then fail: check before installing.
+tar -tzf "$work/$tgz" | grep -q '^package/dist/cli.js$' || { echo "the tarball has no dist/cli.js" >&2; exit 1; }
 cd "$work"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --silent "./$tgz"
