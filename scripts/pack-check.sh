@@ -11,7 +11,9 @@ trap 'rm -rf "$work"' EXIT
 (cd "$root" && npm run --silent build > "$work/build.log")
 tgz="$(cd "$root" && npm pack --silent --pack-destination "$work" | tail -1)"
 # A tarball without the build would install and then fail: check before installing.
-tar -tzf "$work/$tgz" | grep -q '^package/dist/cli.js$' || { echo "the tarball has no dist/cli.js" >&2; exit 1; }
+# (Listed to a file first: grep -q closing the pipe early would fail tar under pipefail.)
+tar -tzf "$work/$tgz" > "$work/files.txt"
+grep -qx 'package/dist/cli.js' "$work/files.txt" || { echo "the tarball has no dist/cli.js" >&2; exit 1; }
 cd "$work"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --silent "./$tgz"
