@@ -66,25 +66,10 @@ export default defineConfig([
     onSuccess: async () => dropBareChunkImports('dist/browser'),
   },
   {
-    // The explorer page's script (lightconv explore): the engine and the page in one classic
-    // script, so the page also works opened from file:// (Chromium refuses module scripts there).
-    entry: { explorer_page: 'src/explain/explorer/page.ts' },
-    format: ['iife'],
-    platform: 'browser',
-    outExtension: () => ({ js: '.js' }),
-    minify: true,
-    external: ['gpu.js'],
-    noExternal: ['cli-progress', 'pngjs'],
-    esbuildPlugins: [browserPlatform(['cli-progress', 'pngjs'])],
-    removeNodeProtocol: false,
-    dts: false,
-    sourcemap: false,
-    clean: false,
-    target: 'es2022',
-  },
-  {
-    // The diagnosis page's script (lightconv app), built as the explorer's: src/explain/page_script.ts.
-    entry: { app_page: 'src/app/page.ts' },
+    // The page scripts of lightconv explore and lightconv app: the engine and each page in one
+    // classic script, so a page also works opened from file:// (Chromium refuses module scripts
+    // there). Found beside the library by src/explain/page_script.ts.
+    entry: { explorer_page: 'src/explain/explorer/page.ts', app_page: 'src/app/page.ts' },
     format: ['iife'],
     platform: 'browser',
     outExtension: () => ({ js: '.js' }),

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { expect, vi } from 'vitest';
 import { Rng } from '../src/core/rng.js';
@@ -52,4 +56,26 @@ export async function runCommand(register: (program: Command) => void, args: str
     spy.mockRestore();
   }
   return lines.join('\n');
+}
+
+/**
+ * A real full disk: a 1 MiB tmpfs mounted on a fresh folder, or null where mounting is not
+ * permitted (it needs root or CAP_SYS_ADMIN; tests skip then). `unmount` removes it.
+ */
+export function mountSmallTmpfs(prefix: string): { dir: string; unmount: () => void } | null {
+  if (process.platform !== 'linux') return null;
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+  return {
+    dir,
+    unmount: () => {
+      execFileSync('umount', [dir], { stdio: 'ignore' });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -10,6 +10,7 @@ import type { OnnxNode } from '../io/onnx/node.js';
 import { type Module, captureOutputs } from '../layers/module.js';
 import type { TrainedModel } from '../train/trained_model.js';
 import { fmtNum, fmtRange } from './arithmetic.js';
+import { base64, esc } from './overlay.js';
 import { onnxScope } from './step.js';
 
 /** One layer's channel maps drawn as a labelled grid. */
@@ -328,18 +329,6 @@ const MARGIN = 14;
 const HEAD = 58;
 const FOOT = 56;
 const GREY = 150;
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-function base64(bytes: Uint8Array): string {
-  const B = (globalThis as { Buffer?: { from(b: Uint8Array): { toString(enc: string): string } } }).Buffer;
-  if (B) return B.from(bytes).toString('base64');
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-}
 
 function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'layer';

@@ -78,11 +78,13 @@ const MARGIN = 16;
 const GAP = 16;
 const SCALE = 2;
 
-function esc(s: string): string {
+/** Text for SVG/XML: markup characters escaped. */
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-function base64(bytes: Uint8Array): string {
+/** Base64 of bytes (data: URLs in SVG), with Node's Buffer or the browser's btoa. */
+export function base64(bytes: Uint8Array): string {
   const B = (globalThis as { Buffer?: { from(b: Uint8Array): { toString(enc: string): string } } }).Buffer;
   if (B) return B.from(bytes).toString('base64');
   let s = '';

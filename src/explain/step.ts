@@ -124,19 +124,8 @@ export async function collectSteps(model: Module | OnnxModel, input: Tensor, opt
 // ---------------------------------------------------------------------------------------------
 // The step object
 
-interface StepFields {
-  index: number;
-  name: string;
-  layer: string;
-  kind: StepKind;
-  attributes: Record<string, unknown>;
-  params: Record<string, number[]>;
-  input: Tensor;
-  output: Tensor;
-  macs: number;
-  ms: number;
-  attention?: number[];
-}
+/** A step's data; LayerStep adds explain() and at(). */
+type StepFields = Omit<Step, 'explain' | 'at'>;
 
 class LayerStep implements Step {
   index!: number;
@@ -209,7 +198,6 @@ function convWords(a: ConvAttrsWords, x: Tensor, y: Tensor): string {
   const k = a.kernel.join(times);
   const depthwise = a.groups > 1 && a.groups === a.in_channels;
   const flavour = depthwise ? 'depthwise ' : a.groups > 1 ? `grouped (${a.groups} groups of ${a.in_channels / a.groups} channels) ` : a.kernel.every((v) => v === 1) ? 'pointwise ' : '';
-  const dim = a.kernel.length === 1 ? '1-D ' : '';
   const cin = a.in_channels / a.groups;
   const pads = a.padding.length ? a.padding.slice(0, a.kernel.length) : [0];
   const perOut = (a.in_channels / a.groups) * a.kernel.reduce((p, v) => p * v, 1);

@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mountSmallTmpfs } from '../helpers.js';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LightconvError } from '../../src/core/errors.js';
 import { type AtomicFileHandle, type AtomicIo, nodeAtomicIo, writeFileAtomic, writeFilesAtomic } from '../../src/io/atomic.js';
@@ -149,23 +148,9 @@ describe('writeFilesAtomic', () => {
 
 // A real full disk: a 1 MiB tmpfs. Mounting needs root (or CAP_SYS_ADMIN); elsewhere the test is
 // skipped, and the injected-failure tests above still cover the same paths.
-function tryMount(): string | null {
-  if (process.platform !== 'linux') return null;
-  const at = mkdtempSync(join(tmpdir(), 'lc-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', at], { stdio: 'ignore' });
-    return at;
-  } catch {
-    rmSync(at, { recursive: true, force: true });
-    return null;
-  }
-}
-const small = tryMount();
-afterAll(() => {
-  if (!small) return;
-  execFileSync('umount', [small], { stdio: 'ignore' });
-  rmSync(small, { recursive: true, force: true });
-});
+const mounted = mountSmallTmpfs('lc-tmpfs-');
+const small = mounted?.dir ?? null;
+afterAll(() => mounted?.unmount());
 
 describe('on a full 1 MiB tmpfs', () => {
   it.skipIf(!small)('ENOSPC mid-save leaves the previous file intact and no temporary file (skipped where tmpfs cannot be mounted: needs root)', async () => {

@@ -1,8 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mountSmallTmpfs } from '../helpers.js';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/core/tensor.js';
 import { nodeAtomicIo } from '../../src/io/atomic.js';
@@ -126,23 +126,9 @@ describe('saveCheckpoint cannot lose data', () => {
 
 // A real full disk: a 1 MiB tmpfs (mounting needs root or CAP_SYS_ADMIN; skipped elsewhere, where the
 // injected-failure test above covers the same code).
-function tryMount(): string | null {
-  if (process.platform !== 'linux') return null;
-  const at = mkdtempSync(join(tmpdir(), 'lc-ckpt-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', at], { stdio: 'ignore' });
-    return at;
-  } catch {
-    rmSync(at, { recursive: true, force: true });
-    return null;
-  }
-}
-const small = tryMount();
-afterAll(() => {
-  if (!small) return;
-  execFileSync('umount', [small], { stdio: 'ignore' });
-  rmSync(small, { recursive: true, force: true });
-});
+const mounted = mountSmallTmpfs('lc-ckpt-tmpfs-');
+const small = mounted?.dir ?? null;
+afterAll(() => mounted?.unmount());
 
 describe('saveCheckpoint on a full 1 MiB tmpfs', () => {
   it.skipIf(!small)('ENOSPC: the save fails with CheckpointError, the previous checkpoint loads unchanged (skipped where tmpfs cannot be mounted: needs root)', async () => {
