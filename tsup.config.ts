@@ -1,5 +1,6 @@
 import { defineConfig } from 'tsup';
 import { browserEntries, browserPlatform, dropBareChunkImports } from './scripts/browser-platform.js';
+import { writeCjsWrappers } from './scripts/cjs-wrappers.js';
 
 export default defineConfig([
   {
@@ -24,20 +25,18 @@ export default defineConfig([
     target: 'es2022',
     splitting: true,
     treeshake: true,
+    onSuccess: async () => writeCjsWrappers('dist', ['index', 'onnx', 'gpu']),
   },
   {
-    // CommonJS for require(): the three entries only.
+    // require(): the .cjs entries load the ES module build (require(esm), Node ≥ 20.19 / 22.12),
+    // so one Tensor class, one backend registry and one kernel memory serve both ways of loading
+    // the package. This build emits only the CommonJS-flavoured declarations (.d.cts) the
+    // "require" condition's types point at; the runtime files are one-line wrappers the ES build writes.
     entry: { index: 'src/index.ts', onnx: 'src/onnx.ts', gpu: 'src/gpu.ts' },
     format: ['cjs'],
-    minify: false,
     external: ['gpu.js'],
-    dts: true,
-    // import.meta.url in the CommonJS build (src/data/loader.ts finds its worker script by it).
-    shims: true,
-    sourcemap: false,
+    dts: { only: true },
     target: 'es2022',
-    splitting: true,
-    treeshake: true,
   },
   {
     // The browser build (package.json exports, "browser" condition): the same entries with Node's

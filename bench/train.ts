@@ -6,7 +6,9 @@
  *   npx tsx bench/train.ts [--batch 16] [--sizes 64,224] [--steps 3] [--onnx model.onnx]
  *
  * `--onnx` trains an ONNX graph instead (BN kept, e.g. the shared mobilenet_v3_small_bn fixture),
- * through OnnxTrainable. One warm-up step, then the median of the timed steps.
+ * through OnnxTrainable. One warm-up step, then the median of the timed steps, as wall time and
+ * as this process's CPU time (user + system: steadier than wall time on a machine shared with
+ * other work). bench/train_torch.py is the PyTorch counterpart.
  */
 import { Rng } from '../src/core/rng.js';
 import { Tensor } from '../src/core/tensor.js';
@@ -36,16 +38,22 @@ for (const size of sizes) {
   const x = Tensor.randn([batch, 3, size, size], { seed: size });
   const labels = Array.from({ length: batch }, () => rng.int(1000));
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let s = 0; s <= steps; s++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     model.train();
     optimizer.zeroGrad();
     const loss = crossEntropy(model.forward(x), labels);
     loss.backward();
     optimizer.step();
-    if (s > 0) times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    if (s > 0) {
+      times.push(performance.now() - t0);
+      cpu.push((c.user + c.system) / 1000);
+    }
   }
-  times.sort((a, b) => a - b);
-  const ms = times[Math.floor(times.length / 2)]!;
-  console.log(`${String(size).padStart(3)}×${size}: ${ms.toFixed(0).padStart(6)} ms/step  ${((batch * 1000) / ms).toFixed(1).padStart(7)} images/s`);
+  const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)]!;
+  const ms = median(times);
+  console.log(`${String(size).padStart(3)}×${size}: ${ms.toFixed(0).padStart(6)} ms/step  ${((batch * 1000) / ms).toFixed(1).padStart(7)} images/s  (CPU ${median(cpu).toFixed(0)} ms/step)`);
 }

@@ -7,7 +7,9 @@ through onnx's collector (onnx.backend.test.case.node.collect_testcases) and wri
 the backend-test layout the conformance command reads: <case>/model.onnx and
 <case>/test_data_set_0/{input,output}_K.pb, exactly as onnx.backend.test.cmd_tools does.
 
-Usage: /usr/bin/python3 scripts/make_onnx_node_fixtures.py [out_dir] [--ops Slice,Split,...]
+Usage: /usr/bin/python3 scripts/make_onnx_node_fixtures.py [GROUP]   (default: structure)
+       /usr/bin/python3 scripts/make_onnx_node_fixtures.py OUT_DIR --ops Slice,Split,...
+A group writes the cases of its operators (GROUPS below) to tests/fixtures/onnx-node[-GROUP].
 The data come from numpy's default generator, which the generators seed themselves where they
 use random values (np.random.seed is set here too, so a rerun gives the same files).
 """
@@ -33,6 +35,16 @@ OPS = [
     'Reciprocal', 'Floor', 'Ceil', 'Round', 'Sign', 'Softplus', 'Softsign', 'Elu', 'Selu', 'Celu', 'PRelu',
     'Mish', 'ThresholdedRelu', 'InstanceNormalization',
 ]
+
+# Each group has its own folder (tests/fixtures/onnx-node for 'structure', onnx-node-GROUP for the
+# others) and its own test file with the cases expected to fail.
+GROUPS = {
+    'structure': OPS,
+    # Gelu is newer than ONNX 1.12: its cases come from scripts/make_gelu_fixtures.py (PyTorch).
+    'layers': ['Resize', 'Upsample', 'ConvTranspose'],
+    'quant': ['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger'],
+    'select': ['ArgMax', 'ArgMin', 'TopK', 'GatherElements', 'Einsum', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp', 'ReduceProd'],
+}
 
 # Per-case size cap: the few generators with large random inputs are left out to keep the folder small.
 MAX_CASE_BYTES = 192 * 1024
@@ -65,7 +77,10 @@ def main(argv):
         k = args.index('--ops')
         ops = args[k + 1].split(',')
         del args[k:k + 2]
-    if args:
+    if args and args[0] in GROUPS:
+        ops = GROUPS[args[0]]
+        root = root if args[0] == 'structure' else f'{root}-{args[0]}'
+    elif args:
         root = args[0]
     os.makedirs(root, exist_ok=True)
     total = 0

@@ -24,6 +24,18 @@ npx --no-install lightconv run "$root/examples/digits.onnx" --image "$root/examp
 npx --no-install lightconv conformance "$root/tests/fixtures/models"
 node --input-type=module -e "import { loadOnnx, Tensor } from 'lightconv'; import * as o from 'lightconv/onnx'; if (typeof loadOnnx !== 'function' || typeof o.loadOnnx !== 'function' || typeof Tensor !== 'function') process.exit(1); console.log('ESM import ok');"
 node -e "const l = require('lightconv'); if (typeof l.loadOnnx !== 'function') process.exit(1); console.log('CJS require ok');"
+cp "$root"/scripts/consumer/* .
+node one-class.cjs "$root/examples/digits.onnx" 10
+# The published declarations as consumers compile them (skipLibCheck: false), with the repository's
+# TypeScript: node16 and nodenext (ESM and CommonJS files), bundler with no Node types and an
+# ES2022 lib (a browser project), node10 (through typesVersions; with esModuleInterop, as
+# `tsc --init` sets, because the ndarray and protobuf typings are `export =` modules).
+npm install --no-audit --no-fund --silent --no-save "typescript@$(node -p "require('$root/node_modules/typescript/package.json').version")" "@types/node@$(node -p "require('$root/node_modules/@types/node/package.json').version")"
+npx --no-install tsc -p tsconfig.json --module node16 --moduleResolution node16
+npx --no-install tsc -p tsconfig.json --module nodenext --moduleResolution nodenext
+npx --no-install tsc -p tsconfig.browser.json
+npx --no-install tsc -p tsconfig.node10.json
+echo "types check under node16, nodenext, bundler and node10"
 # lightconv/gpu imports without gpu.js (an optional peer, not installed here) and says what is missing when used.
 node --input-type=module -e "import { gpu } from 'lightconv/gpu'; try { await gpu(); process.exit(1); } catch (e) { if (!/gpu\.js/.test(e.message)) throw e; console.log('lightconv/gpu without gpu.js: ' + e.message); }"
 # The workflow from the tarball: decoding worker, fonts and the rasteriser's WebAssembly must be found in dist/.

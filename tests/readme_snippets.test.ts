@@ -6,8 +6,9 @@ import { describe, expect, it } from 'vitest';
 /**
  * Every TypeScript block of the README and docs/ compiles as written, each as its own module
  * against the library's source (`lightconv` → src/index.ts): no variable used before it is
- * defined, no function or option the API does not have. Running them is check:readme's job
- * (the demo, the training examples, the tutorial) — most need a model file or minutes of training.
+ * defined, no function or option the API does not have. Running them is check:readme's job (in
+ * CI): it runs every README block as written against the built package, in a folder holding the
+ * files they name — several need a model file or minutes of training.
  */
 const ROOT = resolve(import.meta.dirname, '..');
 const DOCS = ['README.md', 'docs/tutorial.md', 'examples/README.md'];

@@ -35,12 +35,31 @@ let enabled = true;
 /** Intermediate tensors whose graph a backward has freed (a second backward through them is an error). */
 const freed = new WeakSet<Tensor>();
 
-/** Whether ops record onto the tape now (true unless inside `noGrad`). */
+/**
+ * Whether ops record onto the tape now (true unless inside `noGrad`).
+ *
+ * @example
+ * ```ts
+ * import { isGradEnabled, noGrad } from 'lightconv';
+ *
+ * noGrad(() => console.log(isGradEnabled())); // false
+ * ```
+ */
 export function isGradEnabled(): boolean {
   return enabled;
 }
 
-/** Runs `fn` without recording (inference, optimizer updates, metrics); restores the mode after. */
+/**
+ * Runs `fn` without recording (inference, optimizer updates, metrics); restores the mode after.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, matmul, noGrad } from 'lightconv';
+ *
+ * const w = Tensor.randn([4, 2], { seed: 0 }).requireGrad();
+ * const y = noGrad(() => matmul(Tensor.ones([1, 4]), w)); // no tape: y.gradFn is null
+ * ```
+ */
 export function noGrad<T>(fn: () => T): T {
   const prev = enabled;
   enabled = false;
@@ -130,5 +149,18 @@ function accumulate(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-/** Misuse of the tape: backward on a tensor that needs no grad, a non-scalar loss, a freed graph. */
+/**
+ * Misuse of the tape: backward on a tensor that needs no grad, a non-scalar loss, a freed graph.
+ *
+ * @example
+ * ```ts
+ * import { AutogradError, Tensor } from 'lightconv';
+ *
+ * try {
+ *   Tensor.ones([2]).backward(); // needs no grad, and not a scalar
+ * } catch (e) {
+ *   console.log(e instanceof AutogradError); // true
+ * }
+ * ```
+ */
 export class AutogradError extends LightconvError {}

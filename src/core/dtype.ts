@@ -22,6 +22,7 @@ export type DType =
   | 'uint64'
   | 'bool';
 
+/** The arrays tensors store their elements in (int64/uint64 live in Float64Array as safe integers, bool in Uint8Array). */
 export type TypedArray =
   | Float32Array
   | Float64Array

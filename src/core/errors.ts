@@ -1,6 +1,18 @@
 /**
  * Typed errors. Every error the engine raises on bad input is one of these, and its
  * message names the thing at fault (op, node, tensor, file) and the offending values.
+ *
+ * @example
+ * ```ts
+ * import { LightconvError, loadOnnx } from 'lightconv';
+ *
+ * try {
+ *   await loadOnnx('model.onnx');
+ * } catch (e) {
+ *   if (e instanceof LightconvError) console.error(`${e.name}: ${e.message}`); // e.g. UnsupportedOpError
+ *   else throw e;
+ * }
+ * ```
  */
 export class LightconvError extends Error {
   constructor(message: string) {
@@ -9,16 +21,68 @@ export class LightconvError extends Error {
   }
 }
 
-/** A shape does not fit an op: wrong rank, mismatched dims, a negative or non-integer dim. */
+/**
+ * A shape does not fit an op: wrong rank, mismatched dims, a negative or non-integer dim.
+ *
+ * @example
+ * ```ts
+ * import { ShapeError, Tensor, add } from 'lightconv';
+ *
+ * try {
+ *   add(Tensor.zeros([2, 3]), Tensor.zeros([4]));
+ * } catch (e) {
+ *   console.log(e instanceof ShapeError); // true: [2, 3] and [4] do not broadcast
+ * }
+ * ```
+ */
 export class ShapeError extends LightconvError {}
 
-/** A malformed, inconsistent or unsafe ONNX model or TensorProto. */
+/**
+ * A malformed, inconsistent or unsafe ONNX model or TensorProto.
+ *
+ * @example
+ * ```ts
+ * import { OnnxError, readOnnx } from 'lightconv';
+ *
+ * try {
+ *   await readOnnx(new Uint8Array([0xff, 0xff, 0xff])); // not a ModelProto
+ * } catch (e) {
+ *   console.log(e instanceof OnnxError); // true
+ * }
+ * ```
+ */
 export class OnnxError extends LightconvError {}
 
-/** A value that does not fit an op's rules (bad attribute, wrong dtype, out-of-range index). */
+/**
+ * A value that does not fit an op's rules (bad attribute, wrong dtype, out-of-range index).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, ValueError } from 'lightconv';
+ *
+ * try {
+ *   Tensor.fromArray([1.5], [1], 'int64');
+ * } catch (e) {
+ *   console.log(e instanceof ValueError); // true: 1.5 is not an integer
+ * }
+ * ```
+ */
 export class ValueError extends LightconvError {}
 
-/** One or more ops the engine cannot run; lists every one of them at once. */
+/**
+ * One or more ops the engine cannot run; lists every one of them at once.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedOpError, loadOnnx } from 'lightconv';
+ *
+ * try {
+ *   await loadOnnx('model.onnx');
+ * } catch (e) {
+ *   if (e instanceof UnsupportedOpError) for (const op of e.ops) console.log(op.opType, op.nodes.length);
+ * }
+ * ```
+ */
 export class UnsupportedOpError extends LightconvError {
   constructor(
     /** Each unsupported op with the nodes that use it. */
@@ -39,5 +103,21 @@ export class UnsupportedOpError extends LightconvError {
   }
 }
 
-/** A declared size exceeds a configured budget (bytes, rank, element count); raised before allocation. */
+/**
+ * A declared size exceeds a configured budget (bytes, rank, element count); raised before allocation.
+ *
+ * @example
+ * ```ts
+ * import { ResourceLimitError, Tensor, setLimits } from 'lightconv';
+ *
+ * const before = setLimits({ maxTensorBytes: 1024 });
+ * try {
+ *   Tensor.zeros([1024]); // 4 KiB of float32
+ * } catch (e) {
+ *   console.log(e instanceof ResourceLimitError); // true
+ * } finally {
+ *   setLimits(before);
+ * }
+ * ```
+ */
 export class ResourceLimitError extends LightconvError {}

@@ -31,11 +31,35 @@ const DEFAULTS: Limits = {
 
 const current: Limits = { ...DEFAULTS };
 
+/**
+ * The budgets in force (see `Limits` for the defaults).
+ *
+ * @example
+ * ```ts
+ * import { getLimits } from 'lightconv';
+ *
+ * console.log(getLimits().maxTensorBytes); // 2147483648 unless changed
+ * ```
+ */
 export function getLimits(): Readonly<Limits> {
   return current;
 }
 
-/** Overrides some budgets; returns the previous values so a caller can restore them. */
+/**
+ * Overrides some budgets; returns the previous values so a caller can restore them.
+ *
+ * @example
+ * ```ts
+ * import { loadOnnx, setLimits } from 'lightconv';
+ *
+ * const before = setLimits({ maxModelBytes: 50 * 1024 ** 2 }); // refuse models over 50 MiB
+ * try {
+ *   await loadOnnx('upload.onnx');
+ * } finally {
+ *   setLimits(before);
+ * }
+ * ```
+ */
 export function setLimits(patch: Partial<Limits>): Limits {
   const before = { ...current };
   for (const [k, v] of Object.entries(patch) as [keyof Limits, number][]) {

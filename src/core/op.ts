@@ -17,9 +17,13 @@ import type { Tensor } from './tensor.js';
  */
 export interface OpCard<A = void> {
   readonly name: string;
+  /** The output shape for the input shapes, or a ShapeError naming the op. */
   shape(inputs: readonly Shape[], attrs: A): Shape;
+  /** The readable definition of the op (float64 accumulation), the ground truth of the tests. */
   reference(inputs: readonly Tensor[], attrs: A): Tensor;
+  /** The fast CPU kernel; `reference` runs where it is absent. */
   cpu?(inputs: readonly Tensor[], attrs: A): Tensor;
+  /** Multiply-accumulates of one call for these input shapes (0 when absent). */
   macs?(inputs: readonly Shape[], attrs: A): number;
   /**
    * The output's dtype, where it is not the first input's (the default): `apply` checks the
@@ -43,6 +47,7 @@ export interface OpCard<A = void> {
  */
 export interface Backend {
   readonly name: string;
+  /** Computes one op call (shapes and budgets are already checked by `apply`). */
   run<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A): Tensor;
   /**
    * Device backends (src/gpu) keep tensors in their own memory (`Tensor.device`). These members
@@ -54,9 +59,13 @@ export interface Backend {
    * - `upload`: a device copy of a host tensor.
    */
   read?(t: Tensor): TypedArray;
+  /** See above: the non-blocking read. */
   readAsync?(t: Tensor): Promise<TypedArray>;
+  /** See above: frees a device tensor's buffer. */
   dispose?(t: Tensor): void;
+  /** See above: a reshaped view of a device tensor. */
   view?(t: Tensor, shape: Shape): Tensor;
+  /** See above: a device copy of a host tensor. */
   upload?(t: Tensor): Tensor;
   /**
    * A backend's own backward for one recorded call (autograd asks before the card's `grad`):
@@ -86,16 +95,45 @@ export const referenceBackend: Backend = {
 
 let active: Backend = cpuBackend;
 
-/** Chooses the backend that `apply` (and so every op and model) uses from now on. */
+/**
+ * Chooses the backend that `apply` (and so every op and model) uses from now on.
+ *
+ * @example
+ * ```ts
+ * import { referenceBackend, useBackend } from 'lightconv';
+ *
+ * useBackend(referenceBackend); // every op now runs its reference kernel
+ * ```
+ */
 export function useBackend(backend: Backend): void {
   active = backend;
 }
 
+/**
+ * The backend in use (`cpuBackend` unless changed by `useBackend` / `withBackend`).
+ *
+ * @example
+ * ```ts
+ * import { getBackend } from 'lightconv';
+ *
+ * console.log(getBackend().name); // 'cpu'
+ * ```
+ */
 export function getBackend(): Backend {
   return active;
 }
 
-/** Runs `fn` with `backend` active, restoring the previous one afterwards. */
+/**
+ * Runs `fn` with `backend` active, restoring the previous one afterwards.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, referenceBackend, softmax, withBackend } from 'lightconv';
+ *
+ * const x = Tensor.randn([2, 10], { seed: 0 });
+ * const exact = withBackend(referenceBackend, () => softmax(x)); // compare with softmax(x)
+ * ```
+ */
 export function withBackend<T>(backend: Backend, fn: () => T): T {
   const prev = active;
   active = backend;
@@ -112,6 +150,14 @@ export function withBackend<T>(backend: Backend, fn: () => T): T {
  * backend), then hands the card to the active backend. Autograd records its tape here.
  * While the kernel runs, the arrays it allocates (output and scratch) are checked against
  * the same budget by their makers (DTYPES), and errors name the card.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, apply, relu, unaryCard } from 'lightconv';
+ *
+ * const x = Tensor.randn([3], { seed: 0 });
+ * const y = apply(unaryCard, [x], { kind: 'relu' }); // what relu(x) does
+ * ```
  */
 export function apply<A>(card: OpCard<A>, inputs: readonly Tensor[], attrs: A, backend: Backend = active): Tensor {
   const outShape = card.shape(

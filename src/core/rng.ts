@@ -1,6 +1,15 @@
 /**
  * Seeded pseudo-random numbers (xoshiro128**, seeded through splitmix32). The same seed gives
  * the same stream on every platform, so initialisation, dropout and shuffling are reproducible.
+ *
+ * @example
+ * ```ts
+ * import { Rng, Tensor } from 'lightconv';
+ *
+ * const rng = new Rng(42);
+ * const order = rng.shuffle([0, 1, 2, 3, 4]); // the same order on every run
+ * const w = Tensor.randn([16, 3, 3, 3], { rng, std: 0.1 });
+ * ```
  */
 export class Rng {
   private s0: number;
@@ -42,6 +51,7 @@ export class Rng {
     return this.nextU32() / 4294967296;
   }
 
+  /** Uniform in [lo, hi). */
   uniform(lo = 0, hi = 1): number {
     return lo + (hi - lo) * this.next();
   }

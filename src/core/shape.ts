@@ -1,5 +1,6 @@
 import { ShapeError } from './errors.js';
 
+/** Tensor dimensions, outermost first (images: [N, C, H, W]); `[]` is a scalar. */
 export type Shape = readonly number[];
 
 export function sizeOf(shape: Shape): number {

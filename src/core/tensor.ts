@@ -32,6 +32,16 @@ const scopes: Tensor[][] = [];
 /**
  * An n-dimensional array: row-major, contiguous, float32 unless stated (images are NCHW).
  * A tensor never changes shape or dtype; `reshape` returns a new tensor over the same data.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, add } from 'lightconv';
+ *
+ * const x = Tensor.fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
+ * const y = add(x, Tensor.ones([2, 3]));
+ * console.log(y.shape, y.get(1, 2)); // [2, 3] 7
+ * const img = Tensor.randn([1, 3, 224, 224], { seed: 0 }); // NCHW
+ * ```
  */
 export class Tensor {
   readonly shape: Shape;
@@ -99,20 +109,24 @@ export class Tensor {
     return new Tensor(data, shape, dtype);
   }
 
+  /** A new tensor of `shape` filled with zeros. */
   static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
     return new Tensor(DTYPES[dtype].make(checkedSize(shape, 'Tensor.zeros', DTYPES[dtype].bytes)), shape, dtype);
   }
 
+  /** A new tensor of `shape` filled with `value`. */
   static full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
     const t = Tensor.zeros(shape, dtype);
     t._data.fill(value);
     return t;
   }
 
+  /** A new tensor of `shape` filled with ones. */
   static ones(shape: Shape, dtype: DType = 'float32'): Tensor {
     return Tensor.full(shape, 1, dtype);
   }
 
+  /** A rank-0 tensor (shape `[]`) holding `value`. */
   static scalar(value: number, dtype: DType = 'float32'): Tensor {
     return Tensor.full([], value, dtype);
   }
@@ -265,10 +279,12 @@ export class Tensor {
     this._device = null;
   }
 
+  /** Same as `dispose()`, for `using t = …` declarations. */
   [disposeSymbol](): void {
     this.dispose();
   }
 
+  /** A one-line summary: dtype, shape and the first 8 values. */
   toString(): string {
     const head = Array.from(this.dataSync().subarray(0, 8), (v) => +v.toPrecision(5)).join(', ');
     return `Tensor(${this.dtype} ${fmtShape(this.shape)} [${head}${this.size > 8 ? ', …' : ''}])`;
@@ -279,6 +295,14 @@ export class Tensor {
  * Runs `fn` and then disposes every device tensor made during it, except those it returns (a
  * tensor, or an array or record of tensors), which pass to the enclosing scope. CPU tensors are
  * left to the garbage collector. `fn` must be synchronous.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, relu, tidy } from 'lightconv';
+ *
+ * const x = Tensor.randn([1, 8], { seed: 1 });
+ * const y = tidy(() => relu(relu(x))); // the intermediate is freed on a device backend
+ * ```
  */
 export function tidy<T>(fn: () => T): T {
   const scope: Tensor[] = [];

@@ -9,11 +9,32 @@ import { ValueError } from './errors.js';
  */
 let threads = 1;
 
+/**
+ * Sets the thread count (an integer in [1, 64], else a ValueError); see above. Workers start lazily.
+ *
+ * @example
+ * ```ts
+ * import { availableParallelism } from 'node:os';
+ * import { setThreads } from 'lightconv';
+ *
+ * setThreads(Math.min(8, availableParallelism())); // before loading and running models
+ * ```
+ */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new ValueError(`setThreads: expected an integer in [1, 64], got ${n}`);
   threads = n;
 }
 
+/**
+ * The thread count the CPU kernels may use (default 1).
+ *
+ * @example
+ * ```ts
+ * import { getThreads } from 'lightconv';
+ *
+ * console.log(`running on ${getThreads()} thread(s)`);
+ * ```
+ */
 export function getThreads(): number {
   return threads;
 }

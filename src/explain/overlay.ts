@@ -6,14 +6,15 @@ import { type Cam, loadRgb, resampleMap } from './cam.js';
 
 /** Drawing maps over images: colour maps, the blend, and a figure with a colour bar legend and a caption. */
 
-const COLORMAPS = {
+// Typed as plain functions so the published declarations do not need d3's type package.
+const COLORMAPS: Readonly<Record<'inferno' | 'magma' | 'plasma' | 'viridis' | 'cividis' | 'turbo', (t: number) => string>> = {
   inferno: interpolateInferno,
   magma: interpolateMagma,
   plasma: interpolatePlasma,
   viridis: interpolateViridis,
   cividis: interpolateCividis,
   turbo: interpolateTurbo,
-} as const;
+};
 export type ColormapName = keyof typeof COLORMAPS;
 export const COLORMAP_NAMES = Object.keys(COLORMAPS) as ColormapName[];
 

@@ -9,6 +9,8 @@ import { gradArray, gradOf, preActivationGrad } from './grad.js';
 import { matmulF32, requireF32, rowMajor, sgemm } from './gemm.js';
 import { outputLength, windowParams } from './window.js';
 import { wasmConv } from './wasm/conv.js';
+import { wasmPointwiseGrad } from './wasm/convgrad.js';
+import { wasmDepthwiseWeightGrad } from './wasm/dwgrad.js';
 import { outputBuffer } from '../core/storage.js';
 import { forgetConstant, wasmKernelsEnabled } from './wasm/runtime.js';
 
@@ -527,8 +529,9 @@ export function conv(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOptio
 // Gradient (autograd). For dY = ∂loss/∂Y (after the fused activation's derivative):
 //   ∂B[m] = Σ dY[n, m, ·]; ∂W[m, c, ky, kx] = Σ dY[n, m, o]·X[n, c, tap(o)]; ∂X[n, c, i] = Σ dY·W
 // over the same taps as the forward, so stride, padding, dilation and groups need no special
-// case. Float32 dense convs use im2col + sgemm (∂W = dY·colᵀ, ∂col = Wᵀ·dY then col2im); float64
-// inputs (gradient checks) and depthwise convs use the direct loops, accumulating in float64.
+// case. Float32 dense convs use im2col + sgemm (∂W = dY·colᵀ, ∂col = Wᵀ·dY then col2im), 1×1 ones
+// the WebAssembly GEMM (wasm/convgrad.ts); float32 depthwise convs their own float32 kernels
+// (depthwiseGradF32); float64 inputs (gradient checks) the direct loops, accumulating in float64.
 
 function convGrad(inputs: readonly Tensor[], attrs: ConvAttrs, y: Tensor, gOut: Tensor): (Tensor | null)[] {
   const g = convGeometry(
@@ -558,6 +561,8 @@ function convGrad(inputs: readonly Tensor[], attrs: ConvAttrs, y: Tensor, gOut: 
   let gW: Float32Array | Float64Array | null = null;
   if (allF32 && !depthwise) {
     ({ gX, gW } = convGradGemm(x.f32(), w.f32(), dY, g, needX, needW));
+  } else if (allF32 && g.group === g.c && g.m === g.c) {
+    ({ gX, gW } = depthwiseGradF32(x.f32(), w.f32(), dY, g, needX, needW));
   } else {
     ({ gX, gW } = convGradDirect(x.dataSync(), w.dataSync(), dY, g, needX, needW));
   }
@@ -630,9 +635,17 @@ function convGradDirect(X: ArrayLike<number>, W: ArrayLike<number>, dY: ArrayLik
 function convGradGemm(X: Float32Array, W: Float32Array, dY: Float32Array, g: ConvGeometry, needX: boolean, needW: boolean) {
   const k = g.cg * g.kh * g.kw;
   const P = g.oh * g.ow;
+  const direct = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
+  if (direct && wasmKernelsEnabled()) {
+    const r = wasmPointwiseGrad(X, W, dY, g, needX, needW);
+    if (r) return r;
+  }
+  if (!direct && g.group === 1 && wasmKernelsEnabled()) {
+    const r = im2colGradWasm(X, W, dY, g, needX, needW);
+    if (r) return r;
+  }
   const gX = needX ? f32Array(g.n * g.c * g.h * g.w) : null;
   const gW = needW ? f32Array(g.m * k) : null;
-  const direct = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pl === 0 && g.pb === 0 && g.pr === 0;
   const col = direct || !needW ? null : f32Array(k * P);
   for (let n = 0; n < g.n; n++) {
     for (let gi = 0; gi < g.group; gi++) {
@@ -651,6 +664,37 @@ function convGradGemm(X: Float32Array, W: Float32Array, dY: Float32Array, g: Con
         else col2imAdd(dcol, gX, xo, g);
       }
     }
+  }
+  return { gX, gW };
+}
+
+/** Floats of im2col columns per chunk of images in im2colGradWasm (16 MiB). */
+const GRAD_COL_FLOATS = 1 << 22;
+
+/**
+ * A dense (group 1) conv's gradients through the 1×1 gradient kernels: the im2col columns
+ * of a chunk of images, [images, C·kH·kW, P], are the input of a 1×1 conv with weight
+ * [M, C·kH·kW] (the weight as it is stored) giving dY, so ∂W comes out directly and ∂X is
+ * col2im of the columns' gradient. Null when the WebAssembly kernels are unavailable.
+ */
+function im2colGradWasm(X: Float32Array, W: Float32Array, dY: Float32Array, g: ConvGeometry, needX: boolean, needW: boolean) {
+  const k = g.cg * g.kh * g.kw;
+  const P = g.oh * g.ow;
+  const imgs = Math.max(1, Math.min(g.n, Math.floor(GRAD_COL_FLOATS / Math.max(1, k * P))));
+  const col = f32Array(imgs * k * P);
+  const gX = needX ? f32Array(g.n * g.c * g.h * g.w) : null;
+  let gW: Float32Array | null = null;
+  for (let n0 = 0; n0 < g.n; n0 += imgs) {
+    const cnt = Math.min(imgs, g.n - n0);
+    if (needW) for (let j = 0; j < cnt; j++) im2col(X, (n0 + j) * g.c * g.h * g.w, g, 0, P, col, j * k * P, P); // ∂X needs no columns
+    const flat: ConvGeometry = { ...g, n: cnt, c: k, cg: k, h: g.oh, w: g.ow, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, pb: 0, pr: 0, outShape: [cnt, g.m, g.oh, g.ow] };
+    const r = wasmPointwiseGrad(col.subarray(0, cnt * k * P), W, dY.subarray(n0 * g.m * P, (n0 + cnt) * g.m * P), flat, needX, needW);
+    if (!r) return null;
+    if (r.gW) {
+      if (!gW) gW = r.gW;
+      else for (let i = 0; i < gW.length; i++) gW[i] += r.gW[i]!;
+    }
+    if (gX && r.gX) for (let j = 0; j < cnt; j++) col2imAdd(r.gX.subarray(j * k * P, (j + 1) * k * P), gX, (n0 + j) * g.c * g.h * g.w, g);
   }
   return { gX, gW };
 }
@@ -679,4 +723,139 @@ function col2imAdd(col: Float32Array, gX: Float32Array, xo: number, g: ConvGeome
       }
     }
   }
+}
+
+/**
+ * Float32 depthwise conv (group = C = M) gradients.
+ * ∂X is itself a depthwise conv: of dY, with every filter flipped, after putting sh − 1 zero rows
+ * (sw − 1 zero columns) between dY's rows (columns) when strided, padded by span − 1 − pad on the
+ * leading sides and whatever makes the output the input's size on the trailing ones. It runs on
+ * the forward's WebAssembly depthwise kernel when that covers the geometry, else as JS loops.
+ * ∂W[c, tap] = Σ dY·X over the tap's shifted window: per plane, X is copied into a zero-bordered
+ * scratch plane so that every window lies inside it, and each tap is one dot product without
+ * bounds tests (summed in double precision, as JS numbers are).
+ */
+function depthwiseGradF32(X: Float32Array, W: Float32Array, dY: Float32Array, g: ConvGeometry, needX: boolean, needW: boolean) {
+  const gX = needX ? depthwiseInputGrad(W, dY, g) : null;
+  const gW = needW ? depthwiseWeightGrad(X, dY, g) : null;
+  return { gX, gW };
+}
+
+function depthwiseWeightGrad(X: Float32Array, dY: Float32Array, g: ConvGeometry): Float32Array {
+  if (wasmKernelsEnabled()) {
+    const r = wasmDepthwiseWeightGrad(X, dY, g);
+    if (r) return r;
+  }
+  const { c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const taps = kh * kw;
+  const wp = w + pl + g.pr;
+  const hp = h + pt + g.pb;
+  const acc = f64Array(c * taps);
+  depthwiseScratch = growZeroed(depthwiseScratch, hp * wp);
+  const pad = depthwiseScratch;
+  // Offset of each tap in the padded plane. The taps are the inner loop: MobileNet's late planes
+  // are 2×2 to 4×4, too short for an inner loop over output columns.
+  const off = i32Array(taps);
+  for (let ky = 0; ky < kh; ky++) for (let kx = 0; kx < kw; kx++) off[ky * kw + kx] = ky * dh * wp + kx * dw;
+  const sums = f64Array(taps);
+  for (let plane = 0; plane < g.n * c; plane++) {
+    const ch = plane % c;
+    // Only the interior is written, so the zero border stays zero from plane to plane.
+    for (let iy = 0, s = plane * h * w; iy < h; iy++) pad.set(X.subarray(s + iy * w, s + (iy + 1) * w), (iy + pt) * wp + pl);
+    const yo = plane * oh * ow;
+    if (kh === 3 && kw === 3) weightGrad3x3(dY, yo, pad, off, oh, ow, sh * wp, sw, acc, ch * 9);
+    else {
+      sums.fill(0);
+      for (let oy = 0; oy < oh; oy++) {
+        for (let ox = 0, o = yo + oy * ow, a = oy * sh * wp; ox < ow; ox++, o++, a += sw) {
+          const d = dY[o]!;
+          for (let t = 0; t < taps; t++) sums[t] += d * pad[a + off[t]!]!;
+        }
+      }
+      for (let t = 0; t < taps; t++) acc[ch * taps + t] += sums[t]!;
+    }
+  }
+  return Float32Array.from(acc);
+}
+
+/** depthwiseWeightGrad's loop for 3×3 filters, with the nine sums in locals. */
+function weightGrad3x3(dY: Float32Array, yo: number, pad: Float32Array, off: Int32Array, oh: number, ow: number, rowStep: number, sw: number, acc: Float64Array, ao: number): void {
+  const o0 = off[0]!, o1 = off[1]!, o2 = off[2]!, o3 = off[3]!, o4 = off[4]!, o5 = off[5]!, o6 = off[6]!, o7 = off[7]!, o8 = off[8]!;
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0, s8 = 0;
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0, o = yo + oy * ow, a = oy * rowStep; ox < ow; ox++, o++, a += sw) {
+      const d = dY[o]!;
+      s0 += d * pad[a + o0]!;
+      s1 += d * pad[a + o1]!;
+      s2 += d * pad[a + o2]!;
+      s3 += d * pad[a + o3]!;
+      s4 += d * pad[a + o4]!;
+      s5 += d * pad[a + o5]!;
+      s6 += d * pad[a + o6]!;
+      s7 += d * pad[a + o7]!;
+      s8 += d * pad[a + o8]!;
+    }
+  }
+  acc[ao] += s0;
+  acc[ao + 1] += s1;
+  acc[ao + 2] += s2;
+  acc[ao + 3] += s3;
+  acc[ao + 4] += s4;
+  acc[ao + 5] += s5;
+  acc[ao + 6] += s6;
+  acc[ao + 7] += s7;
+  acc[ao + 8] += s8;
+}
+
+function depthwiseInputGrad(W: Float32Array, dY: Float32Array, g: ConvGeometry): Float32Array {
+  const { n, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow } = g;
+  const taps = kh * kw;
+  const gX = f32Array(n * c * h * w);
+  // The transposed geometry: input dY with zeros inserted (hu × wu), filters flipped.
+  const hu = (oh - 1) * sh + 1;
+  const wu = (ow - 1) * sw + 1;
+  const tpt = (kh - 1) * dh - pt;
+  const tpl = (kw - 1) * dw - pl;
+  const tpb = h - hu + pt;
+  const tpr = w - wu + pl;
+  if (wasmKernelsEnabled() && tpt >= 0 && tpl >= 0 && tpb >= 0 && tpr >= 0 && taps <= 49) {
+    const flipped = f32Array(c * taps);
+    for (let ch = 0; ch < c; ch++) for (let t = 0; t < taps; t++) flipped[ch * taps + t] = W[ch * taps + taps - 1 - t]!;
+    let src = dY;
+    if (sh > 1 || sw > 1) {
+      src = f32Array(n * c * hu * wu);
+      for (let plane = 0; plane < n * c; plane++) {
+        for (let oy = 0; oy < oh; oy++) {
+          const s = (plane * oh + oy) * ow;
+          const d = (plane * hu + oy * sh) * wu;
+          for (let ox = 0; ox < ow; ox++) src[d + ox * sw] = dY[s + ox]!;
+        }
+      }
+    }
+    const t: ConvGeometry = { ...g, h: hu, w: wu, sh: 1, sw: 1, pt: tpt, pl: tpl, pb: tpb, pr: tpr, oh: h, ow: w, outShape: [n, c, h, w] };
+    if (wasmConv(src, flipped, null, gX, t, NO_ACTIVATION)) return gX;
+    gX.fill(0);
+  }
+  // JS: scatter each output's dY·W onto its window in a zero-bordered plane, then keep the interior.
+  const wp = w + pl + g.pr;
+  const hp = h + pt + g.pb;
+  depthwiseScratch = growZeroed(depthwiseScratch, hp * wp);
+  const acc = depthwiseScratch;
+  for (let plane = 0; plane < n * c; plane++) {
+    const wo = (plane % c) * taps;
+    const yo = plane * oh * ow;
+    acc.fill(0, 0, hp * wp);
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        const wv = W[wo + ky * kw + kx]!;
+        for (let oy = 0; oy < oh; oy++) {
+          const yr = yo + oy * ow;
+          const xr = (oy * sh + ky * dh) * wp + kx * dw;
+          for (let ox = 0; ox < ow; ox++) acc[xr + ox * sw] += dY[yr + ox]! * wv;
+        }
+      }
+    }
+    for (let iy = 0, d = plane * h * w; iy < h; iy++, d += w) gX.set(acc.subarray((iy + pt) * wp + pl, (iy + pt) * wp + pl + w), d);
+  }
+  return gX;
 }

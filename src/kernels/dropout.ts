@@ -14,6 +14,7 @@ export interface DropoutAttrs {
   readonly mask: Uint8Array;
 }
 
+/** The card of training-mode Dropout (`dropout`). */
 export const dropoutCard: OpCard<DropoutAttrs> = {
   name: 'Dropout',
   shape([x], { mask }) {
@@ -36,7 +37,16 @@ export const dropoutCard: OpCard<DropoutAttrs> = {
   },
 };
 
-/** Training-mode dropout with a seeded generator; ratio 0 (or eval mode: do not call it) is the identity. */
+/**
+ * Training-mode dropout with a seeded generator; ratio 0 (or eval mode: do not call it) is the identity.
+ *
+ * @example
+ * ```ts
+ * import { Rng, Tensor, dropout } from 'lightconv';
+ *
+ * const y = dropout(Tensor.ones([4, 8]), 0.5, new Rng(0)); // zeros, and 2s where kept
+ * ```
+ */
 export function dropout(x: Tensor, ratio: number, rng: Rng): Tensor {
   if (!(ratio >= 0 && ratio < 1)) throw new ValueError(`dropout: ratio must be in [0, 1), got ${ratio}`);
   const mask = new Uint8Array(x.size);

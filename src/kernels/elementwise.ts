@@ -52,6 +52,7 @@ function checkUnaryDtype(op: UnaryOp, dtype: DType): void {
   }
 }
 
+/** The card of every unary op (`unary`); the op is its attribute. */
 export const unaryCard: OpCard<UnaryOp> = {
   name: 'Unary',
   label: (op) => `Unary '${op.kind}'`,
@@ -97,23 +98,151 @@ export const unaryCard: OpCard<UnaryOp> = {
   grad: unaryGrad,
 };
 
+/**
+ * Applies a pointwise function (`UnaryOp`) elementwise; same shape and dtype. Integer tensors take only relu, clip, neg and abs (else a ValueError).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, unary } from 'lightconv';
+ *
+ * const y = unary(Tensor.fromArray([-1, 0.5], [2]), { kind: 'leaky_relu', alpha: 0.1 }); // [-0.1, 0.5]
+ * ```
+ */
 export function unary(x: Tensor, op: UnaryOp): Tensor {
   return apply(unaryCard, [x], op);
 }
 
+/**
+ * max(0, x), elementwise.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, relu } from 'lightconv';
+ *
+ * relu(Tensor.fromArray([-2, 3], [2])).toArray(); // [0, 3]
+ * ```
+ */
 export const relu = (x: Tensor): Tensor => unary(x, { kind: 'relu' });
-/** ONNX and PyTorch both default the slope to 0.01. */
+/**
+ * ONNX and PyTorch both default the slope to 0.01.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, leakyRelu } from 'lightconv';
+ *
+ * leakyRelu(Tensor.fromArray([-1, 2], [2])).toArray(); // [-0.01, 2]
+ * ```
+ */
 export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => unary(x, { kind: 'leaky_relu', alpha });
-/** max(0, min(1, alpha·x + beta)); defaults are ONNX's (PyTorch's Hardsigmoid is alpha 1/6, beta 0.5). */
+/**
+ * max(0, min(1, alpha·x + beta)); defaults are ONNX's (PyTorch's Hardsigmoid is alpha 1/6, beta 0.5).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, hardSigmoid } from 'lightconv';
+ *
+ * const y = hardSigmoid(Tensor.zeros([2]), 1 / 6, 0.5); // PyTorch's: [0.5, 0.5]
+ * ```
+ */
 export const hardSigmoid = (x: Tensor, alpha = 0.2, beta = 0.5): Tensor => unary(x, { kind: 'hard_sigmoid', alpha, beta });
+/**
+ * x · relu6(x + 3) / 6, elementwise (MobileNetV3's h-swish).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, hardSwish } from 'lightconv';
+ *
+ * hardSwish(Tensor.fromArray([-4, 0, 1, 4], [4])).toArray(); // [0, 0, 0.666…, 4]
+ * ```
+ */
 export const hardSwish = (x: Tensor): Tensor => unary(x, { kind: 'hard_swish' });
+/**
+ * 1 / (1 + e^−x), elementwise.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, sigmoid } from 'lightconv';
+ *
+ * sigmoid(Tensor.zeros([3])).toArray(); // [0.5, 0.5, 0.5]
+ * ```
+ */
 export const sigmoid = (x: Tensor): Tensor => unary(x, { kind: 'sigmoid' });
+/**
+ * x · sigmoid(x) (Swish), elementwise: EfficientNet's activation.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, silu } from 'lightconv';
+ *
+ * const y = silu(Tensor.randn([1, 16, 8, 8], { seed: 0 }));
+ * ```
+ */
 export const silu = (x: Tensor): Tensor => unary(x, { kind: 'silu' });
+/**
+ * Hyperbolic tangent, elementwise.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, tanh } from 'lightconv';
+ *
+ * tanh(Tensor.fromArray([0, 1], [2])).toArray(); // [0, 0.7616…]
+ * ```
+ */
 export const tanh = (x: Tensor): Tensor => unary(x, { kind: 'tanh' });
+/**
+ * The error function, elementwise (float64-accurate, see `erfScalar`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, erf } from 'lightconv';
+ *
+ * erf(Tensor.fromArray([0, 1], [2])).toArray(); // [0, 0.8427…]
+ * ```
+ */
 export const erf = (x: Tensor): Tensor => unary(x, { kind: 'erf' });
+/**
+ * e^x, elementwise.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, exp } from 'lightconv';
+ *
+ * exp(Tensor.fromArray([0, 1], [2])).toArray(); // [1, 2.7182…]
+ * ```
+ */
 export const exp = (x: Tensor): Tensor => unary(x, { kind: 'exp' });
+/**
+ * Square root, elementwise (NaN below 0).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, sqrt } from 'lightconv';
+ *
+ * sqrt(Tensor.fromArray([4, 9], [2])).toArray(); // [2, 3]
+ * ```
+ */
 export const sqrt = (x: Tensor): Tensor => unary(x, { kind: 'sqrt' });
+/**
+ * −x, elementwise (integer tensors too).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, neg } from 'lightconv';
+ *
+ * neg(Tensor.fromArray([1, -2], [2])).toArray(); // [-1, 2]
+ * ```
+ */
 export const neg = (x: Tensor): Tensor => unary(x, { kind: 'neg' });
+/**
+ * |x|, elementwise (integer tensors too).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, abs } from 'lightconv';
+ *
+ * abs(Tensor.fromArray([1, -2], [2])).toArray(); // [1, 2]
+ * ```
+ */
 export const abs = (x: Tensor): Tensor => unary(x, { kind: 'abs' });
 
 /** Clip to [min, max]. As in ONNX (numpy's clip), min > max sets every value to max. */
@@ -121,6 +250,16 @@ export function clipOp(min = -Infinity, max = Infinity): UnaryOp {
   return { kind: 'clip', min: Math.min(min, max), max };
 }
 
+/**
+ * Clamps every value to [min, max] (either bound optional); see `clipOp` for min > max.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, clip } from 'lightconv';
+ *
+ * clip(Tensor.fromArray([-1, 0.5, 9], [3]), 0, 6).toArray(); // [0, 0.5, 6] (ReLU6)
+ * ```
+ */
 export const clip = (x: Tensor, min?: number, max?: number): Tensor => unary(x, clipOp(min, max));
 
 /**
@@ -194,6 +333,7 @@ const ERF_SB = [
 // ---------------------------------------------------------------------------------------------
 // Binary
 
+/** The binary ops of `binary`, by their ONNX names. */
 export type BinaryOp = 'Add' | 'Sub' | 'Mul' | 'Div' | 'Pow';
 
 /** The output dtype: both operands share it, except Pow, whose exponent may differ (output = base's). */
@@ -396,6 +536,7 @@ function f32Rows(op: BinaryOp, p: RowPlan, A: Float32Array, B: Float32Array, Y: 
   return true;
 }
 
+/** The card of the broadcasting binary ops (`binary`); the op is its attribute. */
 export const binaryCard: OpCard<BinaryOp> = {
   name: 'Binary',
   label: (op) => op,
@@ -455,14 +596,74 @@ export const binaryCard: OpCard<BinaryOp> = {
   grad: binaryGrad,
 };
 
+/**
+ * Applies `op` elementwise with numpy broadcasting; both operands share a dtype (Pow's exponent may differ). Throws a ShapeError when the shapes do not broadcast, a ValueError for mixed dtypes.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, binary } from 'lightconv';
+ *
+ * const y = binary(Tensor.ones([2, 3]), Tensor.fromArray([1, 2, 3], [3]), 'Mul'); // [2, 3]
+ * ```
+ */
 export function binary(a: Tensor, b: Tensor, op: BinaryOp): Tensor {
   return apply(binaryCard, [a, b], op);
 }
 
+/**
+ * a + b with numpy broadcasting (see `binary`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, add } from 'lightconv';
+ *
+ * add(Tensor.ones([2, 2]), Tensor.scalar(1)).toArray(); // [2, 2, 2, 2]
+ * ```
+ */
 export const add = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Add');
+/**
+ * a − b with numpy broadcasting (see `binary`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, sub } from 'lightconv';
+ *
+ * sub(Tensor.fromArray([3, 4], [2]), Tensor.scalar(1)).toArray(); // [2, 3]
+ * ```
+ */
 export const sub = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Sub');
+/**
+ * a · b with numpy broadcasting (see `binary`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, mul } from 'lightconv';
+ *
+ * const scaled = mul(Tensor.randn([1, 3, 4, 4], { seed: 0 }), Tensor.fromArray([1, 2, 3], [1, 3, 1, 1]));
+ * ```
+ */
 export const mul = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Mul');
+/**
+ * a / b with numpy broadcasting (integer division truncates; see `binary`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, div } from 'lightconv';
+ *
+ * div(Tensor.fromArray([3, 4], [2]), Tensor.scalar(2)).toArray(); // [1.5, 2]
+ * ```
+ */
 export const div = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Div');
+/**
+ * a^b with numpy broadcasting; the result has the base's dtype (see `binary`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, pow } from 'lightconv';
+ *
+ * pow(Tensor.fromArray([2, 3], [2]), Tensor.scalar(2)).toArray(); // [4, 9]
+ * ```
+ */
 export const pow = (a: Tensor, b: Tensor): Tensor => binary(a, b, 'Pow');
 
 // ---------------------------------------------------------------------------------------------

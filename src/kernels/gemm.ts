@@ -295,6 +295,7 @@ function finishTile(c: Float32Array, cOffset: number, ldc: number, i0: number, i
 // As in BLAS, beta = 0 means C is not read, so NaN or Inf in C do not reach Y.
 // ---------------------------------------------------------------------------------------------
 
+/** Attributes of Gemm (`gemm`): ONNX's alpha, beta, transA, transB, plus a fused activation (see `GEMM_DEFAULTS`). */
 export interface GemmAttrs {
   readonly alpha: number;
   readonly beta: number;
@@ -349,6 +350,7 @@ function gemmView(t: Tensor, trans: boolean, op: string, what: string): MatrixVi
   return trans ? { data, offset: 0, rowStride: 1, colStride: cols } : { data, offset: 0, rowStride: cols, colStride: 1 };
 }
 
+/** The card of Gemm (`gemm`). */
 export const gemmCard: OpCard<GemmAttrs> = {
   name: 'Gemm',
   shape(inputs, attrs) {
@@ -413,7 +415,18 @@ export const gemmCard: OpCard<GemmAttrs> = {
   grad: gemmGrad,
 };
 
-/** ONNX Gemm: alpha·op(A)·op(B) + beta·C, with C (optional) broadcast to [M, N]. */
+/**
+ * ONNX Gemm: alpha·op(A)·op(B) + beta·C, with C (optional) broadcast to [M, N].
+ *
+ * @example
+ * ```ts
+ * import { Tensor, gemm } from 'lightconv';
+ *
+ * const x = Tensor.randn([4, 1280], { seed: 0 });
+ * const w = Tensor.randn([10, 1280], { seed: 1 });
+ * const logits = gemm(x, w, Tensor.zeros([10]), { transB: true }); // [4, 10], as a Linear layer
+ * ```
+ */
 export function gemm(a: Tensor, b: Tensor, c?: Tensor | null, attrs: Partial<GemmAttrs> = {}): Tensor {
   return apply(gemmCard, c ? [a, b, c] : [a, b], { ...GEMM_DEFAULTS, ...attrs });
 }
@@ -499,6 +512,7 @@ function batchOffsets(aShape: Shape, bShape: Shape, p: MatMulPlan): { aOff: Floa
   return { aOff, bOff };
 }
 
+/** The card of MatMul (`matmul`). */
 export const matmulCard: OpCard<void> = {
   name: 'MatMul',
   shape(inputs) {
@@ -560,7 +574,16 @@ export const matmulCard: OpCard<void> = {
   grad: matmulGrad,
 };
 
-/** numpy-style matrix product with 1-D promotion and batch broadcasting. */
+/**
+ * numpy-style matrix product with 1-D promotion and batch broadcasting.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, matmul } from 'lightconv';
+ *
+ * matmul(Tensor.ones([8, 2, 3]), Tensor.ones([3, 5])).shape; // [8, 2, 5]
+ * ```
+ */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return apply(matmulCard, [a, b], undefined);
 }

@@ -41,6 +41,38 @@ export function unbroadcast(g: ArrayLike<number>, full: Shape, target: Tensor): 
   const st = full.map((d, i) => (i < lead || target.shape[i - lead] === 1 ? 0 : ts[i - lead]!));
   const acc = f64Array(target.size);
   const n = sizeOf(full);
+  if (n === 0) return gradOf(target, out);
+  // Merge neighbouring dims that step through the target alike (both summed over, or both
+  // contiguous in it): an SE gate's [N, C, 1, 1] from [N, C, H, W] is then [N·C] runs of H·W,
+  // each summed in one tight loop instead of one index update per element.
+  const sizes: number[] = [];
+  const steps: number[] = [];
+  for (let d = 0; d < full.length; d++) {
+    if (full[d] === 1) continue;
+    const k = sizes.length - 1;
+    if (k >= 0 && steps[k] === st[d]! * full[d]!) {
+      sizes[k] = sizes[k]! * full[d]!;
+      steps[k] = st[d]!;
+    } else {
+      sizes.push(full[d]!);
+      steps.push(st[d]!);
+    }
+  }
+  if (sizes.length <= 2) {
+    const [rows, len] = sizes.length === 2 ? [sizes[0]!, sizes[1]!] : [1, sizes[0] ?? 1];
+    const [rowStep, step] = sizes.length === 2 ? [steps[0]!, steps[1]!] : [0, steps[0] ?? 0];
+    for (let r = 0, i = 0; r < rows; r++) {
+      const o = r * rowStep;
+      if (step === 0) {
+        let s = 0;
+        for (let j = 0; j < len; j++) s += g[i + j]!;
+        acc[o] += s;
+      } else for (let j = 0; j < len; j++) acc[o + j * step] += g[i + j]!;
+      i += len;
+    }
+    out.set(acc);
+    return gradOf(target, out);
+  }
   const idx = new Array<number>(full.length).fill(0);
   let o = 0;
   for (let i = 0; i < n; i++) {

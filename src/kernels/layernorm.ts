@@ -45,6 +45,7 @@ function paramIndex(op: string, what: string, p: Shape, inner: Shape): Int32Arra
 // ---------------------------------------------------------------------------------------------
 // LayerNormalization: y = (x − mean) / sqrt(var + eps) · scale + bias over the dims from `axis` on.
 
+/** Attributes of LayerNormalization (`layerNorm`): normalised dims from `axis` on, ε added to the variance. */
 export interface LayerNormAttrs {
   /** The first normalised axis (may be negative); ONNX's default is −1. */
   readonly axis: number;
@@ -74,6 +75,7 @@ function rowStats(xd: ArrayLike<number>, rows: number, len: number, eps: number)
   return [mean, inv];
 }
 
+/** The card of LayerNormalization (`layerNorm`). */
 export const layerNormCard: OpCard<LayerNormAttrs> = {
   name: 'LayerNormalization',
   shape([x, scale, bias], { axis }) {
@@ -175,6 +177,16 @@ export const layerNormCard: OpCard<LayerNormAttrs> = {
   },
 };
 
+/**
+ * ONNX LayerNormalization: (x − mean) / sqrt(var + epsilon) · scale + bias over the dims from `axis` (default −1) on; epsilon default 1e-5; scale and bias optional, of the normalised dims' shape.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, layerNorm } from 'lightconv';
+ *
+ * const y = layerNorm(Tensor.randn([2, 8, 64], { seed: 0 }), Tensor.ones([64]), Tensor.zeros([64]));
+ * ```
+ */
 export function layerNorm(x: Tensor, scale?: Tensor, bias?: Tensor, opts: { axis?: number; epsilon?: number } = {}): Tensor {
   const inputs = [x, ...(scale ? [scale] : []), ...(scale && bias ? [bias] : [])];
   if (!scale && bias) throw new ValueError('layerNorm: a bias needs a scale (pass a ones tensor)');
@@ -205,6 +217,16 @@ export const layerNormStatsCard: OpCard<LayerNormStatsAttrs> = {
   },
 };
 
+/**
+ * LayerNormalization's optional outputs: the mean or the inverse standard deviation over the normalised dims (those dims set to 1).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, layerNormStats } from 'lightconv';
+ *
+ * layerNormStats(Tensor.randn([2, 8], { seed: 0 }), 'mean').shape; // [2, 1]
+ * ```
+ */
 export function layerNormStats(x: Tensor, which: 'mean' | 'invStdDev', opts: { axis?: number; epsilon?: number } = {}): Tensor {
   return apply(layerNormStatsCard, [x], { axis: opts.axis ?? -1, epsilon: opts.epsilon ?? 1e-5, which });
 }
@@ -225,6 +247,7 @@ function inSplit(x: Shape, scale: Shape, bias: Shape): { n: number; c: number; l
   return { n: x[0]!, c, len: sizeOf(x.slice(2)) };
 }
 
+/** The card of InstanceNormalization (`instanceNorm`). */
 export const instanceNormCard: OpCard<InstanceNormAttrs> = {
   name: 'InstanceNormalization',
   shape([x, s, b]) {
@@ -275,6 +298,16 @@ export const instanceNormCard: OpCard<InstanceNormAttrs> = {
   },
 };
 
+/**
+ * ONNX InstanceNormalization: each (n, c) plane normalised over its spatial dims, then scale[c]·x + bias[c]; epsilon default 1e-5.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, instanceNorm } from 'lightconv';
+ *
+ * const y = instanceNorm(Tensor.randn([1, 3, 8, 8], { seed: 0 }), Tensor.ones([3]), Tensor.zeros([3]));
+ * ```
+ */
 export function instanceNorm(x: Tensor, scale: Tensor, bias: Tensor, epsilon = 1e-5): Tensor {
   return apply(instanceNormCard, [x, scale, bias], { epsilon });
 }
@@ -283,6 +316,7 @@ export function instanceNorm(x: Tensor, scale: Tensor, bias: Tensor, epsilon = 1
 // LRN (across channels): y = x / (bias + alpha/size · Σ_window x²)^beta, the window
 // [c − ⌊(size−1)/2⌋, c + ⌈(size−1)/2⌉] clipped to the channels.
 
+/** Attributes of LRN (`lrn`), ONNX's: window `size` across channels, alpha, beta, bias. */
 export interface LrnAttrs {
   readonly size: number;
   readonly alpha: number;
@@ -314,6 +348,7 @@ function lrnBase(xd: ArrayLike<number>, { n, c, len }: { n: number; c: number; l
   return s;
 }
 
+/** The card of LRN (`lrn`). */
 export const lrnCard: OpCard<LrnAttrs> = {
   name: 'LRN',
   shape([x], { size }) {
@@ -357,6 +392,16 @@ export const lrnCard: OpCard<LrnAttrs> = {
   },
 };
 
+/**
+ * ONNX LRN: x / (bias + alpha/size · Σ x² over `size` neighbouring channels)^beta (AlexNet's local response normalisation).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, lrn } from 'lightconv';
+ *
+ * const y = lrn(Tensor.randn([1, 16, 8, 8], { seed: 0 }), { size: 5, alpha: 1e-4, beta: 0.75, bias: 1 });
+ * ```
+ */
 export function lrn(x: Tensor, attrs: LrnAttrs): Tensor {
   return apply(lrnCard, [x], attrs);
 }

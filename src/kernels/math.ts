@@ -109,6 +109,7 @@ function mathDerivative(op: MathOp): (x: number, y: number) => number {
   }
 }
 
+/** The card of the `MathOp` functions (`math`); the op is its attribute. */
 export const mathCard: OpCard<MathOp> = {
   name: 'Math',
   label: (op) => `Math '${op.kind}'`,
@@ -133,14 +134,74 @@ export const mathCard: OpCard<MathOp> = {
   },
 };
 
+/**
+ * Applies a `MathOp` elementwise; same shape and dtype (only sign takes integer tensors, else a ValueError).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, math } from 'lightconv';
+ *
+ * math(Tensor.fromArray([0.5, 1.5, 2.5], [3]), { kind: 'round' }).toArray(); // [0, 2, 2] (half to even)
+ * ```
+ */
 export function math(x: Tensor, op: MathOp): Tensor {
   return apply(mathCard, [x], op);
 }
 
+/**
+ * Natural logarithm, elementwise (−Infinity at 0, NaN below).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, log } from 'lightconv';
+ *
+ * log(Tensor.fromArray([1, Math.E], [2])).toArray(); // [0, 1]
+ * ```
+ */
 export const log = (x: Tensor): Tensor => math(x, { kind: 'log' });
+/**
+ * 1 / x, elementwise.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reciprocal } from 'lightconv';
+ *
+ * reciprocal(Tensor.fromArray([2, 4], [2])).toArray(); // [0.5, 0.25]
+ * ```
+ */
 export const reciprocal = (x: Tensor): Tensor => math(x, { kind: 'reciprocal' });
+/**
+ * log(1 + e^x), elementwise, computed without overflow.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, softplusOf } from 'lightconv';
+ *
+ * softplusOf(Tensor.zeros([1])).toArray(); // [0.6931…]
+ * ```
+ */
 export const softplusOf = (x: Tensor): Tensor => math(x, { kind: 'softplus' });
+/**
+ * x · tanh(softplus(x)), elementwise.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, mish } from 'lightconv';
+ *
+ * const y = mish(Tensor.randn([4], { seed: 0 }));
+ * ```
+ */
 export const mish = (x: Tensor): Tensor => math(x, { kind: 'mish' });
+/**
+ * x for x > 0, alpha·(e^x − 1) otherwise (alpha default 1).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, elu } from 'lightconv';
+ *
+ * elu(Tensor.fromArray([-1, 2], [2])).toArray(); // [-0.632…, 2]
+ * ```
+ */
 export const elu = (x: Tensor, alpha = 1): Tensor => math(x, { kind: 'elu', alpha });
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +245,7 @@ function sameDtype(op: string, a: Tensor, b: Tensor): DType {
 
 export type MinMaxOp = 'Max' | 'Min';
 
+/** The card of elementwise Max/Min with numpy broadcasting (`maximum`, `minimum`). */
 export const minMaxCard: OpCard<MinMaxOp> = {
   name: 'MinMax',
   label: (op) => op,
@@ -219,10 +281,30 @@ export const minMaxCard: OpCard<MinMaxOp> = {
   },
 };
 
+/**
+ * Elementwise max(a, b) with numpy broadcasting (ONNX Max of two inputs).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, maximum } from 'lightconv';
+ *
+ * maximum(Tensor.fromArray([1, 5], [2]), Tensor.scalar(3)).toArray(); // [3, 5]
+ * ```
+ */
 export function maximum(a: Tensor, b: Tensor): Tensor {
   return apply(minMaxCard, [a, b], 'Max');
 }
 
+/**
+ * Elementwise min(a, b) with numpy broadcasting (ONNX Min of two inputs).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, minimum } from 'lightconv';
+ *
+ * minimum(Tensor.fromArray([1, 5], [2]), Tensor.scalar(3)).toArray(); // [1, 3]
+ * ```
+ */
 export function minimum(a: Tensor, b: Tensor): Tensor {
   return apply(minMaxCard, [a, b], 'Min');
 }
@@ -230,6 +312,7 @@ export function minimum(a: Tensor, b: Tensor): Tensor {
 // ---------------------------------------------------------------------------------------------
 // PRelu: y = x for x ≥ 0, slope·x otherwise; slope broadcasts to x (unidirectionally).
 
+/** The card of PRelu (`prelu`). */
 export const preluCard: OpCard<void> = {
   name: 'PRelu',
   shape([x, s]) {
@@ -263,6 +346,16 @@ export const preluCard: OpCard<void> = {
   },
 };
 
+/**
+ * x for x ≥ 0, slope·x otherwise; `slope` broadcasts to x (per channel: [C, 1, 1] for NCHW).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, prelu } from 'lightconv';
+ *
+ * const y = prelu(Tensor.randn([1, 2, 4, 4], { seed: 0 }), Tensor.fromArray([0.1, 0.25], [2, 1, 1]));
+ * ```
+ */
 export function prelu(x: Tensor, slope: Tensor): Tensor {
   return apply(preluCard, [x, slope], undefined);
 }

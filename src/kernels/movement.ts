@@ -46,6 +46,7 @@ export interface ReshapeAttrs {
   readonly allowzero?: boolean;
 }
 
+/** The card of Reshape (`reshape`). */
 export const reshapeCard: OpCard<ReshapeAttrs> = {
   name: 'Reshape',
   shape(inputs, { shape, allowzero = false }) {
@@ -80,6 +81,16 @@ export const reshapeCard: OpCard<ReshapeAttrs> = {
   grad: relabelGrad,
 };
 
+/**
+ * ONNX Reshape: `shape` may hold one −1 (inferred) and 0s (copy the input's dim, unless `allowzero`). Throws a ShapeError when the sizes differ.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reshape } from 'lightconv';
+ *
+ * const y = reshape(Tensor.zeros([2, 3, 4]), [0, -1]); // [2, 12]
+ * ```
+ */
 export function reshape(x: Tensor, shape: readonly number[], allowzero = false): Tensor {
   return apply(reshapeCard, [x], { shape, allowzero });
 }
@@ -92,6 +103,7 @@ export interface FlattenAttrs {
   readonly axis: number;
 }
 
+/** The card of Flatten (`flatten`). */
 export const flattenCard: OpCard<FlattenAttrs> = {
   name: 'Flatten',
   shape(inputs, { axis }) {
@@ -108,6 +120,16 @@ export const flattenCard: OpCard<FlattenAttrs> = {
   grad: relabelGrad,
 };
 
+/**
+ * ONNX Flatten: a 2-D tensor [product of dims before `axis`, product of the rest] (default axis 1).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, flatten } from 'lightconv';
+ *
+ * flatten(Tensor.zeros([8, 64, 7, 7])).shape; // [8, 3136]
+ * ```
+ */
 export function flatten(x: Tensor, axis = 1): Tensor {
   return apply(flattenCard, [x], { axis });
 }
@@ -124,6 +146,7 @@ function permOf(rank: number, perm: readonly number[] | undefined): number[] {
   return perm ? [...perm] : Array.from({ length: rank }, (_, i) => rank - 1 - i);
 }
 
+/** The card of Transpose (`transpose`). */
 export const transposeCard: OpCard<TransposeAttrs> = {
   name: 'Transpose',
   shape(inputs, { perm }) {
@@ -263,6 +286,16 @@ function permuteStrided(src: TypedArray, out: TypedArray, dims: readonly number[
   }
 }
 
+/**
+ * Permutes the axes: output axis i is input axis perm[i] (default: reversed).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, transpose } from 'lightconv';
+ *
+ * transpose(Tensor.zeros([1, 3, 224, 224]), [0, 2, 3, 1]).shape; // NHWC: [1, 224, 224, 3]
+ * ```
+ */
 export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
   return apply(transposeCard, [x], perm ? { perm } : {});
 }
@@ -321,6 +354,16 @@ export const concatCard: OpCard<AxisAttrs> = {
   grad: concatGrad,
 };
 
+/**
+ * Joins tensors along `axis` (negative counts from the end); the other dims must agree (else a ShapeError).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, concat } from 'lightconv';
+ *
+ * concat([Tensor.zeros([1, 16, 8, 8]), Tensor.ones([1, 8, 8, 8])], 1).shape; // [1, 24, 8, 8]
+ * ```
+ */
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
   return apply(concatCard, xs, { axis });
 }
@@ -333,6 +376,7 @@ export interface AxesAttrs {
   readonly axes?: readonly number[];
 }
 
+/** The card of Squeeze (`squeeze`). */
 export const squeezeCard: OpCard<AxesAttrs> = {
   name: 'Squeeze',
   shape(inputs, { axes }) {
@@ -351,6 +395,7 @@ export const squeezeCard: OpCard<AxesAttrs> = {
   grad: relabelGrad,
 };
 
+/** The card of Unsqueeze (`unsqueeze`). */
 export const unsqueezeCard: OpCard<AxesAttrs> = {
   name: 'Unsqueeze',
   shape(inputs, { axes = [] }) {
@@ -369,12 +414,30 @@ export const unsqueezeCard: OpCard<AxesAttrs> = {
   grad: relabelGrad,
 };
 
-/** Drops the given size-1 axes, or every size-1 axis when `axes` is omitted. */
+/**
+ * Drops the given size-1 axes, or every size-1 axis when `axes` is omitted.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, squeeze } from 'lightconv';
+ *
+ * squeeze(Tensor.zeros([1, 3, 1, 5]), [0]).shape; // [3, 1, 5]
+ * ```
+ */
 export function squeeze(x: Tensor, axes?: readonly number[]): Tensor {
   return apply(squeezeCard, [x], axes ? { axes } : {});
 }
 
-/** Inserts size-1 axes at `axes`, positions in the output. */
+/**
+ * Inserts size-1 axes at `axes`, positions in the output.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, unsqueeze } from 'lightconv';
+ *
+ * unsqueeze(Tensor.zeros([3, 224, 224]), [0]).shape; // [1, 3, 224, 224]
+ * ```
+ */
 export function unsqueeze(x: Tensor, axes: readonly number[]): Tensor {
   return apply(unsqueezeCard, [x], { axes });
 }
@@ -425,7 +488,16 @@ export const gatherCard: OpCard<AxisAttrs> = {
   grad: gatherGrad,
 };
 
-/** Picks entries along `axis` of `data` by `indices` (negative indices count from the end). */
+/**
+ * Picks entries along `axis` of `data` by `indices` (negative indices count from the end).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, gather } from 'lightconv';
+ *
+ * const rows = gather(Tensor.randn([10, 4], { seed: 0 }), Tensor.fromArray([0, 9], [2], 'int64')); // [2, 4]
+ * ```
+ */
 export function gather(data: Tensor, indices: Tensor, axis = 0): Tensor {
   return apply(gatherCard, [data, indices], { axis });
 }
@@ -433,6 +505,7 @@ export function gather(data: Tensor, indices: Tensor, axis = 0): Tensor {
 // ---------------------------------------------------------------------------------------------
 // Pad
 
+/** How `pad` fills: a constant, the edge value repeated, or a reflection (without the edge). */
 export type PadMode = 'constant' | 'edge' | 'reflect';
 
 export interface PadAttrs {
@@ -570,6 +643,16 @@ function wasmPadPlanes(x: Tensor, attrs: PadAttrs): Tensor | null {
   return new Tensor(out, [n, c, oh, ow], 'float32');
 }
 
+/**
+ * ONNX Pad: `pads` as [begin_0, …, begin_{r−1}, end_0, …, end_{r−1}] (negative values crop); mode 'constant' (fill `value`, default 0), 'edge' or 'reflect'.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, pad } from 'lightconv';
+ *
+ * pad(Tensor.ones([1, 1, 2, 2]), [0, 0, 1, 1, 0, 0, 1, 1]).shape; // [1, 1, 4, 4], zero border
+ * ```
+ */
 export function pad(x: Tensor, pads: readonly number[], opts: { mode?: PadMode; value?: number } = {}): Tensor {
   return apply(padCard, [x], { pads, mode: opts.mode ?? 'constant', value: opts.value ?? 0 });
 }
@@ -604,7 +687,16 @@ export const shapeCard: OpCard<ShapeAttrs> = {
   },
 };
 
-/** The input's dims (or a slice of them) as an int64 vector. */
+/**
+ * The input's dims (or a slice of them) as an int64 vector.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, shapeOf } from 'lightconv';
+ *
+ * shapeOf(Tensor.zeros([2, 3, 4])).toArray(); // [2, 3, 4] (int64)
+ * ```
+ */
 export function shapeOf(x: Tensor, start?: number, end?: number): Tensor {
   return apply(shapeCard, [x], { start, end });
 }
@@ -623,6 +715,16 @@ export const identityCard: OpCard<void> = {
   grad: relabelGrad,
 };
 
+/**
+ * The input itself, as an op (ONNX Identity; the tape passes the gradient through).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, identity } from 'lightconv';
+ *
+ * const y = identity(Tensor.ones([2]));
+ * ```
+ */
 export function identity(x: Tensor): Tensor {
   return apply(identityCard, [x], undefined);
 }

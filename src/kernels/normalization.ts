@@ -132,8 +132,10 @@ export interface BatchStats {
 
 /**
  * The mean and biased variance of every channel of an [N, C, …] input over N and the spatial
- * dims, accumulated in float64 with two passes (the mean first, then the squared deviations, so
- * a large mean does not cancel the variance away). A channel with no elements gets NaN.
+ * dims, accumulated in float64 in one pass over x: Σ(x − k) and Σ(x − k)² with k the channel's
+ * first element, so that a large mean does not cancel the variance away (the error of
+ * E[(x − k)²] − E[x − k]² is relative to (μ − k)²/σ², and k is one of the channel's own values).
+ * A channel with no elements gets NaN.
  */
 export function batchStats(x: Tensor): BatchStats {
   const C = x.shape[1]!;
@@ -142,19 +144,25 @@ export function batchStats(x: Tensor): BatchStats {
   const xd = x.dataSync();
   const mean = f64Array(C);
   const variance = f64Array(C);
+  const shift = f64Array(C);
+  for (let c = 0; c < C && inner > 0 && c * inner < xd.length; c++) shift[c] = xd[c * inner]!;
   for (let start = 0, c = 0; start < xd.length; start += inner, c = (c + 1) % C) {
+    const k = shift[c]!;
     let s = 0;
-    for (let i = start; i < start + inner; i++) s += xd[i]!;
-    mean[c] += s;
-  }
-  for (let c = 0; c < C; c++) mean[c] /= count;
-  for (let start = 0, c = 0; start < xd.length; start += inner, c = (c + 1) % C) {
-    const m = mean[c]!;
     let q = 0;
-    for (let i = start; i < start + inner; i++) q += (xd[i]! - m) * (xd[i]! - m);
+    for (let i = start; i < start + inner; i++) {
+      const d = xd[i]! - k;
+      s += d;
+      q += d * d;
+    }
+    mean[c] += s;
     variance[c] += q;
   }
-  for (let c = 0; c < C; c++) variance[c] /= count;
+  for (let c = 0; c < C; c++) {
+    const m = mean[c]! / count;
+    variance[c] = Math.max(0, variance[c]! / count - m * m);
+    mean[c] = m + shift[c]!;
+  }
   return { mean, variance, count };
 }
 

@@ -246,6 +246,7 @@ function poolCpu(kind: PoolKind, op: string, x: Tensor, attrs: MaxPoolIndicesAtt
   return new Tensor(y, g.outShape, kind === 'argmax' ? 'int64' : 'float32');
 }
 
+/** The card of MaxPool (`maxPool`). */
 export const maxPoolCard: OpCard<PoolAttrs> = {
   name: 'MaxPool',
   shape: ([x], attrs) => poolGeometry('MaxPool', x!, attrs).outShape,
@@ -254,6 +255,7 @@ export const maxPoolCard: OpCard<PoolAttrs> = {
   grad: maxPoolGrad,
 };
 
+/** The card of AveragePool (`averagePool`). */
 export const averagePoolCard: OpCard<PoolAttrs> = {
   name: 'AveragePool',
   shape: ([x], attrs) => poolGeometry('AveragePool', x!, attrs).outShape,
@@ -271,15 +273,44 @@ export const maxPoolIndicesCard: OpCard<MaxPoolIndicesAttrs> = {
   cpu: ([x], attrs) => poolCpu('argmax', 'MaxPool', x!, attrs),
 };
 
+/**
+ * ONNX MaxPool over the spatial dims of [N, C, …] with `attrs` (kernel, strides, pads, dilations, autoPad, ceilMode). Throws a ShapeError for an empty output.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, maxPool } from 'lightconv';
+ *
+ * maxPool(Tensor.zeros([1, 64, 112, 112]), { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }).shape; // [1, 64, 56, 56]
+ * ```
+ */
 export function maxPool(x: Tensor, attrs: PoolAttrs): Tensor {
   return apply(maxPoolCard, [x], attrs);
 }
 
-/** MaxPool with its Indices output. */
+/**
+ * MaxPool with its Indices output.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, maxPoolWithIndices } from 'lightconv';
+ *
+ * const { y, indices } = maxPoolWithIndices(Tensor.randn([1, 1, 4, 4], { seed: 0 }), { kernel: [2, 2], strides: [2, 2] });
+ * ```
+ */
 export function maxPoolWithIndices(x: Tensor, attrs: MaxPoolIndicesAttrs): { y: Tensor; indices: Tensor } {
   return { y: apply(maxPoolCard, [x], attrs), indices: apply(maxPoolIndicesCard, [x], attrs) };
 }
 
+/**
+ * ONNX AveragePool over the spatial dims of [N, C, …]; padded taps count in the divisor only with `countIncludePad`.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, averagePool } from 'lightconv';
+ *
+ * averagePool(Tensor.ones([1, 8, 4, 4]), { kernel: [2, 2], strides: [2, 2] }).shape; // [1, 8, 2, 2]
+ * ```
+ */
 export function averagePool(x: Tensor, attrs: PoolAttrs): Tensor {
   return apply(averagePoolCard, [x], attrs);
 }
@@ -313,6 +344,7 @@ function globalPool(kind: PoolKind, op: string, x: Tensor): Tensor {
   return new Tensor(out, shape, x.dtype);
 }
 
+/** The card of GlobalAveragePool (`globalAveragePool`). */
 export const globalAveragePoolCard: OpCard<void> = {
   name: 'GlobalAveragePool',
   shape: ([x]) => globalShape('GlobalAveragePool', x!),
@@ -336,6 +368,7 @@ export const globalAveragePoolCard: OpCard<void> = {
   grad: globalAveragePoolGrad,
 };
 
+/** The card of GlobalMaxPool (`globalMaxPool`). */
 export const globalMaxPoolCard: OpCard<void> = {
   name: 'GlobalMaxPool',
   shape: ([x]) => globalShape('GlobalMaxPool', x!),
@@ -343,10 +376,30 @@ export const globalMaxPoolCard: OpCard<void> = {
   grad: globalMaxPoolGrad,
 };
 
+/**
+ * The mean over all spatial dims: [N, C, …] → [N, C, 1, …, 1].
+ *
+ * @example
+ * ```ts
+ * import { Tensor, globalAveragePool } from 'lightconv';
+ *
+ * globalAveragePool(Tensor.ones([2, 1280, 7, 7])).shape; // [2, 1280, 1, 1]
+ * ```
+ */
 export function globalAveragePool(x: Tensor): Tensor {
   return apply(globalAveragePoolCard, [x], undefined);
 }
 
+/**
+ * The max over all spatial dims: [N, C, …] → [N, C, 1, …, 1].
+ *
+ * @example
+ * ```ts
+ * import { Tensor, globalMaxPool } from 'lightconv';
+ *
+ * globalMaxPool(Tensor.ones([2, 16, 7, 7])).shape; // [2, 16, 1, 1]
+ * ```
+ */
 export function globalMaxPool(x: Tensor): Tensor {
   return apply(globalMaxPoolCard, [x], undefined);
 }

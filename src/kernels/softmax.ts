@@ -98,13 +98,34 @@ function makeSoftmaxCard(name: 'Softmax' | 'LogSoftmax'): OpCard<SoftmaxAttrs> {
   return card;
 }
 
+/** The card of Softmax (`softmax`). */
 export const softmaxCard = makeSoftmaxCard('Softmax');
 export const logSoftmaxCard = makeSoftmaxCard('LogSoftmax');
 
+/**
+ * Softmax along `axis` (default the last): exp(x − max) / Σ exp(x − max), so it never overflows.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, softmax } from 'lightconv';
+ *
+ * softmax(Tensor.fromArray([1, 2, 3], [1, 3])).toArray(); // [0.090…, 0.244…, 0.665…]
+ * ```
+ */
 export function softmax(x: Tensor, axis = -1): Tensor {
   return apply(softmaxCard, [x], { axis });
 }
 
+/**
+ * log(softmax(x)) along `axis` (default the last), computed directly (exact for large logits).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, logSoftmax } from 'lightconv';
+ *
+ * const logp = logSoftmax(Tensor.randn([4, 10], { seed: 0 }), 1);
+ * ```
+ */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return apply(logSoftmaxCard, [x], { axis });
 }

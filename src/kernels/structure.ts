@@ -88,6 +88,7 @@ function walk(shape: Shape, maps: readonly Float64Array[], visit: (o: number, of
 // ---------------------------------------------------------------------------------------------
 // Slice
 
+/** Attributes of Slice (`slice`), ONNX's semantics. */
 export interface SliceAttrs {
   /** Per listed axis: start and end (exclusive), negative counted from the end, clamped as ONNX says. */
   readonly starts: readonly number[];
@@ -141,6 +142,7 @@ function sliceMaps(x: Shape, attrs: SliceAttrs): Float64Array[] {
   });
 }
 
+/** The card of Slice (`slice`). */
 export const sliceCard: OpCard<SliceAttrs> = {
   name: 'Slice',
   shape: ([x], attrs) => sliceRanges(x!, attrs).map((r) => r[2]),
@@ -155,11 +157,30 @@ export const sliceCard: OpCard<SliceAttrs> = {
   grad: ([x], attrs, _y, g) => [mapScatter(x!, g, () => sliceMaps(x!.shape, attrs))],
 };
 
+/**
+ * ONNX Slice: for each of `axes` (default 0, 1, …), elements starts[i] to ends[i] (exclusive) in `steps` (default 1); see `SliceAttrs`.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, slice } from 'lightconv';
+ *
+ * slice(Tensor.zeros([1, 3, 224, 224]), [16, 16], [208, 208], [2, 3]).shape; // [1, 3, 192, 192]
+ * ```
+ */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], axes?: readonly number[], steps?: readonly number[]): Tensor {
   return apply(sliceCard, [x], { starts, ends, axes, steps });
 }
 
-/** Splits x along `axis` into parts of the given sizes (which must sum to the axis length): one Slice each. */
+/**
+ * Splits x along `axis` into parts of the given sizes (which must sum to the axis length): one Slice each.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, split } from 'lightconv';
+ *
+ * const [a, b] = split(Tensor.zeros([1, 24, 8, 8]), [16, 8], 1); // [1, 16, 8, 8], [1, 8, 8, 8]
+ * ```
+ */
 export function split(x: Tensor, sizes: readonly number[], axis = 0): Tensor[] {
   const a = normAxis(axis, x.rank, 'Split');
   const total = sizes.reduce((p, s) => p + s, 0);
@@ -207,6 +228,7 @@ function expandMaps(x: Shape, out: Shape): Float64Array[] {
   });
 }
 
+/** The card of Expand (`expand`). */
 export const expandCard: OpCard<ExpandAttrs> = {
   name: 'Expand',
   shape: ([x], { shape }) => {
@@ -226,6 +248,16 @@ export const expandCard: OpCard<ExpandAttrs> = {
   grad: ([x], _attrs, y, g) => [isFloat(x!) ? unbroadcast(g.dataSync(), y.shape, x!) : null],
 };
 
+/**
+ * ONNX Expand: broadcasts x to `shape` (numpy rules; the result is the broadcast of both).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, expand } from 'lightconv';
+ *
+ * expand(Tensor.fromArray([1, 2, 3], [3, 1]), [3, 4]).shape; // [3, 4]
+ * ```
+ */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   return apply(expandCard, [x], { shape });
 }
@@ -244,6 +276,7 @@ function tileMaps(x: Shape, out: Shape): Float64Array[] {
   });
 }
 
+/** The card of Tile (`tile`). */
 export const tileCard: OpCard<TileAttrs> = {
   name: 'Tile',
   shape([x], { repeats }) {
@@ -265,6 +298,16 @@ export const tileCard: OpCard<TileAttrs> = {
   grad: ([x], _attrs, y, g) => [mapScatter(x!, g, () => tileMaps(x!.shape, y.shape))],
 };
 
+/**
+ * ONNX Tile: repeats x `repeats[i]` times along axis i (one entry per axis).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, tile } from 'lightconv';
+ *
+ * tile(Tensor.fromArray([1, 2], [2]), [3]).toArray(); // [1, 2, 1, 2, 1, 2]
+ * ```
+ */
 export function tile(x: Tensor, repeats: readonly number[]): Tensor {
   return apply(tileCard, [x], { repeats });
 }
@@ -294,6 +337,7 @@ function broadcastWalk(out: Shape, shapes: readonly Shape[], visit: (o: number, 
   }
 }
 
+/** The card of Where (`where`). */
 export const whereCard: OpCard<void> = {
   name: 'Where',
   shape: ([c, x, y]) => broadcastShapes(broadcastShapes(c!, x!, 'Where'), y!, 'Where'),
@@ -321,10 +365,22 @@ export const whereCard: OpCard<void> = {
   },
 };
 
+/**
+ * ONNX Where: x where `cond` (bool) is true, else y, all three broadcast (numpy).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, compare, where } from 'lightconv';
+ *
+ * const x = Tensor.fromArray([-1, 2, -3], [3]);
+ * where(compare(x, Tensor.scalar(0), 'Greater'), x, Tensor.scalar(0)).toArray(); // [0, 2, 0]
+ * ```
+ */
 export function where(cond: Tensor, x: Tensor, y: Tensor): Tensor {
   return apply(whereCard, [cond, x, y], undefined);
 }
 
+/** The comparisons and logic ops of `compare`, by their ONNX names (And/Or/Xor take bool tensors). */
 export type CompareOp = 'Equal' | 'Less' | 'Greater' | 'LessOrEqual' | 'GreaterOrEqual' | 'And' | 'Or' | 'Xor';
 
 const COMPARE: Readonly<Record<CompareOp, (a: number, b: number) => boolean>> = {
@@ -357,6 +413,16 @@ export const compareCard: OpCard<CompareOp> = {
   },
 };
 
+/**
+ * Compares a and b elementwise with numpy broadcasting; the result is bool (see `compareCard`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, compare } from 'lightconv';
+ *
+ * compare(Tensor.fromArray([1, 5], [2]), Tensor.scalar(3), 'Less').toArray(); // [1, 0]
+ * ```
+ */
 export function compare(a: Tensor, b: Tensor, op: CompareOp): Tensor {
   return apply(compareCard, [a, b], op);
 }
@@ -373,6 +439,16 @@ export const notCard: OpCard<void> = {
   },
 };
 
+/**
+ * ONNX Not: the logical negation of a bool tensor.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, logicalNot } from 'lightconv';
+ *
+ * logicalNot(Tensor.fromArray([1, 0], [2], 'bool')).toArray(); // [0, 1]
+ * ```
+ */
 export function logicalNot(x: Tensor): Tensor {
   return apply(notCard, [x], undefined);
 }
@@ -411,6 +487,16 @@ export const castCard: OpCard<CastAttrs> = {
   },
 };
 
+/**
+ * ONNX Cast: x converted to `to` (see `castCard` for rounding, saturation and NaN).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, cast } from 'lightconv';
+ *
+ * cast(Tensor.fromArray([1.7, -1.7], [2]), 'int32').toArray(); // [1, -1]
+ * ```
+ */
 export function cast(x: Tensor, to: DType): Tensor {
   return apply(castCard, [x], { to });
 }
@@ -424,6 +510,7 @@ export interface ConstantOfShapeAttrs {
   readonly dtype: DType;
 }
 
+/** The card of ConstantOfShape (`constantOfShape`). */
 export const constantOfShapeCard: OpCard<ConstantOfShapeAttrs> = {
   name: 'ConstantOfShape',
   shape: (_inputs, { shape }) => {
@@ -440,6 +527,16 @@ export const constantOfShapeCard: OpCard<ConstantOfShapeAttrs> = {
   },
 };
 
+/**
+ * ONNX ConstantOfShape: a tensor of `shape` filled with `value` (default 0, float32).
+ *
+ * @example
+ * ```ts
+ * import { constantOfShape } from 'lightconv';
+ *
+ * const mask = constantOfShape([2, 3], 1, 'bool');
+ * ```
+ */
 export function constantOfShape(shape: readonly number[], value = 0, dtype: DType = 'float32'): Tensor {
   return apply(constantOfShapeCard, [], { shape, value, dtype });
 }
@@ -458,6 +555,7 @@ function rangeCount({ start, limit, delta }: RangeAttrs): number {
   return n;
 }
 
+/** The card of Range (`range`). */
 export const rangeCard: OpCard<RangeAttrs> = {
   name: 'Range',
   shape: (_inputs, attrs) => [rangeCount(attrs)],
@@ -471,6 +569,16 @@ export const rangeCard: OpCard<RangeAttrs> = {
   },
 };
 
+/**
+ * ONNX Range: start, start + delta, … up to but excluding `limit` (numpy's arange).
+ *
+ * @example
+ * ```ts
+ * import { range } from 'lightconv';
+ *
+ * range(0, 10, 3).toArray(); // [0, 3, 6, 9]
+ * ```
+ */
 export function range(start: number, limit: number, delta = 1, dtype: DType = 'float32'): Tensor {
   return apply(rangeCard, [], { start, limit, delta, dtype });
 }

@@ -26,14 +26,18 @@ export type ShapeVisitor = (module: Module, input: Shape, output: Shape) => void
 
 /** Initialisers, torchvision's defaults. */
 export const init = {
+  /** All zeros (biases, BatchNorm running means). */
   zeros: (shape: Shape): Tensor => Tensor.zeros(shape),
+  /** All ones (BatchNorm weights, running variances). */
   ones: (shape: Shape): Tensor => Tensor.ones(shape),
   /** Kaiming normal, mode fan_out, ReLU gain (torchvision's conv init). */
   kaimingFanOut: (shape: Shape, rng: Rng): Tensor => {
     const fanOut = shape[0]! * sizeOf(shape.slice(2));
     return Tensor.randn(shape, { rng, std: Math.sqrt(2 / Math.max(1, fanOut)) });
   },
+  /** Normal with mean 0 and standard deviation `std` (torchvision's Linear init uses 0.01). */
   normal: (std: number) => (shape: Shape, rng: Rng): Tensor => Tensor.randn(shape, { rng, std }),
+  /** Uniform on [-bound, bound]. */
   uniform: (bound: number) => (shape: Shape, rng: Rng): Tensor => Tensor.rand(shape, { rng, low: -bound, high: bound }),
 };
 
@@ -97,14 +101,17 @@ export abstract class Module {
   // ------------------------------------------------------------------------------------------
   // Declaration (for subclasses)
 
+  /** Declares a parameter `name` of `shape`, initialised by `initFn` on first use; `rng` gives it its own seed. Trainable until frozen. */
   protected param(name: string, shape: Shape, initFn: (shape: Shape, rng: Rng) => Tensor, rng: Rng): void {
     this._params.set(name, { shape: [...shape], init: initFn, seed: rng.nextU32(), tensor: undefined, requiresGrad: true });
   }
 
+  /** Declares a buffer `name` of `shape` (state that is saved but not trained, such as running statistics), initialised by `initFn` on first use. */
   protected buffer(name: string, shape: Shape, initFn: (shape: Shape) => Tensor): void {
     this._buffers.set(name, { shape: [...shape], init: initFn, seed: 0, tensor: undefined, requiresGrad: false });
   }
 
+  /** Registers `m` as the submodule `name` (its parameters become `name.…`) and returns it. */
   protected child<M extends Module>(name: string, m: M): M {
     this._children.set(name, m);
     return m;
@@ -117,6 +124,7 @@ export abstract class Module {
     return materialize(s);
   }
 
+  /** The tensor of a buffer, created on first use. Throws a ValueError for an unknown name. */
   protected bufferTensor(name: string): Tensor {
     const s = this._buffers.get(name);
     if (!s) throw new ValueError(`${this.describe()}: no buffer '${name}'`);
@@ -188,6 +196,7 @@ export abstract class Module {
     return [...this.slots('_params')].filter(([, s]) => s.requiresGrad).map(([, s]) => materialize(s));
   }
 
+  /** Every buffer tensor with its dotted name (creates them on first call). */
   namedBuffers(): [string, Tensor][] {
     return [...this.slots('_buffers')].map(([n, s]) => [n, materialize(s)]);
   }
@@ -197,6 +206,7 @@ export abstract class Module {
     return [...this.slots('_params')].map(([name, s]) => ({ name, shape: s.shape, trainable: s.requiresGrad }));
   }
 
+  /** Buffer names and shapes, without allocating anything. */
   bufferShapes(): { name: string; shape: Shape }[] {
     return [...this.slots('_buffers')].map(([name, s]) => ({ name, shape: s.shape }));
   }
@@ -212,6 +222,7 @@ export abstract class Module {
     return { total, trainable };
   }
 
+  /** Parameter count of this module and all its descendants (total, and trainable = not frozen), without allocating anything. */
   parameterCount(): { total: number; trainable: number } {
     let total = 0;
     let trainable = 0;
@@ -231,6 +242,7 @@ export abstract class Module {
     return this;
   }
 
+  /** Makes parameters trainable again: all of them, or those matching `prefixes` as in `freeze`. Throws a ValueError when a prefix matches nothing. */
   unfreeze(prefixes?: string | readonly string[]): this {
     this.setTrainable(prefixes, true);
     return this;
@@ -254,6 +266,7 @@ export abstract class Module {
     return this;
   }
 
+  /** Eval mode (running statistics, dropout off) for this module and every descendant; same as `train(false)`. */
   eval(): this {
     return this.train(false);
   }

@@ -14,6 +14,7 @@ import { type ResNet, type ResNetOptions, resnet50 as buildResnet50 } from './re
 /** Builder options plus `weights`: an ONNX file (or bytes) whose weights are loaded, shapes checked. */
 type WithWeights<O> = O & { weights: ModelSource };
 
+/** EfficientNet `variant` ('b0' default); with `opts.weights`, a Promise of the network with that ONNX file's weights loaded. */
 function efficientnet(variant?: EfficientNetVariant, opts?: EfficientNetOptions): Network;
 function efficientnet(variant: EfficientNetVariant, opts: WithWeights<EfficientNetOptions>): Promise<Network>;
 function efficientnet(variant: EfficientNetVariant = 'b0', opts: EfficientNetOptions & { weights?: ModelSource } = {}): Network | Promise<Network> {
@@ -21,6 +22,7 @@ function efficientnet(variant: EfficientNetVariant = 'b0', opts: EfficientNetOpt
   return opts.weights === undefined ? net : loadOnnxWeights(net, opts.weights);
 }
 
+/** MobileNetV3 `variant` ('small' default); with `opts.weights`, a Promise of the network with that ONNX file's weights loaded. */
 function mobilenetV3(variant?: 'small' | 'large', opts?: MobileNetV3Options): Network;
 function mobilenetV3(variant: 'small' | 'large', opts: WithWeights<MobileNetV3Options>): Promise<Network>;
 function mobilenetV3(variant: 'small' | 'large' = 'small', opts: MobileNetV3Options & { weights?: ModelSource } = {}): Network | Promise<Network> {
@@ -28,6 +30,7 @@ function mobilenetV3(variant: 'small' | 'large' = 'small', opts: MobileNetV3Opti
   return opts.weights === undefined ? net : loadOnnxWeights(net, opts.weights);
 }
 
+/** The small CNN of `lightCnn`; with `opts.weights`, a Promise of the network with those weights loaded. */
 function lightcnn(opts?: LightCnnOptions): Network;
 function lightcnn(opts: WithWeights<LightCnnOptions>): Promise<Network>;
 function lightcnn(opts: LightCnnOptions & { weights?: ModelSource } = {}): Network | Promise<Network> {
@@ -35,6 +38,7 @@ function lightcnn(opts: LightCnnOptions & { weights?: ModelSource } = {}): Netwo
   return opts.weights === undefined ? net : loadOnnxWeights(net, opts.weights);
 }
 
+/** ResNet-50; with `opts.weights`, a Promise of the network with that ONNX file's weights loaded. */
 function resnet50(opts?: Omit<ResNetOptions, 'layers'>): ResNet;
 function resnet50(opts: WithWeights<Omit<ResNetOptions, 'layers'>>): Promise<ResNet>;
 function resnet50(opts: Omit<ResNetOptions, 'layers'> & { weights?: ModelSource } = {}): ResNet | Promise<ResNet> {
@@ -46,5 +50,25 @@ function resnet50(opts: Omit<ResNetOptions, 'layers'> & { weights?: ModelSource 
  * `models.efficientnet('b0', { numClasses: 3 })`,
  * `models.mobilenetV3('small', { attention: 'eca', activation: 'leaky_relu', dilation: true, numClasses: 4 })`,
  * `await models.efficientnet('b0', { weights: 'efficientnet_b0.onnx' })` (numClasses must match the file).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, models } from 'lightconv';
+ *
+ * const net = models.efficientnet('b0', { numClasses: 3 });
+ * const logits = net.eval().forward(Tensor.randn([1, 3, 224, 224], { seed: 0 })); // [1, 3]
+ * const pretrained = await models.mobilenetV3('small', { weights: 'mobilenet_v3_small.onnx' });
+ * ```
  */
-export const models = { efficientnet, mobilenetV3, lightCnn: lightcnn, resnet50, fromArch };
+export const models = {
+  /** EfficientNet `variant` ('b0' default); with `opts.weights`, a Promise of the network with that ONNX file's weights loaded. */
+  efficientnet,
+  /** MobileNetV3 `variant` ('small' default); with `opts.weights`, a Promise of the network with that ONNX file's weights loaded. */
+  mobilenetV3,
+  /** The small CNN of `lightCnn`; with `opts.weights`, a Promise of the network with those weights loaded. */
+  lightCnn: lightcnn,
+  /** ResNet-50; with `opts.weights`, a Promise of the network with that ONNX file's weights loaded. */
+  resnet50,
+  /** A classifier by architecture name (`fromArch`), e.g. 'efficientnet_b0', 'mobilenet_v3_small'. */
+  fromArch,
+};

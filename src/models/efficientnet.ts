@@ -18,6 +18,7 @@ export const EFFICIENTNET_TABLE: readonly MBConvRow[] = [
   [6, 3, 1, 192, 320, 1],
 ];
 
+/** The EfficientNet family members, B0 (224 px) to B7 (600 px). */
 export type EfficientNetVariant = 'b0' | 'b1' | 'b2' | 'b3' | 'b4' | 'b5' | 'b6' | 'b7';
 
 /** Width and depth multipliers, resolution and classifier dropout per variant (torchvision). */
@@ -32,6 +33,7 @@ export const EFFICIENTNET_VARIANTS: Readonly<Record<EfficientNetVariant, { width
   b7: { width: 2.0, depth: 3.1, resolution: 600, dropout: 0.5 },
 };
 
+/** Options of `efficientNet`; everything defaults to torchvision's values for the variant (1000 classes). */
 export interface EfficientNetOptions {
   numClasses?: number;
   /** Override the variant's multipliers (torchvision's _efficientnet_conf accepts any). */
@@ -46,7 +48,16 @@ export interface EfficientNetOptions {
   stages?: readonly MBConvRow[];
 }
 
-/** The stages after width/depth scaling: channels made divisible by 8, layers ceil(n · depth). */
+/**
+ * The stages after width/depth scaling: channels made divisible by 8, layers ceil(n · depth).
+ *
+ * @example
+ * ```ts
+ * import { efficientNetStages } from 'lightconv';
+ *
+ * const rows = efficientNetStages('b3'); // [expand, kernel, stride, in, out, layers] per stage
+ * ```
+ */
 export function efficientNetStages(variant: EfficientNetVariant, opts: EfficientNetOptions = {}): MBConvRow[] {
   if (opts.stages) return [...opts.stages];
   const v = EFFICIENTNET_VARIANTS[variant];
@@ -57,7 +68,19 @@ export function efficientNetStages(variant: EfficientNetVariant, opts: Efficient
   return EFFICIENTNET_TABLE.map(([e, k, s, i, o, n]) => [e, k, s, adj(i), adj(o), Math.ceil(n * d)] as const);
 }
 
-/** Builds an EfficientNet (torchvision's structure and names) from stages. */
+/**
+ * Builds an EfficientNet (torchvision's structure and names) from stages.
+ *
+ * @example
+ * ```ts
+ * import { buildEfficientNet, efficientNetStages } from 'lightconv';
+ *
+ * const stages = efficientNetStages('b0').slice(0, 4); // a shallower B0
+ * const net = buildEfficientNet('efficientnet_b0_small', stages, {
+ *   numClasses: 2, bn: { eps: 1e-5, momentum: 0.1 }, dropout: 0.2, resolution: 224,
+ * });
+ * ```
+ */
 export function buildEfficientNet(arch: string, stages: readonly MBConvRow[], opts: EfficientNetOptions & { bn: BnOptions; dropout: number; resolution: number }): Network {
   const rng = new Rng(opts.seed ?? 0);
   const { bn } = opts;
@@ -84,6 +107,14 @@ export function buildEfficientNet(arch: string, stages: readonly MBConvRow[], op
 /**
  * EfficientNet B0…B7. BN: eps 1e-5 / momentum 0.1 for B0–B4, eps 1e-3 / momentum 0.01 for B5–B7
  * (as torchvision builds them).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, efficientNet } from 'lightconv';
+ *
+ * const net = efficientNet('b0', { numClasses: 3, seed: 0 }).eval();
+ * const logits = net.forward(Tensor.randn([2, 3, 224, 224], { seed: 1 })); // [2, 3]
+ * ```
  */
 export function efficientNet(variant: EfficientNetVariant = 'b0', opts: EfficientNetOptions = {}): Network {
   const v = EFFICIENTNET_VARIANTS[variant];

@@ -30,12 +30,21 @@ export const ARCHS = [
   'resnet50',
 ] as const;
 
+/** One of `ARCHS`: an architecture name that `fromArch` builds. */
 export type ArchName = (typeof ARCHS)[number];
 
 /**
  * Builds an architecture by its name (as on the command line). `resolution`: the square input
  * size the network is built for (light_cnn's classifier depends on it; for the others it is the
  * default input of summaries and exports).
+ *
+ * @example
+ * ```ts
+ * import { fromArch } from 'lightconv';
+ *
+ * const net = fromArch('eca_mobilenet_v3_small', { numClasses: 4, seed: 1 });
+ * console.log(net.parameterCount().total);
+ * ```
  */
 export function fromArch(name: string, opts: { numClasses?: number; seed?: number; resolution?: number } = {}): Classifier {
   const m = /^efficientnet_(b[0-7])$/.exec(name);

@@ -4,6 +4,7 @@ import { BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequent
 import type { Module } from '../layers/module.js';
 import { Network } from './network.js';
 
+/** Options of `lightCnn`: 7 classes, 64×64 input, 196 hidden units by default. */
 export interface LightCnnOptions {
   numClasses?: number;
   /** Square input size, a multiple of 16 (default 64). */
@@ -19,6 +20,14 @@ export interface LightCnnOptions {
  * 7 classes): conv3×3-BN-ReLU ×2 (32) → pool → ×2 (64) → pool → 128 → pool → 128 → pool, each
  * pool followed by Dropout 0.25, then Flatten → Linear(→196) → ReLU → Dropout 0.5 → Linear.
  * Layer names match the PyTorch definition in the fixture's meta.json (features.0 … classifier.4).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, lightCnn } from 'lightconv';
+ *
+ * const net = lightCnn({ numClasses: 7, resolution: 64 });
+ * const logits = net.eval().forward(Tensor.zeros([1, 3, 64, 64])); // [1, 7]
+ * ```
  */
 export function lightCnn(opts: LightCnnOptions = {}): Network {
   const r = opts.resolution ?? 64;

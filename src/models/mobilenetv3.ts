@@ -50,6 +50,7 @@ export const MOBILENET_V3_TABLES: Readonly<Record<'small' | 'large', { rows: rea
   },
 };
 
+/** Options of `mobileNetV3`; defaults are torchvision's (1000 classes, width 1, SE, ReLU). */
 export interface MobileNetV3Options {
   numClasses?: number;
   /** torchvision's width_mult: every channel count scaled and made divisible by 8. */
@@ -73,7 +74,16 @@ export interface MobileNetV3Options {
   bn?: BnOptions;
 }
 
-/** The block configs after the options' transformations: the improved MobileNetV3-Small is `small` + eca + leaky_relu + dilation. */
+/**
+ * The block configs after the options' transformations: the improved MobileNetV3-Small is `small` + eca + leaky_relu + dilation.
+ *
+ * @example
+ * ```ts
+ * import { mobileNetV3Configs } from 'lightconv';
+ *
+ * const { blocks, lastChannel } = mobileNetV3Configs('small', { attention: 'eca' });
+ * ```
+ */
 export function mobileNetV3Configs(variant: 'small' | 'large' | 'custom', opts: MobileNetV3Options = {}): { blocks: InvertedResidualConfig[]; lastChannel: number } {
   const wm = opts.widthMult ?? 1;
   let rows: readonly MobileNetV3Row[];
@@ -107,7 +117,17 @@ export function mobileNetV3Configs(variant: 'small' | 'large' | 'custom', opts: 
 /** MobileNetV3 BN: eps 1e-3, momentum 0.01 (torchvision). */
 export const MOBILENET_BN: BnOptions = { eps: 1e-3, momentum: 0.01 };
 
-/** Builds a MobileNetV3 (torchvision's structure and names) from block configs. */
+/**
+ * Builds a MobileNetV3 (torchvision's structure and names) from block configs.
+ *
+ * @example
+ * ```ts
+ * import { buildMobileNetV3, mobileNetV3Configs } from 'lightconv';
+ *
+ * const { blocks, lastChannel } = mobileNetV3Configs('small', { widthMult: 0.5 });
+ * const net = buildMobileNetV3('mobilenet_v3_small_050', blocks, lastChannel, { numClasses: 2 });
+ * ```
+ */
 export function buildMobileNetV3(arch: string, blocks: readonly InvertedResidualConfig[], lastChannel: number, opts: MobileNetV3Options = {}): Network {
   if (blocks.length === 0) throw new ValueError('MobileNetV3: no blocks');
   const rng = new Rng(opts.seed ?? 0);
@@ -132,6 +152,14 @@ export function buildMobileNetV3(arch: string, blocks: readonly InvertedResidual
  * MobileNetV3 Small or Large, torchvision's layout; `{ attention: 'eca', activation: 'leaky_relu',
  * dilation: true }` on 'small' gives the improved MobileNetV3-Small (ECA, Leaky-ReLU 0.01,
  * dilated last stage).
+ *
+ * @example
+ * ```ts
+ * import { mobileNetV3 } from 'lightconv';
+ *
+ * const improved = mobileNetV3('small', { attention: 'eca', activation: 'leaky_relu', dilation: true, numClasses: 4 });
+ * improved.summary({ input: [1, 3, 224, 224] });
+ * ```
  */
 export function mobileNetV3(variant: 'small' | 'large' = 'small', opts: MobileNetV3Options = {}): Network {
   const { blocks, lastChannel } = mobileNetV3Configs(variant, opts);

@@ -19,6 +19,15 @@ export interface NetworkInfo {
 /**
  * What every native image classifier offers on top of Module: its info (arch, default input),
  * inference without a tape, the head for fine-tuning, and the summary.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, efficientNet, type Classifier } from 'lightconv';
+ *
+ * const net: Classifier = efficientNet('b0');
+ * net.replaceHead(3); // a fresh 3-class head for fine-tuning
+ * const logits = net.predict(Tensor.zeros([1, 3, 224, 224])); // eval mode, no tape
+ * ```
  */
 export abstract class Classifier extends Module {
   constructor(
@@ -73,6 +82,15 @@ export abstract class Classifier extends Module {
  * An image classifier in torchvision's layout: `features` (a Sequential), an optional `avgpool`,
  * then flatten(x, 1) and `classifier` (a Sequential ending in a Linear). Child names are
  * torchvision's, so state-dict keys line up (`features.3.block.1.fc1.weight`, `classifier.3.bias`).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, mobileNetV3 } from 'lightconv';
+ *
+ * const net = mobileNetV3('small', { numClasses: 2 }); // a Network
+ * console.log(net.get('classifier.3').describe()); // the head, a Linear
+ * const logits = net.eval().forward(Tensor.zeros([1, 3, 224, 224]));
+ * ```
  */
 export class Network extends Classifier {
   readonly features: Sequential;

@@ -13,6 +13,14 @@ import { Classifier } from './network.js';
  * (×4 channels), each with BN, ReLU after the first two and after the residual add; `downsample`
  * (1×1 conv + BN) when the shape changes. `downsample` is registered right after `bn1` so that the
  * layer order matches the order in which an ONNX graph's convs become ready (names are unaffected).
+ *
+ * @example
+ * ```ts
+ * import { Bottleneck, Tensor, resnet50 } from 'lightconv';
+ *
+ * const block = resnet50().get('layer1.0') as Bottleneck; // 64 → 256 channels
+ * const y = block.eval().forward(Tensor.zeros([1, 64, 56, 56])); // [1, 256, 56, 56]
+ * ```
  */
 export class Bottleneck extends Module {
   static readonly expansion = 4;
@@ -59,6 +67,7 @@ export class Bottleneck extends Module {
   }
 }
 
+/** Options of `ResNet` / `resnet50`: 1000 classes and 224×224 input by default. */
 export interface ResNetOptions {
   numClasses?: number;
   /** Bottleneck blocks per stage; default ResNet-50's [3, 4, 6, 3]. */
@@ -67,7 +76,16 @@ export interface ResNetOptions {
   seed?: number;
 }
 
-/** torchvision's ResNet with Bottleneck blocks: conv1, bn1, relu, maxpool, layer1…layer4, avgpool, fc. */
+/**
+ * torchvision's ResNet with Bottleneck blocks: conv1, bn1, relu, maxpool, layer1…layer4, avgpool, fc.
+ *
+ * @example
+ * ```ts
+ * import { ResNet } from 'lightconv';
+ *
+ * const resnet101 = new ResNet({ layers: [3, 4, 23, 3], numClasses: 10 });
+ * ```
+ */
 export class ResNet extends Classifier {
   constructor(opts: ResNetOptions = {}) {
     const layers = opts.layers ?? [3, 4, 6, 3];
@@ -117,7 +135,17 @@ export class ResNet extends Classifier {
   }
 }
 
-/** ResNet-50, the baseline the lightweight papers compare against (25,557,032 parameters, 4.09 G MACs). */
+/**
+ * ResNet-50, the baseline the lightweight papers compare against (25,557,032 parameters, 4.09 G MACs).
+ *
+ * @example
+ * ```ts
+ * import { resnet50 } from 'lightconv';
+ *
+ * const net = resnet50({ numClasses: 2 });
+ * console.log(net.parameterCount().total);
+ * ```
+ */
 export function resnet50(opts: Omit<ResNetOptions, 'layers'> = {}): ResNet {
   return new ResNet({ ...opts, layers: [3, 4, 6, 3] });
 }

@@ -1,6 +1,7 @@
 import { fmtShape, type Shape, sizeOf } from '../core/shape.js';
 import type { Module } from '../layers/module.js';
 
+/** Options of `summarize` / `Classifier.summary`. */
 export interface SummaryOptions {
   /** Input shape, default the network's (e.g. [1, 3, 224, 224]). */
   input?: Shape;
@@ -10,6 +11,7 @@ export interface SummaryOptions {
   log?: (line: string) => void;
 }
 
+/** One row of a summary: a leaf module, its output shape, parameters and MACs. */
 export interface SummaryLayer {
   /** Dotted module name, e.g. 'features.3.block.1.0'. */
   name: string;
@@ -21,6 +23,7 @@ export interface SummaryLayer {
   macs: number;
 }
 
+/** The result of `summarize`: totals (snake_case, as in the JSON the CLI writes) and one row per leaf module. */
 export interface SummaryResult {
   input: number[];
   output: number[];
@@ -45,6 +48,14 @@ export interface SummaryResult {
  * MACs count the multiply-accumulates of convolutions and linear layers, as torchvision's model
  * tables do: what torchvision calls "GFLOPS" (0.39 for EfficientNet-B0) are these MACs.
  * FLOPs here are 2 · MACs.
+ *
+ * @example
+ * ```ts
+ * import { efficientNet, summarize } from 'lightconv';
+ *
+ * const r = summarize(efficientNet('b0'), { input: [1, 3, 224, 224], print: false });
+ * console.log(r.params, r.macs / 1e9); // 5288548 0.39…
+ * ```
  */
 export function summarize(net: Module, opts: SummaryOptions & { input: Shape }): SummaryResult {
   const names = new Map(net.namedModules().map(([n, m]) => [m, n]));
@@ -75,6 +86,17 @@ export function summarize(net: Module, opts: SummaryOptions & { input: Shape }):
 
 const num = (n: number) => n.toLocaleString('en-US');
 
+/**
+ * The summary as a table, one string per line (header, a row per layer, totals).
+ *
+ * @example
+ * ```ts
+ * import { formatSummary, lightCnn, summarize } from 'lightconv';
+ *
+ * const r = summarize(lightCnn(), { input: [1, 3, 64, 64], print: false });
+ * console.log(formatSummary(r).join('\n'));
+ * ```
+ */
 export function formatSummary(r: SummaryResult): string[] {
   const rows = r.layers.map((l) => [l.name, l.type, fmtShape(l.output), l.params ? num(l.params) + (l.trainable < l.params ? ' (frozen)' : '') : '', l.macs ? num(l.macs) : '']);
   const head = ['layer', 'type', 'output', 'params', 'MACs'];

@@ -31,10 +31,26 @@ import type { Optimizer } from './optim.js';
  * model and optimizer — and only then copies: all or nothing, CheckpointError naming the tensor.
  */
 export interface CheckpointModel {
+  /** Every parameter with its dotted name. */
   namedParameters(): [string, Tensor][];
+  /** Every buffer (BN running statistics) with its dotted name. */
   namedBuffers(): [string, Tensor][];
 }
 
+/**
+ * A checkpoint that cannot be read, or that does not fit the model or optimizer; the message names the file and tensor.
+ *
+ * @example
+ * ```ts
+ * import { CheckpointError, lightCnn, loadCheckpoint } from 'lightconv';
+ *
+ * try {
+ *   await loadCheckpoint('run.lcckpt', lightCnn());
+ * } catch (e) {
+ *   if (e instanceof CheckpointError) console.error(e.message); // names the file and tensor
+ * }
+ * ```
+ */
 export class CheckpointError extends LightconvError {}
 
 /** The file operations a save needs (tests substitute failing ones); see src/io/atomic.ts. */
@@ -49,7 +65,17 @@ function paramNames(model: CheckpointModel): Map<Tensor, string> {
   return new Map(model.namedParameters().map(([n, t]) => [t, n]));
 }
 
-/** The checkpoint as bytes. */
+/**
+ * The checkpoint as bytes.
+ *
+ * @example
+ * ```ts
+ * import { decodeCheckpoint, encodeCheckpoint, lightCnn } from 'lightconv';
+ *
+ * const bytes = encodeCheckpoint(lightCnn(), undefined, { epoch: 3 });
+ * const { header, tensors } = decodeCheckpoint(bytes); // tensors: 'param/…', 'buffer/…'
+ * ```
+ */
 export function encodeCheckpoint(model: CheckpointModel, optimizer?: Optimizer<{ lr: number }>, meta: Record<string, unknown> = {}): Uint8Array {
   const entries: [string, Tensor][] = [...model.namedParameters().map(([n, t]) => [`param/${n}`, t] as [string, Tensor]), ...model.namedBuffers().map(([n, t]) => [`buffer/${n}`, t] as [string, Tensor])];
   const scalars: Record<string, Record<string, number>> = {};
@@ -98,6 +124,15 @@ export function encodeCheckpoint(model: CheckpointModel, optimizer?: Optimizer<{
 /**
  * Writes the checkpoint to `path` through src/io/atomic.ts: all bytes or an error, fsynced, the
  * size and the checksum read back and verified before the rename over any old file.
+ *
+ * @example
+ * ```ts
+ * import { Adam, lightCnn, saveCheckpoint } from 'lightconv';
+ *
+ * const net = lightCnn();
+ * const optimizer = new Adam(net.parameters(), { lr: 1e-3 });
+ * await saveCheckpoint('run.lcckpt', net, { optimizer, meta: { epoch: 3 } });
+ * ```
  */
 export async function saveCheckpoint(
   path: string,
@@ -217,7 +252,18 @@ function validate(bytes: Uint8Array, what: string): { header: Header; dataStart:
   return { header: { ...(raw as unknown as Header), meta: (raw.meta as Record<string, unknown> | undefined) ?? {}, optimizer: (o as Header['optimizer']) ?? null }, dataStart };
 }
 
-/** Decodes checkpoint bytes into named tensors (copies) and the header, after validating all of it. */
+/**
+ * Decodes checkpoint bytes into named tensors (copies) and the header, after validating all of it.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { decodeCheckpoint } from 'lightconv';
+ *
+ * const { tensors } = decodeCheckpoint(readFileSync('run.lcckpt'), 'run.lcckpt');
+ * for (const [name, t] of tensors) console.log(name, t.shape);
+ * ```
+ */
 export function decodeCheckpoint(bytes: Uint8Array, what = 'checkpoint'): { header: Header; tensors: Map<string, Tensor> } {
   const { header, dataStart } = validate(bytes, what);
   verifyChecksum(bytes, what);
@@ -237,6 +283,15 @@ export function decodeCheckpoint(bytes: Uint8Array, what = 'checkpoint'): { head
  * must match) and, when given, `optimizer` (state, step count, group lrs). Returns the meta.
  * Everything is checked before anything is changed: on any error the model and optimizer are
  * as they were.
+ *
+ * @example
+ * ```ts
+ * import { Adam, lightCnn, loadCheckpoint } from 'lightconv';
+ *
+ * const net = lightCnn();
+ * const optimizer = new Adam(net.parameters(), { lr: 1e-3 });
+ * const meta = await loadCheckpoint('run.lcckpt', net, { optimizer }); // e.g. { epoch: 3 }
+ * ```
  */
 export async function loadCheckpoint(path: string, model: CheckpointModel, opts: { optimizer?: Optimizer<{ lr: number }> } = {}): Promise<Record<string, unknown>> {
   const { readRegularFile } = await import('../io/files.js');

@@ -14,9 +14,13 @@ import { type Schedule, setLr } from './schedule.js';
  * (src/train/onnx_trainable.ts) both have it.
  */
 export interface Trainable {
+  /** The output (logits) for a batch of inputs. */
   forward(x: Tensor): Tensor;
+  /** The tensors the optimizer updates. */
   parameters(): Tensor[];
+  /** Train mode (or eval mode with `false`). */
   train(on?: boolean): unknown;
+  /** Eval mode. */
   eval(): unknown;
 }
 
@@ -32,17 +36,20 @@ export interface LabelledData {
  */
 export interface BatchSource {
   readonly length: number;
+  /** The batches of epoch `epoch` (0-based), images [B, …] with their integer labels, in that epoch's order. */
   batches(epoch: number): AsyncIterable<{ images: Tensor; labels: Int32Array }>;
 }
 
 /** A validation score from the labels and the softmax probabilities [N × C, row-major], e.g. macro F1. */
 export interface ValidationMetric {
   name: string;
+  /** The score from the true labels, the probabilities [N × C] and C. */
   fn: (yTrue: Int32Array, probs: Float32Array, numClasses: number) => number;
   /** Whether larger is better (default 'max'). */
   mode?: 'max' | 'min';
 }
 
+/** One epoch of training, as `fit` returns it in `history` and passes it to callbacks. */
 export interface EpochLog {
   /** 1-based. */
   epoch: number;
@@ -60,6 +67,7 @@ export interface EpochLog {
   timeMs: number;
 }
 
+/** What a callback sees during `fit`: the model, the optimizer, the history so far, and `stop()`. */
 export interface FitContext {
   readonly model: Trainable;
   readonly optimizer: Optimizer<{ lr: number }>;
@@ -68,11 +76,15 @@ export interface FitContext {
   stop(): void;
 }
 
+/** Hooks that `fit` calls after every batch and every epoch (awaited); `earlyStopping` and `checkpointCallback` are two. */
 export interface Callback {
+  /** After each optimizer step, with the 1-based epoch, the 0-based batch index and the batch's loss. */
   onBatchEnd?(info: { epoch: number; batch: number; loss: number }, ctx: FitContext): void | Promise<void>;
+  /** After each epoch (and its validation), with the epoch's log. */
   onEpochEnd?(log: EpochLog, ctx: FitContext): void | Promise<void>;
 }
 
+/** Options of `fit`: `epochs` and `optimizer` are required; batchSize 32, cross-entropy loss, shuffling on, seed 0 by default. */
 export interface FitOptions {
   epochs: number;
   optimizer: Optimizer<{ lr: number }>;
@@ -119,13 +131,24 @@ function trainMode(model: Trainable, frozenBn: boolean): void {
   for (const [, m] of named ?? []) if (m.constructor.name === 'BatchNorm2d') m.training = false;
 }
 
+/** Thrown by `fit` when its `signal` aborts; `history` holds the epochs that completed. */
 export class TrainingAbortedError extends LightconvError {
   constructor(readonly history: readonly EpochLog[]) {
     super(`fit: aborted after ${history.length} complete epoch${history.length === 1 ? '' : 's'}`);
   }
 }
 
-/** Rows `idx` of an [N, …] tensor (a copy). */
+/**
+ * Rows `idx` of an [N, …] tensor (a copy).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, takeRows } from 'lightconv';
+ *
+ * const x = Tensor.randn([10, 3, 32, 32], { seed: 0 });
+ * const batch = takeRows(x, [0, 4, 7]); // [3, 3, 32, 32]
+ * ```
+ */
 export function takeRows(t: Tensor, idx: ArrayLike<number>): Tensor {
   const per = t.size / (t.shape[0] || 1);
   const src = t.dataSync();
@@ -153,6 +176,15 @@ const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));
 /**
  * Softmax probabilities [N × C, row-major] and labels of `model` on `data`, in eval mode without
  * recording, and the mean loss. Works on tensors and on batch sources alike.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, lightCnn, predictProbabilities } from 'lightconv';
+ *
+ * const net = lightCnn({ numClasses: 2 });
+ * const data = { images: Tensor.randn([8, 3, 64, 64], { seed: 0 }), labels: [0, 1, 0, 1, 0, 1, 0, 1] };
+ * const { probs, numClasses, loss } = await predictProbabilities(net, data); // probs: 8 × 2
+ * ```
  */
 export async function predictProbabilities(
   model: Trainable,
@@ -205,7 +237,18 @@ function accuracyOf(labels: Int32Array, probs: Float32Array, c: number): number 
   return labels.length ? ok / labels.length : 0;
 }
 
-/** Mean loss and accuracy of `model` on `data`, in eval mode without recording. */
+/**
+ * Mean loss and accuracy of `model` on `data`, in eval mode without recording.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, evaluate, lightCnn } from 'lightconv';
+ *
+ * const net = lightCnn({ numClasses: 2 });
+ * const test = { images: Tensor.randn([8, 3, 64, 64], { seed: 0 }), labels: [0, 1, 0, 1, 0, 1, 0, 1] };
+ * const { loss, accuracy, predictions } = evaluate(net, test, { batchSize: 4 });
+ * ```
+ */
 export function evaluate(model: Trainable, data: LabelledData, opts: { batchSize?: number; loss?: (o: Tensor, y: Int32Array) => Tensor } = {}): { loss: number; accuracy: number; predictions: number[] } {
   const bs = opts.batchSize ?? 64;
   const lossFn = opts.loss ?? ((o, y) => crossEntropy(o, y));
@@ -235,6 +278,23 @@ export function evaluate(model: Trainable, data: LabelledData, opts: { batchSize
  * the schedule applied to every parameter group. `train` and `validation` are tensors or batch
  * sources (src/data's ImageLoader). Returns the per-epoch history and, with validation data, the
  * best epoch (by valMetric when given, else valLoss).
+ *
+ * @example
+ * ```ts
+ * import { Adam, Tensor, cosineSchedule, earlyStopping, fit, mobileNetV3 } from 'lightconv';
+ *
+ * const net = mobileNetV3('small', { numClasses: 2, seed: 0 });
+ * const train = { images: Tensor.randn([16, 3, 96, 96], { seed: 1 }), labels: Array.from({ length: 16 }, (_, i) => i % 2) };
+ * const val = { images: Tensor.randn([8, 3, 96, 96], { seed: 2 }), labels: [0, 1, 0, 1, 0, 1, 0, 1] };
+ * const { history, bestEpoch } = await fit(net, train, {
+ *   epochs: 5,
+ *   batchSize: 8,
+ *   optimizer: new Adam(net.parameters(), { lr: 1e-3 }),
+ *   schedule: cosineSchedule({ total: 5 }),
+ *   validation: val,
+ *   callbacks: [earlyStopping({ monitor: 'valLoss', patience: 2 })],
+ * });
+ * ```
  */
 export async function fit(
   model: Trainable,
@@ -347,7 +407,17 @@ function better(mode: 'min' | 'max', a: number, best: number, minDelta: number):
   return mode === 'min' ? a < best - minDelta : a > best + minDelta;
 }
 
-/** Stops when `monitor` has not improved by more than minDelta for `patience` epochs. */
+/**
+ * Stops when `monitor` has not improved by more than minDelta for `patience` epochs.
+ *
+ * @example
+ * ```ts
+ * import { earlyStopping, type FitOptions } from 'lightconv';
+ *
+ * const stopper = earlyStopping({ monitor: 'valAccuracy', patience: 5 });
+ * const callbacks: FitOptions['callbacks'] = [stopper]; // after fit: stopper.bestEpoch
+ * ```
+ */
 export function earlyStopping(opts: { monitor?: Monitor; patience?: number; minDelta?: number; mode?: 'min' | 'max' } = {}): Callback & { bestEpoch: number } {
   const monitor = opts.monitor ?? 'valLoss';
   const mode = opts.mode ?? (monitor.toLowerCase().includes('acc') ? 'max' : 'min');
@@ -369,7 +439,19 @@ export function earlyStopping(opts: { monitor?: Monitor; patience?: number; minD
   return cb;
 }
 
-/** Saves a checkpoint after every epoch, or only when `monitor` improves (bestOnly). */
+/**
+ * Saves a checkpoint after every epoch, or only when `monitor` improves (bestOnly).
+ *
+ * @example
+ * ```ts
+ * import { checkpointCallback, earlyStopping, type FitOptions } from 'lightconv';
+ *
+ * const callbacks: FitOptions['callbacks'] = [
+ *   checkpointCallback('runs/best.lcckpt', { monitor: 'valLoss', bestOnly: true }),
+ *   earlyStopping(),
+ * ];
+ * ```
+ */
 export function checkpointCallback(path: string, opts: { monitor?: Monitor; mode?: 'min' | 'max'; bestOnly?: boolean } = {}): Callback {
   const named = (m: Trainable): CheckpointModel => {
     const c = m as unknown as Partial<CheckpointModel>;

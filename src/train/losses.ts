@@ -9,6 +9,7 @@ import { Tensor } from '../core/tensor.js';
  */
 export type Reduction = 'mean' | 'sum' | 'none';
 
+/** Options of `crossEntropy` (PyTorch's defaults: no smoothing, no weights, 'mean', ignoreIndex −100). */
 export interface CrossEntropyOptions {
   /** ε in [0, 1): the target becomes (1 − ε)·one-hot + ε/C (PyTorch's label_smoothing). */
   labelSmoothing?: number;
@@ -122,6 +123,15 @@ function readLabels(labels: Tensor | ArrayLike<number>, C: number, ignoreIndex: 
  *   loss_i = (1 − ε)·w[y_i]·(−log p[i, y_i]) + (ε/C)·Σ_c w[c]·(−log p[i, c]);
  * 'mean' divides the sum by Σ_i w[y_i] (the weighted count, as nll_loss does — PyTorch uses the
  * same divisor for the smoothing term), 'sum' adds, 'none' returns loss_i.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, crossEntropy } from 'lightconv';
+ *
+ * const logits = Tensor.fromArray([2, 0.5, -1, 0.1, 1.5, 0.3], [2, 3]).requireGrad();
+ * const loss = crossEntropy(logits, [0, 1], { labelSmoothing: 0.1 }); // scalar
+ * loss.backward(); // logits.grad: [2, 3]
+ * ```
  */
 export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>, opts: CrossEntropyOptions = {}): Tensor {
   const C = logits.shape[1] ?? 0;
@@ -188,7 +198,18 @@ export const bceWithLogitsCard: OpCard<BceAttrs> = {
   },
 };
 
-/** PyTorch's F.binary_cross_entropy_with_logits: targets in [0, 1] of the logits' shape; optional weight and posWeight. */
+/**
+ * PyTorch's F.binary_cross_entropy_with_logits: targets in [0, 1] of the logits' shape; optional weight and posWeight.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, binaryCrossEntropyWithLogits } from 'lightconv';
+ *
+ * const logits = Tensor.fromArray([0.3, -1.2, 2.0], [3]);
+ * const targets = Tensor.fromArray([1, 0, 1], [3]);
+ * const loss = binaryCrossEntropyWithLogits(logits, targets, { posWeight: [2] });
+ * ```
+ */
 export function binaryCrossEntropyWithLogits(
   logits: Tensor,
   targets: Tensor,
@@ -233,7 +254,16 @@ export const mseCard: OpCard<{ readonly reduction: Reduction }> = {
   },
 };
 
-/** Mean squared error (PyTorch's F.mse_loss). */
+/**
+ * Mean squared error (PyTorch's F.mse_loss).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, mseLoss } from 'lightconv';
+ *
+ * const loss = mseLoss(Tensor.fromArray([1, 2, 3], [3]), Tensor.fromArray([1, 2, 5], [3])); // 4/3
+ * ```
+ */
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   return apply(mseCard, [input, target], { reduction: opts.reduction ?? 'mean' });
 }

@@ -37,7 +37,7 @@ export class OnnxTrainable {
   ) {
     this.rng = new Rng(opts.seed ?? 0);
     this.bnMomentum = opts.bnMomentum;
-    const slots: Record<string, number[]> = { Conv: [1, 2], Gemm: [0, 1, 2], MatMul: [0, 1], BatchNormalization: [1, 2], Add: [0, 1], Sub: [0, 1], Mul: [0, 1], Div: [0, 1], PRelu: [1], LayerNormalization: [1, 2], InstanceNormalization: [1, 2] };
+    const slots: Record<string, number[]> = { Conv: [1, 2], ConvTranspose: [1, 2], Gemm: [0, 1, 2], MatMul: [0, 1], BatchNormalization: [1, 2], Add: [0, 1], Sub: [0, 1], Mul: [0, 1], Div: [0, 1], PRelu: [1], LayerNormalization: [1, 2], InstanceNormalization: [1, 2] };
     const bufferNames = new Set<string>();
     const paramNames = new Set<string>();
     for (const node of graph.nodes) {

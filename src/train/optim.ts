@@ -102,6 +102,10 @@ export class SGD extends Optimizer<SgdOptions> {
     const w = p.dataSync();
     const first = st.momentum_buffer === undefined;
     const buf = o.momentum !== 0 ? this.buffer(st, 'momentum_buffer', p) : null;
+    if (w instanceof Float32Array && g instanceof Float32Array && buf instanceof Float32Array && !o.nesterov) {
+      sgdMomentumF32(w, g, buf, first, o.lr, o.momentum, o.dampening, o.weightDecay);
+      return;
+    }
     for (let i = 0; i < w.length; i++) {
       let d = g[i]! + o.weightDecay * w[i]!;
       if (buf) {
@@ -110,6 +114,29 @@ export class SGD extends Optimizer<SgdOptions> {
       }
       w[i] = w[i]! - o.lr * d;
     }
+  }
+}
+
+/**
+ * SGD's update for the usual case (float32 everything, momentum, no Nesterov) as one loop over
+ * typed arrays of a single kind with the settings in locals: the same arithmetic, in the same
+ * order and precision, as the general loop (which V8 cannot specialise, as it sees every
+ * combination of array types), at a fraction of the cost.
+ */
+function sgdMomentumF32(w: Float32Array, g: Float32Array, buf: Float32Array, first: boolean, lr: number, momentum: number, dampening: number, wd: number): void {
+  const keep = 1 - dampening;
+  const n = w.length;
+  if (first) {
+    for (let i = 0; i < n; i++) {
+      buf[i] = g[i]! + wd * w[i]!;
+      w[i] = w[i]! - lr * buf[i]!;
+    }
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const d = g[i]! + wd * w[i]!;
+    buf[i] = momentum * buf[i]! + keep * d;
+    w[i] = w[i]! - lr * buf[i]!;
   }
 }
 

@@ -17,6 +17,15 @@ import type { Module } from '../layers/module.js';
  * Dropout and stochastic depth run in train mode as during training, so the statistics match
  * what the layers saw; the model's train/eval flags and BN momenta are restored afterwards.
  * Returns the number of batches used (0 when the model has no BN).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, mobileNetV3, recalibrateBatchNorm } from 'lightconv';
+ *
+ * const net = mobileNetV3('small', { numClasses: 2 });
+ * const batches = Array.from({ length: 20 }, (_, i) => Tensor.randn([8, 3, 96, 96], { seed: i }));
+ * const used = await recalibrateBatchNorm(net, batches, { maxBatches: 20 }); // then net.eval()
+ * ```
  */
 export async function recalibrateBatchNorm(model: Module, batches: Iterable<Tensor> | AsyncIterable<Tensor>, opts: { maxBatches?: number } = {}): Promise<number> {
   const bns = model.namedModules().map(([, m]) => m).filter((m): m is BatchNorm2d => m instanceof BatchNorm2d);

@@ -10,13 +10,34 @@ export interface Schedule {
   factor(t: number): number;
 }
 
-/** PyTorch's StepLR: lr·gamma^floor(t/stepSize). */
+/**
+ * PyTorch's StepLR: lr·gamma^floor(t/stepSize).
+ *
+ * @example
+ * ```ts
+ * import { SGD, lightCnn, setLr, stepSchedule } from 'lightconv';
+ *
+ * const opt = new SGD(lightCnn().parameters(), { lr: 0.1 });
+ * const schedule = stepSchedule(30, 0.1); // 0.1 until epoch 30, then 0.01, …
+ * for (let epoch = 0; epoch < 90; epoch++) setLr(opt, schedule, epoch);
+ * ```
+ */
 export function stepSchedule(stepSize: number, gamma = 0.1): Schedule {
   if (!(stepSize >= 1)) throw new ValueError(`stepSchedule: stepSize must be ≥ 1, got ${stepSize}`);
   return { factor: (t) => gamma ** Math.floor(t / stepSize) };
 }
 
-/** PyTorch's ExponentialLR: lr·gamma^t. */
+/**
+ * PyTorch's ExponentialLR: lr·gamma^t.
+ *
+ * @example
+ * ```ts
+ * import { exponentialSchedule } from 'lightconv';
+ *
+ * const s = exponentialSchedule(0.95);
+ * console.log(s.factor(10)); // 0.95 ** 10
+ * ```
+ */
 export function exponentialSchedule(gamma: number): Schedule {
   return { factor: (t) => gamma ** t };
 }
@@ -27,6 +48,14 @@ export function exponentialSchedule(gamma: number): Schedule {
  * t < warmup: startFactor + (1 − startFactor)·t/warmup;
  * after: minFactor + (1 − minFactor)·(1 + cos(π·(t − warmup)/(total − warmup)))/2, held at the
  * minimum past `total`.
+ *
+ * @example
+ * ```ts
+ * import { cosineSchedule, type FitOptions } from 'lightconv';
+ *
+ * const schedule = cosineSchedule({ total: 50, warmup: 3 });
+ * const opts: Pick<FitOptions, 'schedule' | 'schedulePer'> = { schedule, schedulePer: 'epoch' };
+ * ```
  */
 export function cosineSchedule(opts: { total: number; warmup?: number; startFactor?: number; minFactor?: number }): Schedule {
   const { total, warmup = 0, startFactor = 1 / 3, minFactor = 0 } = opts;
@@ -40,7 +69,17 @@ export function cosineSchedule(opts: { total: number; warmup?: number; startFact
   };
 }
 
-/** Sets every group's lr to its initial lr times the schedule's factor at t; returns the first group's lr. */
+/**
+ * Sets every group's lr to its initial lr times the schedule's factor at t; returns the first group's lr.
+ *
+ * @example
+ * ```ts
+ * import { Adam, cosineSchedule, lightCnn, setLr } from 'lightconv';
+ *
+ * const opt = new Adam(lightCnn().parameters(), { lr: 1e-3 });
+ * const lr = setLr(opt, cosineSchedule({ total: 20 }), 5); // the first group's lr at epoch 5
+ * ```
+ */
 export function setLr(optimizer: Optimizer<{ lr: number }>, schedule: Schedule, t: number): number {
   const f = schedule.factor(t);
   for (const g of optimizer.groups) g.options.lr = g.initialLr * f;

@@ -17,6 +17,16 @@ export interface TrainedModel {
  * Loads an ONNX classifier with the classes and preprocessing that training stored in its
  * metadata (`lightconv.classes`, `lightconv.preprocess`). A model without them gets the
  * torchvision defaults for its declared input size and classes named by index.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, loadTrainedModel, preprocessImage, readImage } from 'lightconv';
+ *
+ * const { model, classes, preprocess } = await loadTrainedModel('runs/exp1/model.onnx');
+ * const x = preprocessImage(await readImage('lesion.png'), preprocess); // CHW float32
+ * const input = new Tensor(x, [1, preprocess.channels, preprocess.inputSize, preprocess.inputSize]);
+ * const logits = Object.values(await model.run(input))[0]!;
+ * ```
  */
 export async function loadTrainedModel(file: string): Promise<TrainedModel> {
   const model = await loadOnnx(file);

@@ -22,8 +22,10 @@ import { KernelPlan } from '../../kernels/wasm/plan.js';
 import { RegionFull } from '../../kernels/wasm/runtime.js';
 import { getThreads } from '../../core/threads.js';
 
+/** An ONNX model: a file path (Node only; external data is read from beside it), or the file's bytes. */
 export type ModelSource = string | Uint8Array | ArrayBuffer;
 
+/** Options of `loadOnnx` / `loadOnnxSync`. */
 export interface LoadOptions {
   /** Apply inference rewrites (BN folding, conv + activation fusion). Default true. */
   optimize?: boolean;
@@ -37,6 +39,7 @@ export interface LoadOptions {
   replay?: boolean;
 }
 
+/** Options of `OnnxModel.run`: per-node hooks for stepping through and profiling. */
 export interface RunOptions {
   /**
    * Called after every node with its outputs — for stepping through a network. The outputs
@@ -106,7 +109,17 @@ interface Step {
   readonly release: readonly string[];
 }
 
-/** Reads and validates an ONNX file or buffer without compiling it (works with unsupported ops too). */
+/**
+ * Reads and validates an ONNX file or buffer without compiling it (works with unsupported ops too).
+ *
+ * @example
+ * ```ts
+ * import { readOnnx } from 'lightconv/onnx';
+ *
+ * const graph = await readOnnx('model.onnx');
+ * console.log(graph.inputs, graph.unsupported); // ops the engine lacks, if any
+ * ```
+ */
 export async function readOnnx(source: ModelSource): Promise<OnnxGraph> {
   if (typeof source === 'string') {
     // Opened first, then checked on the descriptor: a FIFO or directory is refused without blocking,
@@ -121,12 +134,36 @@ export async function readOnnx(source: ModelSource): Promise<OnnxGraph> {
 /**
  * Loads an ONNX model from a file path or bytes, ready to run. Throws an UnsupportedOpError
  * listing every op the engine lacks, or an OnnxError naming what is malformed.
+ *
+ * @example
+ * ```ts
+ * import { Tensor } from 'lightconv';
+ * import { loadOnnx } from 'lightconv/onnx';
+ *
+ * const model = await loadOnnx('mobilenetv3.onnx');
+ * const x = Tensor.randn([1, 3, 224, 224], { seed: 0 });
+ * const out = await model.run({ [model.inputs[0]!.name]: x });
+ * console.log(out[model.outputs[0]!.name]!.shape); // e.g. [1, 1000]
+ * model.dispose();
+ * ```
  */
 export async function loadOnnx(source: ModelSource, opts: LoadOptions = {}): Promise<OnnxModel> {
   return new OnnxModel(await readOnnx(source), opts);
 }
 
-/** Synchronous variant for bytes already in memory (no external data). */
+/**
+ * Synchronous variant for bytes already in memory (no external data).
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { Tensor } from 'lightconv';
+ * import { loadOnnxSync } from 'lightconv/onnx';
+ *
+ * const model = loadOnnxSync(readFileSync('model.onnx'));
+ * const logits = Object.values(model.runSync(Tensor.zeros([1, 3, 224, 224])))[0]!;
+ * ```
+ */
 export function loadOnnxSync(bytes: Uint8Array | ArrayBuffer, opts: LoadOptions & { readExternal?: ExternalReader } = {}): OnnxModel {
   return new OnnxModel(OnnxGraph.decode(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), 'model', opts.readExternal), opts);
 }
@@ -135,6 +172,17 @@ export function loadOnnxSync(bytes: Uint8Array | ArrayBuffer, opts: LoadOptions 
  * A compiled ONNX graph: run it with named input tensors. It holds kernel memory (packed
  * weights, recorded runs) until `dispose()` — or `using model = …`, which disposes at the end
  * of the block; a model dropped without either frees it only once garbage-collected.
+ *
+ * @example
+ * ```ts
+ * import { Tensor } from 'lightconv';
+ * import { loadOnnx } from 'lightconv/onnx';
+ *
+ * using model = await loadOnnx('model.onnx'); // disposed at the end of the block
+ * const outputs = await model.run(Tensor.zeros([1, 3, 224, 224]), {
+ *   onNode: (node, outs) => console.log(node.opType, outs[0]?.shape),
+ * });
+ * ```
  */
 export class OnnxModel implements Disposable {
   readonly inputs: readonly ValueInfo[];
@@ -206,6 +254,7 @@ export class OnnxModel implements Disposable {
     this.threadChoices.clear();
   }
 
+  /** Same as `dispose()`, for `using model = …`. */
   [disposeSymbol](): void {
     this.dispose();
   }
@@ -220,6 +269,7 @@ export class OnnxModel implements Disposable {
     return this.runSync(feeds, opts);
   }
 
+  /** Synchronous `run`: same feeds, options, result and errors. Throws a LightconvError once the model is disposed. */
   runSync(feeds: Record<string, Tensor> | Tensor, opts: RunOptions = {}): Record<string, Tensor> {
     if (this.isDisposed) throw new LightconvError(`${this.graph.name ? `model '${this.graph.name}'` : 'the model'} was disposed; load it again to run it`);
     // Device tensors (the GPU backend's textures) made during the run and not returned are

@@ -71,23 +71,24 @@ export function safeInt(v: Int64, what: string): number {
 }
 
 /**
- * An int64 tensor value as a number. INT64_MAX and INT64_MIN are the exporters' "unbounded"
- * (torch writes `x[:, 1:]` as Slice ends = INT64_MAX): they become ±(2^53 − 1), which every op
+ * An int64 tensor value as a number. INT64_MAX, INT64_MIN and −INT64_MAX are the exporters'
+ * "unbounded" (torch writes `x[:, 1:]` as Slice ends = INT64_MAX, and a step-−1 slice to the
+ * start as ends = −INT64_MAX, as torchvision's Swin-T has): they become ±(2^53 − 1), which every op
  * taking them (Slice, Range bounds, Clip) clamps exactly as it would the true value. Any other
  * value beyond ±2^53 stays an error: it could not be represented exactly.
  */
 function int64Value(v: bigint): number {
   if (v === 0x7fffffffffffffffn) return Number.MAX_SAFE_INTEGER;
-  if (v === -0x8000000000000000n) return -Number.MAX_SAFE_INTEGER;
+  if (v === -0x8000000000000000n || v === -0x7fffffffffffffffn) return -Number.MAX_SAFE_INTEGER;
   return Number(v);
 }
 
-/** INT64_MAX or INT64_MIN as a protobuf Long (int64_data): the same sentinels as int64Value's. */
+/** INT64_MAX, INT64_MIN or −INT64_MAX as a protobuf Long (int64_data): the same sentinels as int64Value's. */
 function isSentinel(v: Long): boolean {
   if (v.unsigned) return false;
   const high = v.high | 0;
   const low = v.low >>> 0;
-  return (high === 0x7fffffff && low === 0xffffffff) || (high === -0x80000000 && low === 0);
+  return (high === 0x7fffffff && low === 0xffffffff) || (high === -0x80000000 && (low === 0 || low === 1));
 }
 
 function fmtLong(v: Long): string {

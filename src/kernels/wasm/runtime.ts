@@ -149,6 +149,12 @@ export class Runtime {
     this.pool.run([[[name, ...args]]]);
   }
 
+  /** A kernel that another file generates, built (with the rest of `make`'s module) on first use. */
+  kernel(name: string, make: () => Fn[]): (...args: number[]) => void {
+    if (!this.fns[name]) this.addModule(make());
+    return this.fns[name]!;
+  }
+
   /** The depthwise kernel for a geometry, generated on first use. */
   depthwise(spec: DepthwiseSpec): (...args: number[]) => void {
     const name = depthwiseName(spec);

@@ -2,11 +2,14 @@ import type { OnnxOp, OnnxOpTable } from '../node.js';
 import { convOps } from './conv.js';
 import { elementwiseOps } from './elementwise.js';
 import { gemmOps } from './gemm.js';
+import { layerOps } from './layers.js';
 import { movementOps } from './movement.js';
 import { normalizationOps } from './normalization.js';
 import { poolOps } from './pool.js';
 import { reduceOps } from './reduce.js';
+import { selectOps } from './select.js';
 import { softmaxOps } from './softmax.js';
+import { quantOps } from './quant.js';
 import { structureOps } from './structure.js';
 
 /** Every ONNX op (default domain) the engine runs, by op_type. */
@@ -18,8 +21,11 @@ export const ONNX_OPS: OnnxOpTable = {
   ...normalizationOps,
   ...softmaxOps,
   ...reduceOps,
+  ...selectOps,
   ...movementOps,
   ...structureOps,
+  ...quantOps,
+  ...layerOps,
 };
 
 /** The adapter for an op type; own properties only, so 'constructor' or '__proto__' find nothing. */

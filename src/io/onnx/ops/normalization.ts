@@ -4,13 +4,21 @@ import type { OnnxOpTable } from '../node.js';
 /** ONNX adapters for the normalization op cards. */
 export const normalizationOps: OnnxOpTable = {
   BatchNormalization: {
-    // Opset 6 and older carry is_test and consumed_inputs.
-    sinceVersion: 7,
+    sinceVersion: 1,
     compile(node) {
       const extraOutputs = node.outputs.slice(1).some((o) => o !== '');
       const training = node.int('training_mode', 0);
       if (training !== 0 && training !== 1) throw node.error(`training_mode must be 0 or 1, got ${training}`);
-      if (node.opset < 14) {
+      if (node.opset < 7) {
+        // Opsets 1 and 6: is_test (default 0) and opset 1's consumed_inputs (an in-place hint,
+        // ignored). A node whose only output is Y runs inference (the running statistics) whatever
+        // is_test says, as legacy Dropout does and as the graph optimiser's Conv+BN folding assumes:
+        // exporters of that era often left is_test unset on inference graphs. The training outputs
+        // are refused.
+        const isTest = node.int('is_test', 0);
+        if (isTest !== 0 && isTest !== 1) throw node.error(`is_test must be 0 or 1, got ${isTest}`);
+        if (extraOutputs) throw node.error(`training mode (the running mean/var outputs) is supported from opset 14, this node is opset ${node.opset}`);
+      } else if (node.opset < 14) {
         // Opsets 7–13 had no training_mode: the four extra outputs (mean, var, saved_mean,
         // saved_var) signalled training, with a loosely specified saved_var.
         if (training === 1 || extraOutputs) {
@@ -19,7 +27,7 @@ export const normalizationOps: OnnxOpTable = {
       } else if (training === 0 && extraOutputs) {
         throw node.error('the running mean/var outputs are only valid with training_mode=1');
       }
-      // Opsets 7–8: spatial=0 would mean per-element (not per-channel) statistics.
+      // Opsets 1–8: spatial=0 would mean per-element (not per-channel) statistics.
       if (node.int('spatial', 1) !== 1) throw node.error('spatial=0 is not supported');
       // MobileNetV3 exports epsilon 1e-3, EfficientNet 1e-5: always the node's value.
       const epsilon = node.float('epsilon', 1e-5);

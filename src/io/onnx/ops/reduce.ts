@@ -1,5 +1,5 @@
 import type { Tensor } from '../../../core/tensor.js';
-import { reduceMax, reduceMean, reduceMin, reduceSum } from '../../../kernels/reduce.js';
+import { reduceL1, reduceL2, reduceLogSumExp, reduceMax, reduceMean, reduceMin, reduceProd, reduceSum, reduceSumSquare } from '../../../kernels/reduce.js';
 import { type OnnxOp, type OnnxOpTable, readInts } from '../node.js';
 
 type ReduceFn = (x: Tensor, axes: readonly number[], keepdims: boolean, noopWithEmptyAxes: boolean) => Tensor;
@@ -23,10 +23,15 @@ function reduceOp(fn: ReduceFn, axesInputSince: number): OnnxOp {
   };
 }
 
-/** ONNX adapters for the reduce op cards. */
+/** ONNX adapters for the reduce op cards (every opset: 1, 11 negative axes, 13, 18 axes as an input). */
 export const reduceOps: OnnxOpTable = {
   ReduceSum: reduceOp(reduceSum, 13),
   ReduceMean: reduceOp(reduceMean, 18),
   ReduceMax: reduceOp(reduceMax, 18),
   ReduceMin: reduceOp(reduceMin, 18),
+  ReduceProd: reduceOp(reduceProd, 18),
+  ReduceL1: reduceOp(reduceL1, 18),
+  ReduceL2: reduceOp(reduceL2, 18),
+  ReduceSumSquare: reduceOp(reduceSumSquare, 18),
+  ReduceLogSumExp: reduceOp(reduceLogSumExp, 18),
 };

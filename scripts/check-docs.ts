@@ -1,0 +1,122 @@
+/**
+ * Builds the API reference (typedoc, options from typedoc.json) into docs/api and checks it:
+ * every exported top-level function and class has an `@example`, and typedoc reports no
+ * validation warnings (missing documentation, broken links). Exit 1 with the list otherwise.
+ *
+ *   npx tsx scripts/check-docs.ts        (npm run check:docs)
+ */
+import { Application, type DeclarationReflection, type ProjectReflection, ReflectionKind, TypeDocReader, TSConfigReader, PackageJsonReader } from 'typedoc';
+
+/**
+ * TEMPORARY allowlist: files whose exports are still being written, so their missing docs and
+ * examples are reported but do not fail the check. Empty it (file by file) once they settle.
+ * Entries are paths relative to the package root; a trailing '/' covers a whole folder.
+ */
+const TEMPORARY_ALLOWLIST: readonly string[] = [
+  'src/kernels/conv.ts',
+  'src/kernels/normalization.ts',
+  'src/kernels/activation.ts',
+  'src/kernels/grad.ts',
+  'src/train/optim.ts',
+  'src/kernels/reduce.ts',
+  'src/kernels/select.ts',
+  'src/kernels/einsum.ts',
+  'src/kernels/resize.ts',
+  'src/kernels/conv_transpose.ts',
+  'src/kernels/gelu.ts',
+  'src/kernels/quant.ts',
+  'src/kernels/wasm/',
+  'src/io/onnx/ops/',
+  'src/train/onnx_trainable.ts',
+  'src/core/dispose.ts',
+];
+
+function allowlisted(path: string | undefined): boolean {
+  if (!path) return false;
+  return TEMPORARY_ALLOWLIST.some((a) => (a.endsWith('/') ? path.startsWith(a) : path === a));
+}
+
+const app = await Application.bootstrapWithPlugins({ options: 'typedoc.json' }, [
+  new TypeDocReader(),
+  new PackageJsonReader(),
+  new TSConfigReader(),
+]);
+
+// Collect validation warnings instead of printing them, to split off the allowlisted ones.
+// The missing-documentation message names the file as "defined in lightconv/<path>,".
+const failures: string[] = [];
+const allowed: string[] = [];
+const logger = app.logger;
+const origValidationWarning = logger.validationWarning.bind(logger) as (text: string) => void;
+(logger as { validationWarning: (text: string) => void }).validationWarning = (text: string) => {
+  const m = /defined in [^/\s]+\/(\S+?),/.exec(text);
+  if (m && allowlisted(m[1])) {
+    allowed.push(text);
+    return;
+  }
+  failures.push(`typedoc: ${text}`);
+  origValidationWarning(text);
+};
+
+const project = await app.convert();
+if (!project) {
+  console.error('check-docs: typedoc could not convert the project (see the errors above)');
+  process.exit(1);
+}
+app.validate(project);
+
+/** The package-relative file that declares `r` (typedoc.json disables `sources`, the symbol id still has it). */
+function fileOf(p: ProjectReflection, r: DeclarationReflection): string | undefined {
+  return p.getSymbolIdFromReflection(r)?.packagePath;
+}
+
+function hasExample(r: DeclarationReflection): boolean {
+  const comments = [r.comment, ...(r.signatures ?? []).map((s) => s.comment)];
+  return comments.some((c) => c?.blockTags.some((t) => t.tag === '@example'));
+}
+
+// Exported top-level functions and classes, once each (a name re-exported by several entry
+// points, or reached through a namespace such as `transforms`, is counted at its first place).
+const seen = new Set<string>();
+let total = 0;
+let withExample = 0;
+const missingAllowed: string[] = [];
+function visit(container: { children?: DeclarationReflection[] }): void {
+  for (const r of container.children ?? []) {
+    if (r.kindOf(ReflectionKind.Namespace | ReflectionKind.Module)) {
+      visit(r);
+      continue;
+    }
+    if (!r.kindOf(ReflectionKind.Function | ReflectionKind.Class)) continue;
+    const file = fileOf(project!, r);
+    const key = `${file}#${r.name}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    total++;
+    if (hasExample(r)) {
+      withExample++;
+      continue;
+    }
+    const kind = r.kindOf(ReflectionKind.Class) ? 'class' : 'function';
+    const line = `${r.name} (${kind}, ${file ?? 'unknown file'}) has no @example`;
+    if (allowlisted(file)) missingAllowed.push(line);
+    else failures.push(line);
+  }
+}
+visit(project);
+
+await app.generateDocs(project, app.options.getValue('out'));
+if (app.logger.hasErrors()) failures.push('typedoc reported errors while generating the HTML (see above)');
+
+const missingDocs = failures.filter((f) => f.startsWith('typedoc:')).length;
+console.log(`check-docs: ${withExample} of ${total} exported functions and classes have an @example`);
+console.log(
+  `check-docs: ${missingDocs} typedoc validation warnings outside the allowlist, ${allowed.length} inside it ` +
+    `(${TEMPORARY_ALLOWLIST.length} temporarily allowlisted paths; ${missingAllowed.length} of their exports lack an @example)`,
+);
+console.log(`check-docs: HTML written to ${app.options.getValue('out')}/index.html`);
+if (failures.length) {
+  console.error(`\ncheck-docs: ${failures.length} problems:`);
+  for (const f of failures) console.error(`  ${f}`);
+  process.exit(1);
+}
