@@ -1,11 +1,16 @@
 /**
  * Builds the API reference (typedoc, options from typedoc.json) into docs/api and checks it:
- * every exported top-level function and class has an `@example`, and typedoc reports no
- * validation warnings (missing documentation, broken links). Exit 1 with the list otherwise.
+ * every exported top-level function and class has an `@example`, every example type-checks
+ * against the sources (`lightconv`, `lightconv/onnx`, `lightconv/gpu` mapped to src/), and
+ * typedoc reports no validation warnings (missing documentation, broken links). Exit 1 with the
+ * list otherwise.
  *
  *   npx tsx scripts/check-docs.ts        (npm run check:docs)
  */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Application, type DeclarationReflection, type ProjectReflection, ReflectionKind, TypeDocReader, TSConfigReader, PackageJsonReader } from 'typedoc';
+import ts from 'typescript';
 
 /**
  * TEMPORARY allowlist: files whose exports are still being written, so their missing docs and
@@ -105,14 +110,63 @@ function visit(container: { children?: DeclarationReflection[] }): void {
 }
 visit(project);
 
+// Every example, once, compiled as its own module with the package's names mapped to src/.
+const examples = new Map<string, { where: string; file: string | undefined }>();
+for (const r of Object.values(project.reflections)) {
+  if (!r.isDeclaration()) continue;
+  const file = fileOf(project, r);
+  for (const c of [r.comment, ...(r.signatures ?? []).map((sig) => sig.comment)]) {
+    for (const tag of c?.blockTags ?? []) {
+      if (tag.tag !== '@example') continue;
+      const text = tag.content.map((part) => part.text).join('');
+      for (const m of text.matchAll(/```(?:ts|typescript)\n([\s\S]*?)```/g)) {
+        if (!examples.has(m[1]!)) examples.set(m[1]!, { where: r.getFriendlyFullName(), file });
+      }
+    }
+  }
+}
+const root = resolve('.');
+// Inside the package (an ignored folder), so that imports such as 'ndarray' resolve as a user's would.
+mkdirSync(join(root, '.scratch'), { recursive: true });
+const dir = mkdtempSync(join(root, '.scratch', 'doc-examples-'));
+try {
+  const owner = new Map<string, { where: string; file: string | undefined }>();
+  [...examples].forEach(([code, info], i) => {
+    const path = join(dir, `example${i}.ts`);
+    writeFileSync(path, `${code}\nexport {};\n`);
+    owner.set(resolve(path), info);
+  });
+  const config = ts.parseJsonConfigFileContent(ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile).config, ts.sys, root);
+  const options: ts.CompilerOptions = {
+    ...config.options,
+    noEmit: true,
+    declaration: false,
+    baseUrl: root,
+    paths: { lightconv: ['src/index.ts'], 'lightconv/onnx': ['src/onnx.ts'], 'lightconv/gpu': ['src/gpu.ts'] },
+  };
+  const program = ts.createProgram([...owner.keys()], options);
+  for (const sf of program.getSourceFiles()) {
+    const info = owner.get(resolve(sf.fileName));
+    if (!info) continue;
+    for (const d of [...program.getSyntacticDiagnostics(sf), ...program.getSemanticDiagnostics(sf)]) {
+      const line = d.start === undefined ? 0 : sf.getLineAndCharacterOfPosition(d.start).line + 1;
+      const msg = `the @example of ${info.where} (${info.file ?? 'unknown file'}) does not compile: line ${line}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+      if (allowlisted(info.file)) missingAllowed.push(msg);
+      else failures.push(msg);
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
 await app.generateDocs(project, app.options.getValue('out'));
 if (app.logger.hasErrors()) failures.push('typedoc reported errors while generating the HTML (see above)');
 
 const missingDocs = failures.filter((f) => f.startsWith('typedoc:')).length;
-console.log(`check-docs: ${withExample} of ${total} exported functions and classes have an @example`);
+console.log(`check-docs: ${withExample} of ${total} exported functions and classes have an @example; ${examples.size} examples type-checked`);
 console.log(
   `check-docs: ${missingDocs} typedoc validation warnings outside the allowlist, ${allowed.length} inside it ` +
-    `(${TEMPORARY_ALLOWLIST.length} temporarily allowlisted paths; ${missingAllowed.length} of their exports lack an @example)`,
+    `(${TEMPORARY_ALLOWLIST.length} temporarily allowlisted paths; ${missingAllowed.length} example problems in them)`,
 );
 console.log(`check-docs: HTML written to ${app.options.getValue('out')}/index.html`);
 if (failures.length) {

@@ -40,9 +40,16 @@ OPS = [
 # others) and its own test file with the cases expected to fail.
 GROUPS = {
     'structure': OPS,
-    # Gelu is newer than ONNX 1.12: its cases come from scripts/make_gelu_fixtures.py (PyTorch).
+    # Gelu is newer than ONNX 1.12: its cases come from scripts/make_newer_node_fixtures.py (PyTorch; Mish too).
     'layers': ['Resize', 'Upsample', 'ConvTranspose'],
     'quant': ['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger'],
+    # The operators the engine ran before the groups above: its CNN core.
+    'core': [
+        'Abs', 'Add', 'AveragePool', 'BatchNormalization', 'Clip', 'Concat', 'Constant', 'Conv', 'Div', 'Dropout', 'Erf',
+        'Exp', 'Flatten', 'Gather', 'Gemm', 'GlobalAveragePool', 'GlobalMaxPool', 'HardSigmoid', 'HardSwish', 'Identity',
+        'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Neg', 'Pad', 'Pow', 'Reshape', 'ReduceMax', 'ReduceMean', 'ReduceMin',
+        'ReduceSum', 'Relu', 'Shape', 'Sigmoid', 'Softmax', 'Sqrt', 'Squeeze', 'Sub', 'Tanh', 'Transpose', 'Unsqueeze',
+    ],
     'select': ['ArgMax', 'ArgMin', 'TopK', 'GatherElements', 'Einsum', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp', 'ReduceProd'],
 }
 

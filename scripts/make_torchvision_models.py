@@ -8,9 +8,9 @@ layout `lightconv conformance` reads. Weights are torchvision's random initialis
 (weights=None, torch.manual_seed(0); nothing is downloaded), made less trivial where the default
 would hide a bug: BatchNorm affine parameters are drawn at random and its running statistics are
 measured on a random batch (the defaults make BN nearly the identity and let activations grow
-without bound through deep nets). Eval mode; batch 1 at the
-model's usual size (224, Inception-v3 299); a seeded standard-normal input; the expected output is
-PyTorch's own float32 output.
+without bound through deep nets), and ViT's zero-initialised head gets small random weights. Eval
+mode; batch 1 at the model's usual size (224, Inception-v3 299); a seeded standard-normal input;
+the expected output is PyTorch's own float32 output.
 
 Usage: /usr/bin/python3 scripts/make_torchvision_models.py [out_dir] [--only name,name] [--opsets 13,17] [--extra]
   out_dir defaults to /tmp/tv-models; must not be inside the repository.
@@ -25,7 +25,6 @@ import shutil
 import sys
 import time
 
-import numpy as np
 import onnx
 import torch
 import torchvision

@@ -17,6 +17,7 @@ export interface ImageDataset {
   readonly files: readonly string[];
 }
 
+/** Options of `loadImageFolder`: size, channels and normalisation of the decoded images. */
 export interface ImageFolderOptions {
   /** Resize every image to size × size (PIL-style antialiased bilinear); default: keep (all must agree). */
   size?: number;
@@ -32,6 +33,15 @@ const IMAGE = /\.(png|jpe?g)$/i;
 /**
  * Loads a torchvision ImageFolder layout — `root/<class>/<image>` — with classes numbered in
  * sorted folder-name order and images in sorted file-name order (deterministic).
+ *
+ * @example
+ * ```ts
+ * import { loadImageFolder, trainTestSplit } from 'lightconv';
+ *
+ * const ds = await loadImageFolder('data/digits', { size: 32, channels: 1 });
+ * const { train, test } = trainTestSplit(ds, 0.2, 42);
+ * console.log(ds.classes, train.images.shape); // [N, 1, 32, 32]
+ * ```
  */
 export async function loadImageFolder(root: string, opts: ImageFolderOptions = {}): Promise<ImageDataset> {
   // Imported here so that the module loads in browsers.
@@ -71,7 +81,17 @@ export async function loadImageFolder(root: string, opts: ImageFolderOptions = {
   return { images: new Tensor(data, [tensors.length, c, h, w]), labels: Int32Array.from(labels), classes, files };
 }
 
-/** Rows `idx` of a dataset (a copy). */
+/**
+ * Rows `idx` of a dataset (a copy).
+ *
+ * @example
+ * ```ts
+ * import { loadImageFolder, subset } from 'lightconv';
+ *
+ * const ds = await loadImageFolder('data/digits', { size: 32 });
+ * const firstTen = subset(ds, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+ * ```
+ */
 export function subset(ds: ImageDataset, idx: readonly number[]): ImageDataset {
   const [, c, h, w] = ds.images.shape as [number, number, number, number];
   const per = c * h * w;
@@ -81,7 +101,16 @@ export function subset(ds: ImageDataset, idx: readonly number[]): ImageDataset {
   return { images: new Tensor(data, [idx.length, c, h, w]), labels: Int32Array.from(idx, (k) => ds.labels[k]!), classes: ds.classes, files: idx.map((k) => ds.files[k]!) };
 }
 
-/** A seeded stratified split: `testFraction` of each class goes to test, the rest to train. */
+/**
+ * A seeded stratified split: `testFraction` of each class goes to test, the rest to train.
+ *
+ * @example
+ * ```ts
+ * import { loadImageFolder, trainTestSplit } from 'lightconv';
+ *
+ * const { train, test } = trainTestSplit(await loadImageFolder('data/digits', { size: 32 }), 0.25, 1);
+ * ```
+ */
 export function trainTestSplit(ds: ImageDataset, testFraction: number, seed = 0): { train: ImageDataset; test: ImageDataset } {
   if (!(testFraction > 0 && testFraction < 1)) throw new ValueError(`trainTestSplit: testFraction must be in (0, 1), got ${testFraction}`);
   const rng = new Rng(seed);
@@ -112,6 +141,7 @@ export interface ImageItem {
   group?: string;
 }
 
+/** A dataset as a file list (nothing decoded): `listImageFolder`, `listCsvImages`; what `ImageLoader` streams. */
 export interface ImageList {
   root: string;
   layout: 'folder' | 'csv';
@@ -199,6 +229,14 @@ async function walk(dir: string, what: string, root = dir): Promise<string[]> {
  * Lists a torchvision ImageFolder layout, `root/<class>/…/<image>`: classes are the folder names
  * sorted, files (.png .jpg .jpeg .dcm, in nested folders too) sorted by path. Hidden files and
  * folders are skipped. An empty class folder, a single class or no images at all is an error.
+ *
+ * @example
+ * ```ts
+ * import { listImageFolder } from 'lightconv';
+ *
+ * const list = await listImageFolder('data/skin'); // data/skin/<class>/<image>
+ * console.log(list.classes, list.items.length, list.items[0]?.file);
+ * ```
  */
 export async function listImageFolder(root: string): Promise<ImageList> {
   const { readdir } = await import('node:fs/promises');
@@ -228,6 +266,7 @@ export async function listImageFolder(root: string): Promise<ImageList> {
   return { root, layout: 'folder', classes, items };
 }
 
+/** Options of `listCsvImages`: the CSV's columns (HAM10000's names by default) and the class order. */
 export interface CsvImagesOptions {
   /** Column naming the image (HAM10000: image_id); the extension may be left out. Default 'image_id'. */
   imageCol?: string;
@@ -244,6 +283,13 @@ export interface CsvImagesOptions {
  * — directly, at the path the CSV gives, or by file name anywhere below root (HAM10000 splits
  * its images over two folders). A CSV path that does not exist as given is also tried relative
  * to root. Rows are numbered as a spreadsheet shows them: the header is row 1.
+ *
+ * @example
+ * ```ts
+ * import { listCsvImages } from 'lightconv';
+ *
+ * const list = await listCsvImages('data/HAM10000', 'HAM10000_metadata.csv', { imageCol: 'image_id', labelCol: 'dx', groupCol: 'lesion_id' });
+ * ```
  */
 export async function listCsvImages(root: string, csvFile: string, opts: CsvImagesOptions = {}): Promise<ImageList> {
   const { stat } = await import('node:fs/promises');
@@ -352,7 +398,18 @@ export async function listCsvImages(root: string, csvFile: string, opts: CsvImag
   return { root, layout: 'csv', classes, items };
 }
 
-/** The items at `indices`, in that order (classes and root kept). */
+/**
+ * The items at `indices`, in that order (classes and root kept).
+ *
+ * @example
+ * ```ts
+ * import { listImageFolder, stratifiedSplit, subsetList } from 'lightconv';
+ *
+ * const list = await listImageFolder('data/skin');
+ * const { train, test } = stratifiedSplit(list.items.map((it) => it.label), 0.2, 0);
+ * const testList = subsetList(list, test);
+ * ```
+ */
 export function subsetList(list: ImageList, indices: readonly number[]): ImageList {
   const n = list.items.length;
   const items = indices.map((i) => {

@@ -32,7 +32,18 @@ export function withFile(e: unknown, name: string): LightconvError {
   return new ValueError(`${name}: cannot decode (${msg})`);
 }
 
-/** Bytes of a PNG, JPEG or DICOM file → 8-bit RGB; errors name `name`. */
+/**
+ * Bytes of a PNG, JPEG or DICOM file → 8-bit RGB; errors name `name`.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { decodeAnyImage } from 'lightconv';
+ *
+ * const img = decodeAnyImage(readFileSync('scan.dcm'), 'scan.dcm', { window: [40, 400] }); // DICOM with a VOI window
+ * console.log(img.width, img.height);
+ * ```
+ */
 export function decodeAnyImage(bytes: Uint8Array, name = 'image', opts: DecodeOptions = {}): RgbImage {
   try {
     if (looksLikeDicom(bytes, name)) return dicomToRgb(decodeDicom(bytes, name), opts.window ? { window: opts.window } : {});
@@ -46,6 +57,14 @@ export function decodeAnyImage(bytes: Uint8Array, name = 'image', opts: DecodeOp
  * Reads and decodes an image file (Node only). The file is opened first and the descriptor
  * checked (a FIFO, device or folder is refused without blocking; the size is checked against
  * maxModelBytes before it is read): src/io/files.ts.
+ *
+ * @example
+ * ```ts
+ * import { readImage, toTensor } from 'lightconv';
+ *
+ * const img = await readImage('cat.jpg'); // PNG, JPEG or DICOM
+ * const x = toTensor(img); // [1, 3, H, W] in [0, 1]
+ * ```
  */
 export async function readImage(path: string, opts: DecodeOptions = {}): Promise<RgbImage> {
   return decodeAnyImage(await readRegularFile(path), path, opts);

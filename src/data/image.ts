@@ -17,7 +17,9 @@ export interface RgbImage {
   readonly rgb: Uint8Array;
 }
 
+/** ImageNet's per-channel mean (RGB), torchvision's normalisation. */
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
+/** ImageNet's per-channel standard deviation (RGB), torchvision's normalisation. */
 export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -118,6 +120,14 @@ function checkJpegData(bytes: Uint8Array, jpg: { width: number; height: number; 
  * Decodes a PNG or JPEG (sniffed from its first bytes) to 8-bit RGB. Grayscale is replicated
  * to three channels and alpha is dropped, as PIL's convert('RGB') does; 16-bit PNGs are scaled
  * to 8 bits. The size in the header is checked against the tensor budget before decoding.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { decodeImage } from 'lightconv';
+ *
+ * const { width, height, rgb } = decodeImage(readFileSync('cat.png'));
+ * ```
  */
 export function decodeImage(bytes: Uint8Array): RgbImage {
   const isPng = startsWith(bytes, PNG_MAGIC);
@@ -197,7 +207,18 @@ function checkImage(img: RgbImage, what: string): void {
   }
 }
 
-/** Encodes 8-bit RGB as a PNG file. */
+/**
+ * Encodes 8-bit RGB as a PNG file.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { encodePng } from 'lightconv';
+ *
+ * const rgb = new Uint8Array(4 * 4 * 3).fill(255); // a white 4×4 image
+ * writeFileSync('white.png', encodePng(rgb, 4, 4));
+ * ```
+ */
 export function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
   checkedSize([height, width, 3], 'encodePng', 1);
   if (rgb.length !== width * height * 3) throw new ValueError(`encodePng: ${rgb.length} bytes for ${width}×${height} RGB (needs ${width * height * 3})`);
@@ -301,6 +322,13 @@ export function resizeBilinear(img: RgbImage, width: number, height: number): Rg
 /**
  * torchvision's Resize(size) with an int: the shorter side becomes `size`, the longer one
  * int(size · long / short), truncated as Python's int() does.
+ *
+ * @example
+ * ```ts
+ * import { centerCrop, readImage, resizeShorter } from 'lightconv';
+ *
+ * const img = centerCrop(resizeShorter(await readImage('cat.jpg'), 256), 224, 224);
+ * ```
  */
 export function resizeShorter(img: RgbImage, size: number): RgbImage {
   if (!Number.isInteger(size) || size < 1) throw new ValueError(`resizeShorter: size ${size} must be a positive integer`);
@@ -320,6 +348,13 @@ export function roundHalfEven(x: number): number {
 /**
  * torchvision's CenterCrop: the offset is round((size − crop) / 2) with Python's rounding;
  * a crop larger than the image pads it with black, the odd pixel going to the right/bottom.
+ *
+ * @example
+ * ```ts
+ * import { centerCrop, readImage } from 'lightconv';
+ *
+ * const square = centerCrop(await readImage('cat.jpg'), 224, 224);
+ * ```
  */
 export function centerCrop(img: RgbImage, width: number, height: number): RgbImage {
   checkImage(img, 'centerCrop');
@@ -364,6 +399,13 @@ function luma(rgb: Uint8Array, i: number): number {
 /**
  * A float32 [1, C, H, W] tensor with (v / 255 − mean) / std per channel. Each step is rounded
  * to float32 as torchvision's ToTensor + Normalize do, so the values match PyTorch's bit for bit.
+ *
+ * @example
+ * ```ts
+ * import { IMAGENET_MEAN, IMAGENET_STD, readImage, toTensor } from 'lightconv';
+ *
+ * const x = toTensor(await readImage('cat.png'), { mean: IMAGENET_MEAN, std: IMAGENET_STD }); // [1, 3, H, W]
+ * ```
  */
 export function toTensor(img: RgbImage, opts: NormalizeOptions = {}): Tensor {
   checkImage(img, 'toTensor');
@@ -389,6 +431,7 @@ export function toTensor(img: RgbImage, opts: NormalizeOptions = {}): Tensor {
   return new Tensor(out, shape);
 }
 
+/** Options of `loadImageTensor`: torchvision's evaluation transform by default (Resize 256, CenterCrop 224). */
 export interface LoadImageOptions extends NormalizeOptions {
   /** Shorter side after resizing (torchvision Resize(int)); null skips resizing. Default 256. */
   readonly resize?: number | null;
@@ -400,6 +443,16 @@ export interface LoadImageOptions extends NormalizeOptions {
  * Bytes or a file path → a normalized [1, C, H, W] float32 tensor: decode, resize the shorter
  * side, center-crop, scale and normalize. Mean and std default to ImageNet's for 3 channels
  * and to none (0 and 1) for 1 channel.
+ *
+ * @example
+ * ```ts
+ * import { loadImageTensor } from 'lightconv';
+ * import { loadOnnx } from 'lightconv/onnx';
+ *
+ * const x = await loadImageTensor('cat.jpg'); // [1, 3, 224, 224], ImageNet-normalised
+ * const model = await loadOnnx('mobilenet_v3_small.onnx');
+ * const logits = Object.values(await model.run(x))[0]!;
+ * ```
  */
 export async function loadImageTensor(source: Uint8Array | string, opts: LoadImageOptions = {}): Promise<Tensor> {
   // node:fs is imported (by readRegularFile) only when a path is given, so the module loads in browsers.

@@ -14,6 +14,7 @@ import { type Preprocess, type TransformSpec, checkPreprocess, checkTransform } 
  * alone, so the batches are the same with 0, 1 or 8 workers and with any cache size.
  */
 
+/** Options of `ImageLoader`: `preprocess` and `batchSize` are required. */
 export interface ImageLoaderOptions {
   preprocess: Preprocess;
   /** Training augmentation, applied after the shorter-side resize; none for evaluation. */
@@ -39,6 +40,7 @@ export interface ImageLoaderOptions {
   dropLast?: boolean;
 }
 
+/** One batch of an `ImageLoader`. */
 export interface Batch {
   /** [B, C, S, S] float32, normalised. */
   images: Tensor;
@@ -47,6 +49,7 @@ export interface Batch {
   indices: number[];
 }
 
+/** Cache use of an `ImageLoader` (decoded images kept between epochs) and its threads. */
 export interface LoaderStats extends CacheStats {
   /** Decode threads running (0 when decoding on the calling thread or after close()). */
   threads: number;
@@ -247,6 +250,23 @@ function defaultWorkers(cores: number): number {
 
 const isNode = () => typeof process !== 'undefined' && !!process.versions?.node;
 
+/**
+ * Streams batches of a file list — a `BatchSource` for `fit`. Decoding, resizing and augmentation
+ * run in worker threads a few batches ahead; the order and augmentation follow from (seed, epoch,
+ * item) alone, so the batches are the same with any number of workers. Throws a ValueError for bad options or labels outside the classes; call `close()` to end its threads.
+ *
+ * @example
+ * ```ts
+ * import { ImageLoader, defaultAugment, fit, listImageFolder, mobileNetV3, Adam } from 'lightconv';
+ *
+ * const list = await listImageFolder('data/train');
+ * const preprocess = { inputSize: 224, resize: 256, crop: 224, channels: 3 as const, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+ * const loader = new ImageLoader(list, { preprocess, augment: defaultAugment(224), batchSize: 32, shuffle: true, workers: 2 });
+ * const net = mobileNetV3('small', { numClasses: list.classes.length });
+ * await fit(net, loader, { epochs: 10, optimizer: new Adam(net.parameters(), { lr: 1e-3 }) });
+ * await loader.close();
+ * ```
+ */
 export class ImageLoader {
   readonly batchSize: number;
   private readonly items: number[];
@@ -390,7 +410,17 @@ export class ImageLoader {
   }
 }
 
-/** Every item decoded with the evaluation preprocessing into one [N, C, S, S] tensor (small sets, evaluation). */
+/**
+ * Every item decoded with the evaluation preprocessing into one [N, C, S, S] tensor (small sets, evaluation).
+ *
+ * @example
+ * ```ts
+ * import { listImageFolder, loadTensors } from 'lightconv';
+ *
+ * const preprocess = { inputSize: 64, resize: 64, crop: 64, channels: 3 as const, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+ * const { images, labels } = await loadTensors(await listImageFolder('data/small'), preprocess); // [N, 3, 64, 64]
+ * ```
+ */
 export async function loadTensors(list: ImageList, preprocess: Preprocess, opts: { workers?: number; indices?: number[] } = {}): Promise<{ images: Tensor; labels: Int32Array }> {
   const idx = opts.indices ?? [...list.items.keys()];
   const { channels: C, inputSize: S } = checkPreprocess(preprocess, 'loadTensors: preprocess');

@@ -11,6 +11,7 @@ import { type RgbImage, centerCrop as cropCenter, resizeBilinear, resizeShorter,
 
 export type Range = [lo: number, hi: number];
 
+/** A transform as plain data (JSON-serialisable, so it can cross to the decode workers and be stored with a run): build one with the functions of `transforms`, run it with `applyTransform`. */
 export type TransformSpec =
   | { kind: 'resize'; size: number }
   | { kind: 'resizeTo'; width: number; height: number }
@@ -22,41 +23,107 @@ export type TransformSpec =
   | { kind: 'colorJitter'; brightness: Range | null; contrast: Range | null; saturation: Range | null; hue: Range | null }
   | { kind: 'compose'; transforms: TransformSpec[] };
 
-/** torchvision Resize(size) with an int: the shorter side becomes `size` (PIL's antialiased bilinear). */
+/**
+ * torchvision Resize(size) with an int: the shorter side becomes `size` (PIL's antialiased bilinear).
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const img = transforms.resize(256); // use with applyTransform
+ * ```
+ */
 export function resize(size: number): TransformSpec {
   return check({ kind: 'resize', size });
 }
 
-/** Resize to exactly width × height (torchvision Resize((h, w))). */
+/**
+ * Resize to exactly width × height (torchvision Resize((h, w))).
+ *
+ * @example
+ * ```ts
+ * import { applyTransform, readImage, transforms } from 'lightconv';
+ *
+ * const small = applyTransform(transforms.resizeTo(64, 48), await readImage('x.png')); // 64×48
+ * ```
+ */
 export function resizeTo(width: number, height: number): TransformSpec {
   return check({ kind: 'resizeTo', width, height });
 }
 
-/** torchvision CenterCrop: a side, or [height, width]; pads with black when larger than the image. */
+/**
+ * torchvision CenterCrop: a side, or [height, width]; pads with black when larger than the image.
+ *
+ * @example
+ * ```ts
+ * import { applyTransform, readImage, transforms } from 'lightconv';
+ *
+ * const crop = applyTransform(transforms.centerCrop([200, 300]), await readImage('x.png')); // 300 wide, 200 high
+ * ```
+ */
 export function centerCrop(size: number | [number, number]): TransformSpec {
   return check({ kind: 'centerCrop', size });
 }
 
-/** torchvision RandomResizedCrop(size, scale, ratio) with bilinear, antialiased resizing. */
+/**
+ * torchvision RandomResizedCrop(size, scale, ratio) with bilinear, antialiased resizing.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const spec = transforms.randomResizedCrop(224, { scale: [0.5, 1] });
+ * ```
+ */
 export function randomResizedCrop(size: number, opts: { scale?: Range; ratio?: Range } = {}): TransformSpec {
   return check({ kind: 'randomResizedCrop', size, scale: opts.scale ?? [0.08, 1], ratio: opts.ratio ?? [3 / 4, 4 / 3] });
 }
 
+/**
+ * torchvision RandomHorizontalFlip: mirrors left–right with probability `p` (default 0.5).
+ *
+ * @example
+ * ```ts
+ * import { applyTransform, readImage, transforms } from 'lightconv';
+ *
+ * const img = applyTransform(transforms.randomHorizontalFlip(), await readImage('x.png'));
+ * ```
+ */
 export function randomHorizontalFlip(p = 0.5): TransformSpec {
   return check({ kind: 'randomHorizontalFlip', p });
 }
 
+/**
+ * torchvision RandomVerticalFlip: mirrors top–bottom with probability `p` (default 0.5).
+ *
+ * @example
+ * ```ts
+ * import { applyTransform, readImage, transforms } from 'lightconv';
+ *
+ * const img = applyTransform(transforms.randomVerticalFlip(0.2), await readImage('x.png'));
+ * ```
+ */
 export function randomVerticalFlip(p = 0.5): TransformSpec {
   return check({ kind: 'randomVerticalFlip', p });
 }
 
-/** torchvision RandomRotation(degrees): an angle uniform in [−d, d] (or the range given), counter-clockwise, about the centre, bilinear, fill 0. */
+/**
+ * torchvision RandomRotation(degrees): an angle uniform in [−d, d] (or the range given), counter-clockwise, about the centre, bilinear, fill 0.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const spec = transforms.randomRotation(15); // ±15°
+ * ```
+ */
 export function randomRotation(degrees: number | Range): TransformSpec {
   const d: Range = typeof degrees === 'number' ? [-degrees, degrees] : degrees;
   if (typeof degrees === 'number' && !(degrees >= 0)) throw new ValueError(`randomRotation: degrees ${degrees} must be non-negative`);
   return check({ kind: 'randomRotation', degrees: d });
 }
 
+/** Options of `colorJitter`, torchvision ColorJitter's: each adjustment left out is not applied. */
 export interface ColorJitterOptions {
   /** Factor uniform in [max(0, 1 − b), 1 + b], or the range given. */
   brightness?: number | Range;
@@ -66,7 +133,16 @@ export interface ColorJitterOptions {
   hue?: number | Range;
 }
 
-/** torchvision ColorJitter: the four adjustments in a random order, each with a random factor. */
+/**
+ * torchvision ColorJitter: the four adjustments in a random order, each with a random factor.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const spec = transforms.colorJitter({ brightness: 0.2, contrast: 0.2, hue: 0.05 });
+ * ```
+ */
 export function colorJitter(opts: ColorJitterOptions): TransformSpec {
   const factor = (name: string, v: number | Range | undefined): Range | null => {
     if (v === undefined) return null;
@@ -87,6 +163,17 @@ export function colorJitter(opts: ColorJitterOptions): TransformSpec {
   return check({ kind: 'colorJitter', brightness: factor('brightness', opts.brightness), contrast: factor('contrast', opts.contrast), saturation: factor('saturation', opts.saturation), hue });
 }
 
+/**
+ * Several transforms run in order, as one (torchvision Compose). Throws a ValueError naming the first bad one.
+ *
+ * @example
+ * ```ts
+ * import { Rng, applyTransform, readImage, transforms } from 'lightconv';
+ *
+ * const augment = transforms.compose([transforms.randomResizedCrop(224), transforms.randomHorizontalFlip()]);
+ * const img = applyTransform(augment, await readImage('x.png'), new Rng(7));
+ * ```
+ */
 export function compose(transforms: TransformSpec[]): TransformSpec {
   return check({ kind: 'compose', transforms: [...transforms] });
 }
@@ -98,7 +185,16 @@ const isPos = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 1;
 const isRange = (v: unknown): v is Range => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) && v[0] <= v[1];
 const isProb = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
 
-/** Throws a ValueError naming the first thing wrong with `spec`; returns it unchanged. */
+/**
+ * Throws a ValueError naming the first thing wrong with `spec`; returns it unchanged.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * transforms.checkTransform({ kind: 'randomHorizontalFlip', p: 1.5 }); // throws a ValueError naming p
+ * ```
+ */
 export function checkTransform<T extends TransformSpec>(spec: T, where = 'transform'): T {
   const s = spec as TransformSpec & Record<string, unknown>;
   const bad = (why: string): never => {
@@ -149,7 +245,17 @@ const check = <T extends TransformSpec>(spec: T) => checkTransform(spec, spec.ki
 // ---------------------------------------------------------------------------------------------
 // Application
 
-/** Runs one transform; random choices come from `rng` (a fresh Rng(0) when omitted). */
+/**
+ * Runs one transform; random choices come from `rng` (a fresh Rng(0) when omitted).
+ *
+ * @example
+ * ```ts
+ * import { Rng, applyTransform, readImage, transforms } from 'lightconv';
+ *
+ * const img = await readImage('x.png');
+ * const out = applyTransform(transforms.randomRotation(10), img, new Rng(1)); // the same result for the same seed
+ * ```
+ */
 export function applyTransform(spec: TransformSpec, img: RgbImage, rng: Rng = new Rng(0)): RgbImage {
   switch (spec.kind) {
     case 'resize':
@@ -183,6 +289,13 @@ export function applyTransform(spec: TransformSpec, img: RgbImage, rng: Rng = ne
  * torchvision RandomResizedCrop.get_params: ten tries at an area fraction in `scale` and a log-
  * uniform aspect ratio in `ratio`; failing those, the largest central crop within the ratios.
  * Python's round (half to even) and randint's inclusive bounds are kept.
+ *
+ * @example
+ * ```ts
+ * import { Rng, transforms } from 'lightconv';
+ *
+ * const { top, left, width, height } = transforms.resizedCropParams(640, 480, [0.08, 1], [3 / 4, 4 / 3], new Rng(0));
+ * ```
  */
 export function resizedCropParams(W: number, H: number, scale: Range, ratio: Range, rng: Rng): { top: number; left: number; height: number; width: number } {
   const area = W * H;
@@ -207,7 +320,16 @@ export function resizedCropParams(W: number, H: number, scale: Range, ratio: Ran
   return { top: Math.floor((H - h) / 2), left: Math.floor((W - w) / 2), height: h, width: w };
 }
 
-/** The rectangle at (left, top) of width × height, which must lie inside the image. */
+/**
+ * The rectangle at (left, top) of width × height, which must lie inside the image.
+ *
+ * @example
+ * ```ts
+ * import { applyTransform, readImage, transforms } from 'lightconv';
+ *
+ * const corner = transforms.crop(await readImage('x.png'), 0, 0, 64, 64);
+ * ```
+ */
 export function crop(img: RgbImage, left: number, top: number, width: number, height: number): RgbImage {
   if (left < 0 || top < 0 || width < 1 || height < 1 || left + width > img.width || top + height > img.height) {
     throw new ValueError(`crop: ${width}×${height} at (${left}, ${top}) is outside the ${img.width}×${img.height} image`);
@@ -220,6 +342,16 @@ export function crop(img: RgbImage, left: number, top: number, width: number, he
   return { width, height, rgb: out };
 }
 
+/**
+ * The image mirrored left–right.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const mirrored = transforms.flipHorizontal(await readImage('x.png'));
+ * ```
+ */
 export function flipHorizontal(img: RgbImage): RgbImage {
   const { width: w, height: h, rgb } = img;
   const out = new Uint8Array(rgb.length);
@@ -235,6 +367,16 @@ export function flipHorizontal(img: RgbImage): RgbImage {
   return { width: w, height: h, rgb: out };
 }
 
+/**
+ * The image mirrored top–bottom.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const flipped = transforms.flipVertical(await readImage('x.png'));
+ * ```
+ */
 export function flipVertical(img: RgbImage): RgbImage {
   const { width: w, height: h, rgb } = img;
   const out = new Uint8Array(rgb.length);
@@ -268,6 +410,13 @@ const round15 = (x: number) => Number(x.toFixed(15));
  * square images) are exact transposes, as in PIL; other angles sample each output pixel centre
  * through the inverse affine map with Geometry.c's bilinear filter (edge pixels clamped, results
  * truncated to 8 bits, points outside the image filled with 0).
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const turned = transforms.rotate(await readImage('x.png'), 90); // counter-clockwise
+ * ```
  */
 export function rotate(img: RgbImage, degrees: number): RgbImage {
   const { width: w, height: h, rgb } = img;
@@ -340,12 +489,32 @@ function lumaAt(rgb: Uint8Array, p: number): number {
   return (rgb[3 * p]! * 19595 + rgb[3 * p + 1]! * 38470 + rgb[3 * p + 2]! * 7471 + 0x8000) >> 16;
 }
 
+/**
+ * torchvision's adjust_brightness: every channel times `factor` (0 black, 1 unchanged), clipped to 0…255.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const brighter = transforms.adjustBrightness(await readImage('x.png'), 1.2);
+ * ```
+ */
 export function adjustBrightness(img: RgbImage, factor: number): RgbImage {
   const out = new Uint8Array(img.rgb.length);
   blendInto(out, () => 0, img.rgb, factor);
   return { width: img.width, height: img.height, rgb: out };
 }
 
+/**
+ * torchvision's adjust_contrast: blended with the mean grey level by `factor` (0 flat grey, 1 unchanged).
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const flat = transforms.adjustContrast(await readImage('x.png'), 0.5);
+ * ```
+ */
 export function adjustContrast(img: RgbImage, factor: number): RgbImage {
   const n = img.width * img.height;
   let sum = 0;
@@ -356,6 +525,16 @@ export function adjustContrast(img: RgbImage, factor: number): RgbImage {
   return { width: img.width, height: img.height, rgb: out };
 }
 
+/**
+ * torchvision's adjust_saturation: blended with the grayscale image by `factor` (0 grey, 1 unchanged).
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const grey = transforms.adjustSaturation(await readImage('x.png'), 0);
+ * ```
+ */
 export function adjustSaturation(img: RgbImage, factor: number): RgbImage {
   const out = new Uint8Array(img.rgb.length);
   blendInto(out, (i) => lumaAt(img.rgb, Math.floor(i / 3)), img.rgb, factor);
@@ -365,6 +544,13 @@ export function adjustSaturation(img: RgbImage, factor: number): RgbImage {
 /**
  * torchvision's adjust_hue on PIL images: to PIL's 8-bit HSV, H shifted by uint8(factor · 255)
  * with wrap-around, and back. `factor` in [−0.5, 0.5] turns.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const shifted = transforms.adjustHue(await readImage('x.png'), 0.1);
+ * ```
  */
 export function adjustHue(img: RgbImage, factor: number): RgbImage {
   if (!(factor >= -0.5 && factor <= 0.5)) throw new ValueError(`adjustHue: factor ${factor} must be in [−0.5, 0.5]`);
@@ -440,6 +626,7 @@ function jitter(img: RgbImage, spec: Extract<TransformSpec, { kind: 'colorJitter
 // ---------------------------------------------------------------------------------------------
 // Model preprocessing: stored with exported models so inference repeats it exactly.
 
+/** How images become a model's input (torchvision's Resize → CenterCrop → ToTensor → Normalize); stored in trained models' metadata. */
 export interface Preprocess {
   /** The model's input side: the tensors are [C, inputSize, inputSize]. */
   inputSize: number;
@@ -454,9 +641,19 @@ export interface Preprocess {
   window?: [number, number];
 }
 
+/** The ONNX metadata key under which `preprocessToMetadata` stores the preprocessing. */
 export const PREPROCESS_KEY = 'lightconv.preprocess';
 
-/** Throws a ValueError naming the first field of `p` that is wrong; returns it. */
+/**
+ * Throws a ValueError naming the first field of `p` that is wrong; returns it.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * transforms.checkPreprocess({ inputSize: 224, resize: 256, crop: 224, channels: 3, mean: [0.5], std: [0.5] }); // throws: mean needs 3 values
+ * ```
+ */
 export function checkPreprocess(p: Preprocess, where = 'preprocess'): Preprocess {
   const bad = (why: string): never => {
     throw new ValueError(`${where}: ${why} (got ${JSON.stringify(p)})`);
@@ -479,6 +676,14 @@ export function checkPreprocess(p: Preprocess, where = 'preprocess'): Preprocess
  * The shared first step of evaluation and training: the shorter side resized to `p.resize`
  * (a no-op on an image already that size). The loader caches this, so augmentation works on it,
  * as it would on a dataset stored at that size.
+ *
+ * @example
+ * ```ts
+ * import { readImage, transforms } from 'lightconv';
+ *
+ * const p = { inputSize: 224, resize: 256, crop: 224, channels: 3 as const, mean: [0, 0, 0], std: [1, 1, 1] };
+ * const base = transforms.baseImage(await readImage('x.png'), p); // shorter side 256
+ * ```
  */
 export function baseImage(img: RgbImage, p: Preprocess): RgbImage {
   return Math.min(img.width, img.height) === p.resize ? img : resizeShorter(img, p.resize);
@@ -490,6 +695,14 @@ export function baseImage(img: RgbImage, p: Preprocess): RgbImage {
  * — torchvision's Resize → CenterCrop → ToTensor → Normalize. Training: the augmentation runs
  * on the resized image instead of the crop; a result not inputSize square is then resized
  * and centre-cropped to it.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, preprocessImage, readImage } from 'lightconv';
+ *
+ * const p = { inputSize: 224, resize: 256, crop: 224, channels: 3 as const, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+ * const x = new Tensor(preprocessImage(await readImage('x.png'), p), [1, 3, 224, 224]);
+ * ```
  */
 export function preprocessImage(img: RgbImage, p: Preprocess, augment?: readonly TransformSpec[], rng: Rng = new Rng(0)): Float32Array {
   let out = baseImage(img, p);
@@ -504,14 +717,34 @@ export function preprocessImage(img: RgbImage, p: Preprocess, augment?: readonly
   return toTensor(out, { channels: p.channels, mean: p.mean, std: p.std }).f32();
 }
 
-/** The preprocessing as model metadata (ONNX metadata_props): one JSON entry under 'lightconv.preprocess'. */
+/**
+ * The preprocessing as model metadata (ONNX metadata_props): one JSON entry under 'lightconv.preprocess'.
+ *
+ * @example
+ * ```ts
+ * import { preprocessToMetadata } from 'lightconv';
+ *
+ * const p = { inputSize: 64, resize: 64, crop: 64, channels: 3 as const, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+ * const meta = preprocessToMetadata(p); // { 'lightconv.preprocess': '{…}' }
+ * ```
+ */
 export function preprocessToMetadata(p: Preprocess): Record<string, string> {
   checkPreprocess(p);
   const { inputSize, resize, crop, channels, mean, std, window } = p;
   return { [PREPROCESS_KEY]: JSON.stringify({ inputSize, resize, crop, channels, mean, std, ...(window ? { window } : {}) }) };
 }
 
-/** The preprocessing stored by preprocessToMetadata; null when the metadata has none, a ValueError when it is malformed. */
+/**
+ * The preprocessing stored by preprocessToMetadata; null when the metadata has none, a ValueError when it is malformed.
+ *
+ * @example
+ * ```ts
+ * import { loadOnnx, preprocessFromMetadata } from 'lightconv';
+ *
+ * const model = await loadOnnx('runs/exp1/model.onnx');
+ * const p = preprocessFromMetadata(Object.fromEntries(model.graph.metadata)); // null if absent
+ * ```
+ */
 export function preprocessFromMetadata(m: Record<string, string>): Preprocess | null {
   const raw = m[PREPROCESS_KEY];
   if (raw === undefined) return null;
@@ -533,11 +766,30 @@ export function preprocessFromMetadata(m: Record<string, string>): Preprocess | 
 /**
  * Augmentation for images whose orientation carries meaning (digits, letters, chest X-rays with
  * their laterality): a mild random resized crop and ±10° rotation, no flips, no colour change.
+ *
+ * @example
+ * ```ts
+ * import { ImageLoader, listImageFolder, uprightAugment } from 'lightconv';
+ *
+ * const preprocess = { inputSize: 28, resize: 28, crop: 28, channels: 1 as const, mean: [0.5], std: [0.5] };
+ * const loader = new ImageLoader(await listImageFolder('data/digits'), { preprocess, augment: uprightAugment(28), batchSize: 64 });
+ * ```
  */
 export function uprightAugment(inputSize: number): TransformSpec[] {
   return [randomResizedCrop(inputSize, { scale: [0.8, 1], ratio: [0.9, 1.1] }), randomRotation(10)];
 }
 
+/**
+ * The training augmentation of `lightconv train` (augment 'default'): a random resized crop (scale 0.7–1), horizontal and vertical flips, light colour jitter. For images without a natural orientation (dermoscopy, histology).
+ *
+ * @example
+ * ```ts
+ * import { defaultAugment, preprocessImage, readImage, Rng } from 'lightconv';
+ *
+ * const p = { inputSize: 224, resize: 256, crop: 224, channels: 3 as const, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+ * const x = preprocessImage(await readImage('x.png'), p, defaultAugment(224), new Rng(3));
+ * ```
+ */
 export function defaultAugment(inputSize: number): TransformSpec[] {
   return [
     randomResizedCrop(inputSize, { scale: [0.7, 1], ratio: [3 / 4, 4 / 3] }),

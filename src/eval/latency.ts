@@ -1,6 +1,7 @@
 import { ValueError } from '../core/errors.js';
 import { quantile } from './stats.js';
 
+/** What `measureLatency` returns: summary statistics and every timed call, in milliseconds. */
 export interface Latency {
   /** Milliseconds per call. */
   median: number;
@@ -17,6 +18,15 @@ export interface Latency {
  * Wall-clock latency of `run` (awaited when it returns a promise): `warmup` untimed calls (JIT,
  * caches, lazily built plans), then `runs` timed ones with performance.now(). The median and
  * 95th percentile use numpy.percentile's linear interpolation.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, loadOnnx, measureLatency } from 'lightconv';
+ *
+ * const model = await loadOnnx('model.onnx');
+ * const x = Tensor.randn([1, 3, 224, 224], { seed: 0 });
+ * const { median, p95 } = await measureLatency(() => model.run(x), { warmup: 5, runs: 50 });
+ * ```
  */
 export async function measureLatency(run: () => unknown | Promise<unknown>, opts: { warmup?: number; runs?: number } = {}): Promise<Latency> {
   const warmup = opts.warmup ?? 3;

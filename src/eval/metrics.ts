@@ -21,7 +21,16 @@ function classCount(...xs: ArrayLike<number>[]): number {
   return c;
 }
 
-/** Predicted classes: the argmax of each row of [N, C] scores. */
+/**
+ * Predicted classes: the argmax of each row of [N, C] scores.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, argmax } from 'lightconv';
+ *
+ * argmax(Tensor.fromArray([0.1, 0.9, 0.7, 0.3], [2, 2])); // [1, 0]
+ * ```
+ */
 export function argmax(scores: Tensor): number[] {
   if (scores.rank !== 2) throw new ShapeError(`argmax: scores must be [N, C], got [${scores.shape}]`);
   const [n, c] = scores.shape as [number, number];
@@ -35,7 +44,16 @@ export function argmax(scores: Tensor): number[] {
   return out;
 }
 
-/** Fraction of predictions equal to the label. */
+/**
+ * Fraction of predictions equal to the label.
+ *
+ * @example
+ * ```ts
+ * import { accuracy } from 'lightconv';
+ *
+ * accuracy([0, 1, 1, 2], [0, 1, 2, 2]); // 0.75
+ * ```
+ */
 export function accuracy(yTrue: Labels, yPred: Labels): number {
   const t = arr(yTrue);
   const p = arr(yPred);
@@ -45,7 +63,16 @@ export function accuracy(yTrue: Labels, yPred: Labels): number {
   return t.length ? ok / t.length : 0;
 }
 
-/** counts[true][pred]. */
+/**
+ * counts[true][pred].
+ *
+ * @example
+ * ```ts
+ * import { confusionMatrix } from 'lightconv';
+ *
+ * confusionMatrix([0, 1, 1], [0, 1, 0]); // [[1, 0], [1, 1]] (rows: true class)
+ * ```
+ */
 export function confusionMatrix(yTrue: Labels, yPred: Labels, numClasses?: number): number[][] {
   const t = arr(yTrue);
   const p = arr(yPred);
@@ -71,6 +98,13 @@ function averaged(per: number[], support: number[], avg: Average, micro: number)
  * Precision, recall and F1 per class, then averaged: 'macro' (unweighted mean over classes),
  * 'weighted' (by support, the true count of each class), 'micro' (from the pooled counts,
  * which equals accuracy for single-label data) or 'none' (the per-class arrays).
+ *
+ * @example
+ * ```ts
+ * import { precisionRecallF1 } from 'lightconv';
+ *
+ * const { precision, recall, f1, support } = precisionRecallF1([0, 1, 1, 2], [0, 1, 2, 2], { average: 'macro' });
+ * ```
  */
 export function precisionRecallF1(
   yTrue: Labels,
@@ -101,7 +135,16 @@ function columnOf(scores: Tensor, c: number): number[] {
   return Array.from({ length: scores.shape[0]! }, (_, i) => d[i * C + c]!);
 }
 
-/** Binary ROC-AUC: the probability that a positive outranks a negative, ties counting ½ (Mann–Whitney). */
+/**
+ * Binary ROC-AUC: the probability that a positive outranks a negative, ties counting ½ (Mann–Whitney).
+ *
+ * @example
+ * ```ts
+ * import { binaryRocAuc } from 'lightconv';
+ *
+ * binaryRocAuc([true, false, true, false], [0.9, 0.1, 0.4, 0.6]); // 0.75
+ * ```
+ */
 export function binaryRocAuc(positive: readonly boolean[], score: readonly number[]): number {
   const idx = score.map((_, i) => i).sort((a, b) => score[a]! - score[b]!);
   let rankSum = 0;
@@ -124,6 +167,13 @@ export function binaryRocAuc(positive: readonly boolean[], score: readonly numbe
 /**
  * Binary average precision (PR-AUC as scikit-learn's average_precision_score):
  * Σ_k (R_k − R_{k−1})·P_k over the distinct score thresholds, highest first.
+ *
+ * @example
+ * ```ts
+ * import { binaryAveragePrecision } from 'lightconv';
+ *
+ * const ap = binaryAveragePrecision([true, false, true], [0.8, 0.7, 0.3]);
+ * ```
  */
 export function binaryAveragePrecision(positive: readonly boolean[], score: readonly number[]): number {
   const idx = score.map((_, i) => i).sort((a, b) => score[b]! - score[a]!);
@@ -164,12 +214,32 @@ function oneVsRest(metric: (pos: boolean[], s: number[]) => number, yTrue: Label
   return averaged(per, support, average === 'micro' ? 'macro' : average, 0);
 }
 
-/** ROC-AUC, one-vs-rest per class, averaged 'macro' (default), 'weighted' by support, or 'none'. A class with no positives or no negatives gives NaN. */
+/**
+ * ROC-AUC, one-vs-rest per class, averaged 'macro' (default), 'weighted' by support, or 'none'. A class with no positives or no negatives gives NaN.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, rocAuc } from 'lightconv';
+ *
+ * const scores = Tensor.fromArray([0.8, 0.2, 0.3, 0.7, 0.6, 0.4], [3, 2]);
+ * const auc = rocAuc([0, 1, 1], scores); // macro over the classes
+ * ```
+ */
 export function rocAuc(yTrue: Labels, scores: Tensor, opts: { average?: Average } = {}): number | number[] {
   return oneVsRest(binaryRocAuc, yTrue, scores, opts.average ?? 'macro');
 }
 
-/** PR-AUC (average precision), one-vs-rest per class, averaged like rocAuc. */
+/**
+ * PR-AUC (average precision), one-vs-rest per class, averaged like rocAuc.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, prAuc } from 'lightconv';
+ *
+ * const scores = Tensor.fromArray([0.8, 0.2, 0.3, 0.7, 0.6, 0.4], [3, 2]);
+ * const perClass = prAuc([0, 1, 1], scores, { average: 'none' }) as number[];
+ * ```
+ */
 export function prAuc(yTrue: Labels, scores: Tensor, opts: { average?: Average } = {}): number | number[] {
   return oneVsRest(binaryAveragePrecision, yTrue, scores, opts.average ?? 'macro');
 }
@@ -230,7 +300,16 @@ export type HeadlineMetric = (typeof HEADLINE)[number];
 /** Probabilities as rows (`ArrayLike<number>[]`) or one N×C row-major array. */
 export type Probabilities = readonly ArrayLike<number>[] | ArrayLike<number>;
 
-/** Probabilities as one row-major Float64Array, checked against n rows of C finite values. */
+/**
+ * Probabilities as one row-major Float64Array, checked against n rows of C finite values.
+ *
+ * @example
+ * ```ts
+ * import { probabilityMatrix } from 'lightconv';
+ *
+ * const m = probabilityMatrix([[0.9, 0.1], [0.2, 0.8]], 2, 2); // Float64Array [0.9, 0.1, 0.2, 0.8]
+ * ```
+ */
 export function probabilityMatrix(probs: Probabilities, n: number, C: number, where = 'probabilities'): Float64Array {
   const out = new Float64Array(n * C);
   const rows = Array.isArray(probs) && (probs.length === 0 || typeof probs[0] !== 'number');
@@ -270,7 +349,16 @@ function rowArgmax(p: Float64Array, n: number, C: number): Int32Array {
   return out;
 }
 
-/** Specificity of each class, one-vs-rest: TN / (TN + FP); 0 where a class has no negatives (zero_division = 0). */
+/**
+ * Specificity of each class, one-vs-rest: TN / (TN + FP); 0 where a class has no negatives (zero_division = 0).
+ *
+ * @example
+ * ```ts
+ * import { specificity } from 'lightconv';
+ *
+ * specificity([0, 1, 1, 0], [0, 1, 0, 0]); // per class: [0.5, 1]
+ * ```
+ */
 export function specificity(yTrue: Labels, yPred: Labels, numClasses?: number): number[] {
   const m = confusionMatrix(yTrue, yPred, numClasses);
   const n = m.reduce((a, row) => a + row.reduce((s, v) => s + v, 0), 0);
@@ -283,7 +371,16 @@ export function specificity(yTrue: Labels, yPred: Labels, numClasses?: number): 
   });
 }
 
-/** Balanced accuracy as scikit-learn's: the mean recall over the classes that occur in yTrue. */
+/**
+ * Balanced accuracy as scikit-learn's: the mean recall over the classes that occur in yTrue.
+ *
+ * @example
+ * ```ts
+ * import { balancedAccuracy } from 'lightconv';
+ *
+ * balancedAccuracy([0, 0, 0, 1], [0, 0, 0, 0]); // 0.5
+ * ```
+ */
 export function balancedAccuracy(yTrue: Labels, yPred: Labels): number {
   const m = confusionMatrix(yTrue, yPred);
   let sum = 0;
@@ -298,7 +395,16 @@ export function balancedAccuracy(yTrue: Labels, yPred: Labels): number {
   return k ? sum / k : NaN;
 }
 
-/** Matthews correlation coefficient, multiclass (Gorodkin's R_K), as scikit-learn's matthews_corrcoef: 0 when undefined. */
+/**
+ * Matthews correlation coefficient, multiclass (Gorodkin's R_K), as scikit-learn's matthews_corrcoef: 0 when undefined.
+ *
+ * @example
+ * ```ts
+ * import { matthewsCorrcoef } from 'lightconv';
+ *
+ * matthewsCorrcoef([0, 1, 1, 0], [0, 1, 0, 0]); // 0.577…
+ * ```
+ */
 export function matthewsCorrcoef(yTrue: Labels, yPred: Labels): number {
   const m = confusionMatrix(yTrue, yPred);
   const t = m.map((row) => row.reduce((s, v) => s + v, 0));
@@ -312,7 +418,16 @@ export function matthewsCorrcoef(yTrue: Labels, yPred: Labels): number {
   return covPP * covTT === 0 ? 0 : covTP / Math.sqrt(covTT * covPP);
 }
 
-/** Cohen's kappa (unweighted), as scikit-learn's cohen_kappa_score: NaN when chance agreement is 1. */
+/**
+ * Cohen's kappa (unweighted), as scikit-learn's cohen_kappa_score: NaN when chance agreement is 1.
+ *
+ * @example
+ * ```ts
+ * import { cohenKappa } from 'lightconv';
+ *
+ * cohenKappa([0, 1, 1, 0], [0, 1, 0, 0]); // 0.5
+ * ```
+ */
 export function cohenKappa(yTrue: Labels, yPred: Labels): number {
   const m = confusionMatrix(yTrue, yPred);
   const C = m.length;
@@ -336,6 +451,13 @@ export function cohenKappa(yTrue: Labels, yPred: Labels): number {
  * Per-bin mean confidence, accuracy and count, binning the top-class probability into `bins`
  * equal-width intervals (0, 1/M], (1/M, 2/M], …, ((M−1)/M, 1] (a confidence of exactly 0 joins the
  * first bin). Accuracy is whether the argmax is the label. Empty bins have NaN confidence and accuracy.
+ *
+ * @example
+ * ```ts
+ * import { calibrationCurve } from 'lightconv';
+ *
+ * const { confidence, accuracy, count } = calibrationCurve([0, 1], [[0.9, 0.1], [0.3, 0.7]], 10);
+ * ```
  */
 export function calibrationCurve(yTrue: ArrayLike<number>, probs: Probabilities, bins = 10): { confidence: number[]; accuracy: number[]; count: number[] } {
   if (!(Number.isInteger(bins) && bins >= 1)) throw new ValueError(`calibrationCurve: bins must be a positive integer, got ${bins}`);
@@ -369,6 +491,13 @@ function calibrationBins(yTrue: ArrayLike<number>, p: Float64Array, n: number, C
  * Expected calibration error (Guo et al. 2017, "On calibration of modern neural networks"):
  * Σ_b |B_b|/N · |accuracy(B_b) − confidence(B_b)| over `bins` (default 15) equal-width bins of
  * the top-class probability, binned as calibrationCurve.
+ *
+ * @example
+ * ```ts
+ * import { expectedCalibrationError } from 'lightconv';
+ *
+ * const ece = expectedCalibrationError([0, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]]);
+ * ```
  */
 export function expectedCalibrationError(yTrue: ArrayLike<number>, probs: Probabilities, bins = 15): number {
   if (!(Number.isInteger(bins) && bins >= 1)) throw new ValueError(`expectedCalibrationError: bins must be a positive integer, got ${bins}`);
@@ -388,6 +517,13 @@ export const LOG_LOSS_EPS = 2.220446049250313e-16;
  * with `labels = 0…C−1`: each probability is clipped to [eps, 1 − eps] (eps = float64 machine
  * epsilon by default, scikit-learn's 'auto' for float64 input), each row renormalised to sum 1,
  * then −mean log p[label]. Computed in float64 whatever the input type.
+ *
+ * @example
+ * ```ts
+ * import { logLoss } from 'lightconv';
+ *
+ * logLoss([0, 1], [[0.9, 0.1], [0.2, 0.8]]); // (−ln 0.9 − ln 0.8) / 2
+ * ```
  */
 export function logLoss(yTrue: ArrayLike<number>, probs: Probabilities, opts: { eps?: number } = {}): number {
   const n = yTrue.length;
@@ -449,6 +585,13 @@ function binaryClfCurve(positive: readonly boolean[], score: readonly number[], 
  * (drop_intermediate = false by default; true drops the collinear points as scikit-learn's
  * default does), preceded by (0, 0) at threshold +Infinity (scikit-learn ≥ 1.3; 1.2 wrote
  * max + 1 there). fpr is NaN throughout when there are no negatives, tpr when there are no positives.
+ *
+ * @example
+ * ```ts
+ * import { rocCurve } from 'lightconv';
+ *
+ * const { fpr, tpr, thresholds } = rocCurve([true, false, true, false], [0.9, 0.1, 0.4, 0.6]);
+ * ```
  */
 export function rocCurve(positive: readonly boolean[], score: readonly number[], opts: { dropIntermediate?: boolean } = {}): { fpr: number[]; tpr: number[]; thresholds: number[] } {
   let { fps, tps, thresholds } = binaryClfCurve(positive, score, 'rocCurve');
@@ -473,6 +616,13 @@ export function rocCurve(positive: readonly boolean[], score: readonly number[],
  * drop_intermediate = false): thresholds are the distinct scores in increasing order; precision
  * and recall at each, then a final point (precision 1, recall 0) with no threshold. Recall is 1
  * throughout when there are no positives, as scikit-learn sets it.
+ *
+ * @example
+ * ```ts
+ * import { precisionRecallCurve } from 'lightconv';
+ *
+ * const { precision, recall } = precisionRecallCurve([true, false, true], [0.8, 0.7, 0.3]);
+ * ```
  */
 export function precisionRecallCurve(positive: readonly boolean[], score: readonly number[]): { precision: number[]; recall: number[]; thresholds: number[] } {
   const { fps, tps, thresholds } = binaryClfCurve(positive, score, 'precisionRecallCurve');
@@ -492,6 +642,14 @@ export function precisionRecallCurve(positive: readonly boolean[], score: readon
  * class has no positives or (AUC) no negatives. For two classes with complementary probabilities
  * roc_auc_macro equals scikit-learn's binary roc_auc_score(y, p[:, 1]). ECE uses 15 bins, log
  * loss clips at float64 epsilon (see expectedCalibrationError, logLoss).
+ *
+ * @example
+ * ```ts
+ * import { classificationMetrics } from 'lightconv';
+ *
+ * const m = classificationMetrics([0, 1, 1], [[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]], ['benign', 'malignant']);
+ * console.log(m.accuracy, m.roc_auc_macro, m.f1_macro);
+ * ```
  */
 export function classificationMetrics(yTrue: ArrayLike<number>, probs: Probabilities, classes: readonly string[]): ClassificationMetrics {
   const C = classes.length;

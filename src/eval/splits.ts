@@ -9,11 +9,13 @@ import { Rng } from '../core/rng.js';
  */
 export type Groups = ArrayLike<string | number>;
 
+/** Options of `stratifiedKFold` / `stratifiedSplit`. */
 export interface SplitOptions {
   /** Class names for the error messages (index → name); the class index is used otherwise. */
   classNames?: readonly string[];
 }
 
+/** One fold of `stratifiedKFold`: sample indices to train on and to validate on. */
 export interface Fold {
   train: number[];
   val: number[];
@@ -96,6 +98,15 @@ function isClose(a: number, b: number): boolean {
  *
  * Errors (ValueError): k not an integer ≥ 2; a one-class label set; k larger than the smallest
  * class; with groups, fewer distinct groups than k, or a fold left without images.
+ *
+ * @example
+ * ```ts
+ * import { stratifiedKFold } from 'lightconv';
+ *
+ * const labels = [0, 0, 0, 1, 1, 1, 0, 1, 0, 1];
+ * const patients = ['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd', 'e', 'e'];
+ * for (const { train, val } of stratifiedKFold(labels, 5, 0, patients)) console.log(train.length, val.length);
+ * ```
  */
 export function stratifiedKFold(labels: ArrayLike<number>, k: number, seed: number, groups?: Groups, opts: SplitOptions = {}): Fold[] {
   if (!(Number.isInteger(k) && k >= 2)) throw new ValueError(`stratifiedKFold: --folds must be an integer of at least 2, got ${k}`);
@@ -179,6 +190,13 @@ export function stratifiedKFold(labels: ArrayLike<number>, k: number, seed: numb
  *
  * Errors (ValueError): fraction outside (0, 1); a one-class label set; a class with a single image
  * (without groups); fewer than two groups, or a side left empty (with groups).
+ *
+ * @example
+ * ```ts
+ * import { stratifiedSplit } from 'lightconv';
+ *
+ * const { train, test } = stratifiedSplit([0, 1, 0, 1, 0, 1, 0, 1, 0, 1], 0.2, 42); // 20 % held out per class
+ * ```
  */
 export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, seed: number, groups?: Groups, opts: SplitOptions = {}): { train: number[]; test: number[] } {
   if (!(fraction > 0 && fraction < 1)) throw new ValueError(`stratifiedSplit: the test fraction must be in (0, 1), got ${fraction}`);

@@ -32,6 +32,13 @@ function paired(a: ArrayLike<number>, b: ArrayLike<number>, where: string): numb
  * Paired t-test, two-sided, as scipy.stats.ttest_rel: d = a − b, t = mean(d) / (sd(d) / √n) with
  * the sample standard deviation (ddof = 1), p = 2·P(T_{n−1} ≥ |t|). Identical samples give
  * t = NaN and p = NaN, as SciPy does (0/0); a constant non-zero difference gives t = ±∞, p = 0.
+ *
+ * @example
+ * ```ts
+ * import { pairedTTest } from 'lightconv';
+ *
+ * const { statistic, pValue, df } = pairedTTest([0.81, 0.84, 0.79, 0.86, 0.83], [0.78, 0.80, 0.80, 0.82, 0.79]); // per-fold scores
+ * ```
  */
 export function pairedTTest(a: ArrayLike<number>, b: ArrayLike<number>): TestResult & { df: number; meanDiff: number } {
   const d = paired(a, b, 'pairedTTest');
@@ -80,6 +87,13 @@ function signedRankCounts(n: number): number[] {
  *   approximation there, i.e. SciPy's method='approx'.)
  * When every difference is zero SciPy raises an error; here the result is statistic 0, p = NaN,
  * method 'degenerate', so that a comparison of many metrics can go on.
+ *
+ * @example
+ * ```ts
+ * import { wilcoxonSignedRank } from 'lightconv';
+ *
+ * const { pValue, method } = wilcoxonSignedRank([0.81, 0.84, 0.79, 0.86, 0.83], [0.78, 0.80, 0.80, 0.82, 0.79]);
+ * ```
  */
 export function wilcoxonSignedRank(a: ArrayLike<number>, b: ArrayLike<number>): TestResult & { n: number; method: 'exact' | 'approx' | 'degenerate'; z?: number } {
   const all = paired(a, b, 'wilcoxonSignedRank');
@@ -122,6 +136,13 @@ export function wilcoxonSignedRank(a: ArrayLike<number>, b: ArrayLike<number>): 
  *   the statistic is min(b, c). No discordant pairs gives p = 1.
  * - otherwise: χ² = (|b − c| − 1)² / (b + c) with the continuity correction, p = P(χ²₁ ≥ χ²)
  *   (statsmodels' mcnemar(exact=False, correction=True)).
+ *
+ * @example
+ * ```ts
+ * import { mcnemar } from 'lightconv';
+ *
+ * const { pValue, b, c } = mcnemar([0, 1, 1, 0, 1], [0, 1, 0, 0, 1], [0, 0, 1, 1, 1]);
+ * ```
  */
 export function mcnemar<T extends string | number>(
   yTrue: ArrayLike<T>,
@@ -148,7 +169,16 @@ export function mcnemar<T extends string | number>(
   return { statistic: chi2, pValue: 1 - chisquareCdf(chi2, 1), b, c, n, method: 'chi-square, continuity-corrected' };
 }
 
-/** Mean and sample standard deviation (ddof = 1, as numpy.std(ddof=1)); at least two values. */
+/**
+ * Mean and sample standard deviation (ddof = 1, as numpy.std(ddof=1)); at least two values.
+ *
+ * @example
+ * ```ts
+ * import { meanStd } from 'lightconv';
+ *
+ * meanStd([0.8, 0.9, 1.0]); // { mean: 0.9, std: 0.1 } (sample std)
+ * ```
+ */
 export function meanStd(values: ArrayLike<number>): { mean: number; std: number } {
   const n = values.length;
   if (n < 2) throw new ValueError(`meanStd: need at least 2 values for a sample standard deviation, got ${n}`);
@@ -160,7 +190,16 @@ export function meanStd(values: ArrayLike<number>): { mean: number; std: number 
   return { mean, std: Math.sqrt(ss / (n - 1)) };
 }
 
-/** The q-quantile (0 ≤ q ≤ 1) of ascending values, linear interpolation (numpy.percentile's default). */
+/**
+ * The q-quantile (0 ≤ q ≤ 1) of ascending values, linear interpolation (numpy.percentile's default).
+ *
+ * @example
+ * ```ts
+ * import { quantile } from 'lightconv';
+ *
+ * quantile([1, 2, 3, 4], 0.5); // 2.5
+ * ```
+ */
 export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
   const pos = q * (sorted.length - 1);
@@ -172,6 +211,7 @@ export function quantile(sorted: readonly number[], q: number): number {
 /** A metric of resampled data: labels, N×C row-major probabilities, C. One value or several named ones. */
 export type MetricFn = (yTrue: Int32Array, probs: Float64Array, numClasses: number) => number | Record<string, number>;
 
+/** Options of `bootstrapCI`. */
 export interface BootstrapOptions {
   /** Bootstrap replicates (default 1000). */
   n?: number;
@@ -195,6 +235,16 @@ export interface BootstrapOptions {
  * key 'value'. Replicates where a metric is not finite (a resample without a class makes its AUC
  * undefined) are left out of that metric's interval; a metric with no finite replicate gets
  * [NaN, NaN].
+ *
+ * @example
+ * ```ts
+ * import { bootstrapCI } from 'lightconv';
+ *
+ * const yTrue = [0, 1, 1, 0, 1, 0];
+ * const probs = [[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]];
+ * const ci = bootstrapCI(yTrue, probs, ['neg', 'pos'], { n: 500, metrics: ['accuracy', 'roc_auc_macro'] });
+ * console.log(ci.accuracy); // [low, high], 95 %
+ * ```
  */
 export function bootstrapCI(yTrue: ArrayLike<number>, probs: Probabilities, what: readonly string[] | MetricFn, opts: BootstrapOptions = {}): Record<string, [number, number]> {
   const reps = opts.n ?? 1000;

@@ -35,6 +35,7 @@ export interface ActivationMap {
   tiles: { channel: number; x: number; y: number; width: number; height: number }[];
 }
 
+/** Options of `activationMaps` / `saveActivationMaps`. */
 export interface ActivationMapOptions {
   /** Layers to draw: module paths ('features.4'), ONNX node or output names, or ONNX scopes. Default: every spatial block. */
   layers?: readonly string[];
@@ -53,6 +54,14 @@ type AnyImage = RgbImage | string | Tensor;
  * Per layer, a grid of its channel maps for one image: each channel normalised to its own
  * min–max (viridis: dark = the channel's lowest value, yellow = its highest), labelled with its
  * index and range, small maps enlarged nearest-neighbour so every pixel stays a visible square.
+ *
+ * @example
+ * ```ts
+ * import { activationMaps, efficientNet } from 'lightconv';
+ *
+ * const maps = await activationMaps(efficientNet('b0'), 'cat.png', { layers: ['features.2', 'features.4'], maxChannels: 16 });
+ * for (const m of maps) console.log(m.layer, m.shape, m.constant.length);
+ * ```
  */
 export async function activationMaps(model: AnyModel, image: AnyImage, opts: ActivationMapOptions = {}): Promise<ActivationMap[]> {
   const m = await resolveModel(model);
@@ -67,6 +76,13 @@ export async function activationMaps(model: AnyModel, image: AnyImage, opts: Act
 /**
  * Writes one PNG per layer and an index.md (with the pictures, shapes and ranges) into `dir`;
  * returns the files written.
+ *
+ * @example
+ * ```ts
+ * import { saveActivationMaps } from 'lightconv';
+ *
+ * const { files } = await saveActivationMaps('runs/exp1/model.onnx', 'x.png', 'maps/');
+ * ```
  */
 export async function saveActivationMaps(model: AnyModel, image: AnyImage, dir: string, opts: ActivationMapOptions = {}): Promise<{ maps: ActivationMap[]; files: string[] }> {
   const maps = await activationMaps(model, image, opts);

@@ -50,7 +50,17 @@ const TEXT_TERMS = 48;
 
 const MINUS = '\u2212';
 
-/** A number for people: 4 significant digits, a real minus sign, no trailing zeros. */
+/**
+ * A number for people: 4 significant digits, a real minus sign, no trailing zeros.
+ *
+ * @example
+ * ```ts
+ * import { fmtNum } from 'lightconv';
+ *
+ * fmtNum(-0.00001234); // '−1.234e-5'
+ * fmtNum(3.14159, 3); // '3.14'
+ * ```
+ */
 export function fmtNum(x: number, digits = 4): string {
   if (Number.isNaN(x)) return 'NaN';
   if (!Number.isFinite(x)) return x > 0 ? '∞' : `${MINUS}∞`;
@@ -65,7 +75,16 @@ export function fmtNum(x: number, digits = 4): string {
   return x < 0 ? `${MINUS}${s}` : s;
 }
 
-/** 'lo…hi' */
+/**
+ * 'lo…hi'
+ *
+ * @example
+ * ```ts
+ * import { fmtRange } from 'lightconv';
+ *
+ * fmtRange(-1.5, 2); // '−1.5…2'
+ * ```
+ */
 export function fmtRange(lo: number, hi: number): string {
   return `${fmtNum(lo)}…${fmtNum(hi)}`;
 }

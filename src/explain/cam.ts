@@ -34,8 +34,10 @@ import { onnxScope } from './step.js';
  */
 
 export type CamMethod = 'gradcam' | 'gradcam++' | 'occlusion' | 'saliency';
+/** Every `CamMethod`, in the order the CLI lists them. */
 export const CAM_METHODS: readonly CamMethod[] = ['gradcam', 'gradcam++', 'occlusion', 'saliency'];
 
+/** A class activation map of one image (`gradCam`), normalised to [0, 1], with its class and score. */
 export interface Cam {
   method: CamMethod;
   /** The layer whose maps were weighted (Grad-CAM, Grad-CAM++); null for occlusion and saliency. */
@@ -61,6 +63,7 @@ export interface Cam {
   region?: { x: number; y: number; width: number; height: number; imageWidth: number; imageHeight: number };
 }
 
+/** Options of `gradCam` / `gradCams`: Grad-CAM on the last spatial conv, for the predicted class, by default. */
 export interface CamOptions {
   /** Grad-CAM layer: a module path ('features.12'), or an ONNX node name, output name or module scope. Default: the last conv with maps larger than 1×1. */
   layer?: string;
@@ -79,7 +82,9 @@ export interface CamOptions {
   seed?: number;
 }
 
+/** A model the explanations accept: a native module, a trained model (`loadTrainedModel`), an OnnxModel, or the path of an ONNX file. */
 export type CamModel = Module | TrainedModel | OnnxModel | string;
+/** An image the explanations accept: decoded RGB, a file path (Node), or an already preprocessed [1, C, H, W] tensor. */
 export type CamImage = RgbImage | string | Tensor;
 
 // ---------------------------------------------------------------------------------------------
@@ -543,7 +548,16 @@ function valueShapes(s: Subject, x: Tensor, what: string): Map<string, Shape> {
 // ---------------------------------------------------------------------------------------------
 // Maps
 
-/** Bilinear resampling of a [h, w] map to [H, W], as torch's interpolate(align_corners=False). */
+/**
+ * Bilinear resampling of a [h, w] map to [H, W], as torch's interpolate(align_corners=False).
+ *
+ * @example
+ * ```ts
+ * import { resampleMap } from 'lightconv';
+ *
+ * const big = resampleMap(new Float32Array([0, 1, 1, 0]), 2, 2, 224, 224); // 2×2 → 224×224
+ * ```
+ */
 export function resampleMap(src: ArrayLike<number>, w: number, h: number, W: number, H: number): Float32Array {
   const out = new Float32Array(W * H);
   const axis = (outSize: number, inSize: number) => {
@@ -608,6 +622,15 @@ function byMax(m: Float32Array): Float32Array {
  * A class activation map of one image: Grad-CAM (default), Grad-CAM++, occlusion sensitivity or
  * gradient saliency with SmoothGrad, for the predicted class or `target`, on a native module, an
  * OnnxModel, a model written by `lightconv train` or the path of an ONNX file.
+ *
+ * @example
+ * ```ts
+ * import { gradCam, saveOverlay } from 'lightconv';
+ *
+ * const cam = await gradCam('runs/exp1/model.onnx', 'lesion.jpg', { method: 'gradcam++' });
+ * console.log(cam.className, cam.score, cam.layer);
+ * await saveOverlay(cam, 'lesion.jpg', 'lesion-cam.png');
+ * ```
  */
 export async function gradCam(model: CamModel, image: CamImage, opts: CamOptions = {}): Promise<Cam> {
   const method = camMethod(opts);
@@ -621,6 +644,14 @@ export async function gradCam(model: CamModel, image: CamImage, opts: CamOptions
  * forward and one backward pass (in eval mode each image's class score depends on that image
  * alone, so one backward gives every image's gradients); occlusion and saliency go image by image.
  * `targets` gives each image its class (default `opts.target`, else the predicted class).
+ *
+ * @example
+ * ```ts
+ * import { efficientNet, gradCams } from 'lightconv';
+ *
+ * const net = efficientNet('b0', { numClasses: 2 });
+ * const cams = await gradCams(net, ['a.png', 'b.png'], { classes: ['benign', 'malignant'], targets: ['malignant', 'malignant'] });
+ * ```
  */
 export async function gradCams(model: CamModel, images: readonly CamImage[], opts: CamOptions & { batch?: number; targets?: readonly (string | number | undefined)[] } = {}): Promise<Cam[]> {
   const method = camMethod(opts);
@@ -837,6 +868,7 @@ function saliency(s: Subject, x: Tensor, opts: CamOptions, what: string): Method
 // ---------------------------------------------------------------------------------------------
 // Faithfulness
 
+/** One curve of `camFaithfulness`: the class probability as pixels are removed or inserted. */
 export interface FaithfulnessCurve {
   /** Fraction of pixels removed (deletion) or inserted (insertion), 0…1. */
   fractions: number[];
@@ -846,6 +878,7 @@ export interface FaithfulnessCurve {
   auc: number;
 }
 
+/** What `camFaithfulness` returns: the deletion and insertion curves of a map. */
 export interface Faithfulness {
   classIndex: number;
   className: string;
@@ -860,6 +893,15 @@ export interface Faithfulness {
  * (set to the channel mean) or inserted into (from a mean image) the input in the map's order,
  * most important first, and the class probability is recorded at `steps` + 1 points. Ties in the
  * map are broken in a seeded random order, so a constant map behaves as a random one.
+ *
+ * @example
+ * ```ts
+ * import { camFaithfulness, gradCam } from 'lightconv';
+ *
+ * const cam = await gradCam('model.onnx', 'x.png');
+ * const { deletion, insertion } = await camFaithfulness('model.onnx', 'x.png', cam, { steps: 20 });
+ * console.log(deletion.auc, insertion.auc); // low deletion AUC, high insertion AUC: a faithful map
+ * ```
  */
 export async function camFaithfulness(
   model: CamModel,

@@ -15,12 +15,24 @@ const COLORMAPS: Readonly<Record<'inferno' | 'magma' | 'plasma' | 'viridis' | 'c
   cividis: interpolateCividis,
   turbo: interpolateTurbo,
 };
+/** A colour map of d3-scale-chromatic: inferno, magma, plasma, viridis, cividis or turbo. */
 export type ColormapName = keyof typeof COLORMAPS;
+/** Every `ColormapName`. */
 export const COLORMAP_NAMES = Object.keys(COLORMAPS) as ColormapName[];
 
 const luts = new Map<ColormapName, Uint8Array>();
 
-/** 256 RGB entries of a d3-scale-chromatic colour map. */
+/**
+ * 256 RGB entries of a d3-scale-chromatic colour map.
+ *
+ * @example
+ * ```ts
+ * import { colormapLut } from 'lightconv';
+ *
+ * const lut = colormapLut('viridis'); // 256 × [r, g, b]
+ * const [r, g, b] = lut.subarray(3 * 255, 3 * 256); // the brightest colour
+ * ```
+ */
 export function colormapLut(name: ColormapName = 'inferno'): Uint8Array {
   const f = COLORMAPS[name];
   if (!f) throw new ValueError(`unknown colour map '${String(name)}'; the colour maps: ${COLORMAP_NAMES.join(', ')}`);
@@ -41,6 +53,7 @@ function parseColor(c: string): number[] {
   throw new ValueError(`unexpected colour '${c}' from d3-scale-chromatic`);
 }
 
+/** How `saveOverlay`, `overlayFigure` and `saveHeatMap` draw: blend weight, colour map, size, SVG. */
 export interface OverlayOptions {
   /** Weight of the colour over the image, 0…1 (default 0.5, as pytorch-grad-cam's show_cam_on_image). */
   alpha?: number;
@@ -51,6 +64,7 @@ export interface OverlayOptions {
   svg?: boolean;
 }
 
+/** What `heatFigure` draws: an image, values over it with their colour bar, a title and a caption. */
 export interface HeatFigure {
   title: string;
   subtitle?: string;
@@ -125,7 +139,22 @@ export function blendHeat(img: RgbImage, heat: Float32Array, domain: [number, nu
   return { width: img.width, height: img.height, rgb: out };
 }
 
-/** Two panels (the image, the image with the heat map over it), a title, a colour bar with ticks and a caption, as SVG and PNG. */
+/**
+ * Two panels (the image, the image with the heat map over it), a title, a colour bar with ticks and a caption, as SVG and PNG.
+ *
+ * @example
+ * ```ts
+ * import { heatFigure, readImage } from 'lightconv';
+ *
+ * const image = await readImage('x.png');
+ * const fig = await heatFigure({
+ *   title: 'Edge strength', caption: ['Brighter: stronger edges.'], image,
+ *   heat: new Float32Array(16).fill(0.5), heatWidth: 4, heatHeight: 4,
+ *   domain: [0, 1], ticks: [0, 0.5, 1], legend: 'strength', labels: ['weak', 'strong'],
+ * });
+ * // fig.png (bytes), fig.svg (text)
+ * ```
+ */
 export async function heatFigure(f: HeatFigure, opts: OverlayOptions = {}): Promise<SizedFigure> {
   const alpha = opts.alpha ?? 0.5;
   if (!(alpha >= 0 && alpha <= 1)) throw new ValueError(`overlay: alpha must be in [0, 1], got ${alpha}`);
@@ -225,7 +254,17 @@ const METHOD_CAPTION: Record<Cam['method'], string[]> = {
   saliency: ["How strongly each pixel's value moves the class score (the largest |gradient| over the colour channels),", 'averaged over noisy copies of the input to calm the noise (SmoothGrad); scaled so the largest is 1.'],
 };
 
-/** The cam as a figure over the part of `image` the model saw (the preprocessing's centre crop). */
+/**
+ * The cam as a figure over the part of `image` the model saw (the preprocessing's centre crop).
+ *
+ * @example
+ * ```ts
+ * import { gradCam, overlayFigure } from 'lightconv';
+ *
+ * const cam = await gradCam('model.onnx', 'x.png');
+ * const { png, svg, width, height } = await overlayFigure(cam, 'x.png', { colormap: 'turbo' });
+ * ```
+ */
 export async function overlayFigure(cam: Cam, image: RgbImage | string, opts: OverlayOptions = {}): Promise<SizedFigure> {
   let img = await loadRgb(image);
   const r = cam.region;
@@ -260,7 +299,17 @@ function fmtProb(p: number): string {
   return p >= 0.995 || p < 0.005 ? p.toPrecision(3) : p.toFixed(2);
 }
 
-/** Draws the cam over the image (PNG with colour bar legend and caption) at `path`. */
+/**
+ * Draws the cam over the image (PNG with colour bar legend and caption) at `path`.
+ *
+ * @example
+ * ```ts
+ * import { gradCam, saveOverlay } from 'lightconv';
+ *
+ * const cam = await gradCam('model.onnx', 'x.png');
+ * await saveOverlay(cam, 'x.png', 'x-cam.png', { alpha: 0.4, svg: true });
+ * ```
+ */
 export async function saveOverlay(cam: Cam, image: RgbImage | string, path: string, opts: OverlayOptions = {}): Promise<void> {
   await writeFigure(await overlayFigure(cam, image, opts), path, opts.svg);
 }

@@ -4,7 +4,17 @@ import { LightconvError, ValueError } from '../core/errors.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
 
-/** A ValueError unless `host` is a loopback address: the pages show a model and images, for this machine only. */
+/**
+ * A ValueError unless `host` is a loopback address: the pages show a model and images, for this machine only.
+ *
+ * @example
+ * ```ts
+ * import { checkLoopback } from 'lightconv';
+ *
+ * checkLoopback('localhost'); // 'localhost'
+ * checkLoopback('0.0.0.0'); // throws a ValueError
+ * ```
+ */
 export function checkLoopback(host: string, what = 'explore'): string {
   if (!LOOPBACK.has(host.trim().toLowerCase())) {
     throw new ValueError(`${what} serves on the loopback address only (127.0.0.1, ::1 or localhost), not '${host}': the page shows your model and image to whoever can reach it. To share it, write it with --out DIR and publish that folder deliberately`);

@@ -24,6 +24,7 @@ export interface SlideHeatMap {
   imageHeight: number;
 }
 
+/** Options of `slideHeatMap`: tile side and stride (image pixels) are required. */
 export interface SlideOptions {
   /** Tile side and stride in image pixels. */
   tile: number;
@@ -36,7 +37,17 @@ export interface SlideOptions {
   classes?: readonly string[];
 }
 
-/** The sliding-window class probability over a whole image (tiles batched through the model). */
+/**
+ * The sliding-window class probability over a whole image (tiles batched through the model).
+ *
+ * @example
+ * ```ts
+ * import { saveHeatMap, slideHeatMap } from 'lightconv';
+ *
+ * const heat = await slideHeatMap('runs/ihc/model.onnx', 'slide.png', { tile: 64, stride: 32, target: 'positive' });
+ * await saveHeatMap(heat, 'slide.png', 'slide-heat.png');
+ * ```
+ */
 export async function slideHeatMap(model: CamModel, image: RgbImage | string, opts: SlideOptions): Promise<SlideHeatMap> {
   const what = 'slideHeatMap';
   const { tile, stride } = opts;
@@ -62,7 +73,17 @@ export async function slideHeatMap(model: CamModel, image: RgbImage | string, op
   return { map, width: cols, height: rows, tile, stride, classIndex: index, className: name, imageWidth: img.width, imageHeight: img.height };
 }
 
-/** Per image pixel, the mean probability of the tiles covering it; NaN where no tile does (the right and bottom margins). */
+/**
+ * Per image pixel, the mean probability of the tiles covering it; NaN where no tile does (the right and bottom margins).
+ *
+ * @example
+ * ```ts
+ * import { heatAtPixels, slideHeatMap } from 'lightconv';
+ *
+ * const heat = await slideHeatMap('model.onnx', 'slide.png', { tile: 64, stride: 32 });
+ * const perPixel = heatAtPixels(heat); // imageWidth × imageHeight, NaN at uncovered margins
+ * ```
+ */
 export function heatAtPixels(h: SlideHeatMap): Float32Array {
   const W = h.imageWidth;
   const H = h.imageHeight;
@@ -84,7 +105,17 @@ export function heatAtPixels(h: SlideHeatMap): Float32Array {
   return out;
 }
 
-/** Draws the heat map over the image: the image, the probability over it, a colour bar (0…1) and a caption, as PNG. */
+/**
+ * Draws the heat map over the image: the image, the probability over it, a colour bar (0…1) and a caption, as PNG.
+ *
+ * @example
+ * ```ts
+ * import { saveHeatMap, slideHeatMap } from 'lightconv';
+ *
+ * const heat = await slideHeatMap('model.onnx', 'slide.png', { tile: 64, stride: 64 });
+ * await saveHeatMap(heat, 'slide.png', 'heat.png', { colormap: 'inferno' });
+ * ```
+ */
 export async function saveHeatMap(heat: SlideHeatMap, image: RgbImage | string, path: string, opts: OverlayOptions = {}): Promise<void> {
   const img = await loadRgb(image);
   if (img.width !== heat.imageWidth || img.height !== heat.imageHeight) throw new ValueError(`saveHeatMap: the heat map was made on a ${heat.imageWidth}×${heat.imageHeight} image, this one is ${img.width}×${img.height}`);

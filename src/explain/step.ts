@@ -39,6 +39,7 @@ import {
 
 export type { Arithmetic } from './arithmetic.js';
 
+/** What a step is, for its words and its arithmetic. */
 export type StepKind =
   | 'conv'
   | 'depthwise_conv'
@@ -58,6 +59,7 @@ export type StepKind =
   | 'dropout'
   | 'other';
 
+/** One layer of a run (`stepThrough`): what ran, its input and output, cost, and explanations. */
 export interface Step {
   /** 0-based order of execution. */
   index: number;
@@ -88,6 +90,7 @@ export interface Step {
   at(index: number[]): Arithmetic;
 }
 
+/** Options of `stepThrough` / `collectSteps`. */
 export interface StepOptions {
   /**
    * Native modules: true gives leaf layers only; false (default) gives the leaves plus the blocks
@@ -108,13 +111,34 @@ export interface StepOptions {
  * rather than the folded fast path, so the final output equals `model.predict` within float32
  * round-off. ONNX graphs run unoptimised (BN and activations as their own nodes, as exported)
  * through `run(…, { onNode })`.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, lightCnn, stepThrough } from 'lightconv';
+ *
+ * const net = lightCnn();
+ * for await (const step of stepThrough(net, Tensor.randn([1, 3, 64, 64], { seed: 0 }))) {
+ *   console.log(step.layer, step.output.shape, step.macs, step.explain());
+ * }
+ * ```
  */
 export async function* stepThrough(model: Module | OnnxModel, input: Tensor, opts: StepOptions = {}): AsyncGenerator<Step> {
   const steps = model instanceof OnnxModel ? await onnxSteps(model, input, opts) : nativeSteps(model, input, opts);
   for (const s of steps) yield s;
 }
 
-/** All steps at once (what stepThrough yields). */
+/**
+ * All steps at once (what stepThrough yields).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, collectSteps, mobileNetV3 } from 'lightconv';
+ *
+ * const steps = await collectSteps(mobileNetV3('small'), Tensor.zeros([1, 3, 224, 224]), { leaves: true });
+ * const first = steps[0]!;
+ * console.log(first.at([0, 0, 0, 0]).text); // the arithmetic of one output element
+ * ```
+ */
 export async function collectSteps(model: Module | OnnxModel, input: Tensor, opts: StepOptions = {}): Promise<Step[]> {
   const out: Step[] = [];
   for await (const s of stepThrough(model, input, opts)) out.push(s);
@@ -600,6 +624,13 @@ const plainModels = new WeakMap<OnnxModel, OnnxModel>();
  * The module path in an exporter's node name: torch's '/features/features.4/block/block.2/fc1/Conv'
  * and lightconv's '/features/4/block/2/Conv_37' both give 'features.4.block.2(.fc1)'; '' when the
  * name has no path.
+ *
+ * @example
+ * ```ts
+ * import { onnxScope } from 'lightconv';
+ *
+ * onnxScope('/features/features.4/block/block.2/fc1/Conv'); // 'features.4.block.2.fc1'
+ * ```
  */
 export function onnxScope(nodeName: string): string {
   if (!nodeName.startsWith('/')) return '';

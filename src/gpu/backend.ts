@@ -37,6 +37,7 @@ interface GpuJsInstance {
   destroy(): unknown;
   readonly mode?: string;
 }
+/** The shape of gpu.js's `GPU` class, as far as the backend uses it (pass it as `GpuOptions.GPU`). */
 export interface GpuJsConstructor {
   new (settings: Record<string, unknown>): GpuJsInstance;
   readonly isWebGL2Supported?: boolean;
@@ -46,6 +47,7 @@ export interface GpuJsConstructor {
   readonly isWebAssemblySupported?: boolean;
 }
 
+/** Options of `gpu`: the gpu.js mode (chosen automatically by default), the GPU class, the log. */
 export interface GpuOptions {
   /**
    * The gpu.js backend. Default: webgl2 in a browser that has it, else headlessgl where it is
@@ -67,6 +69,7 @@ export interface OpCoverage {
   reasons: string[];
 }
 
+/** Which gpu.js mode the backend runs on, and on what renderer. */
 export interface GpuInfo {
   readonly mode: GpuMode;
   /** The GL renderer string (WEBGL_debug_renderer_info) where there is one. */
@@ -75,6 +78,7 @@ export interface GpuInfo {
   readonly software: boolean;
 }
 
+/** Device memory held by the backend, for finding leaks (`GpuBackend.stats`). */
 export interface GpuStats {
   /** Device buffers owned by tensors (kernel outputs, explicit uploads), not yet disposed. */
   liveBuffers: number;
@@ -84,9 +88,12 @@ export interface GpuStats {
   kernels: number;
 }
 
+/** The backend `gpu` returns: a `Backend` that keeps tensors on the device, with its info, op coverage and memory statistics. */
 export interface GpuBackend extends Backend {
   readonly info: GpuInfo;
+  /** Per op (card name), how many calls ran on the GPU and how many fell back to the CPU, with the reasons. */
   coverage(): Record<string, OpCoverage>;
+  /** Live device buffers, cached uploads and compiled kernels now. */
   stats(): GpuStats;
   /** A device copy of a host tensor, owned by the caller (dispose it). */
   upload(t: Tensor): Tensor;
@@ -153,6 +160,17 @@ function supported(G: GpuJsConstructor, mode: GpuMode): boolean {
 /**
  * A GPU backend over gpu.js: `useBackend(await gpu())`. Throws a ValueError when gpu.js is
  * missing or the requested mode is not available here (no silent downgrade).
+ *
+ * @example
+ * ```ts
+ * import { useBackend } from 'lightconv';
+ * import { gpu } from 'lightconv/gpu';
+ *
+ * const backend = await gpu({ mode: 'webgl2' });
+ * useBackend(backend);
+ * console.log(backend.info.mode, backend.info.renderer);
+ * // … run models; then backend.coverage() shows which ops ran on the CPU
+ * ```
  */
 export async function gpu(opts: GpuOptions = {}): Promise<GpuBackend> {
   const G = await loadGpuJs(opts);

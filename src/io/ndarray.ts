@@ -27,6 +27,15 @@ const DEFAULT_DTYPE: Readonly<Record<string, DType>> = {
  * Copies an ndarray (any strides, offset or view) into a new contiguous tensor of the same
  * shape. `dtype` overrides the default mapping (float64 → float32, integer types kept,
  * BigInt64 → int64 with every value checked to be a safe integer).
+ *
+ * @example
+ * ```ts
+ * import ndarray from 'ndarray';
+ * import { fromNdarray } from 'lightconv';
+ *
+ * const nd = ndarray(new Float64Array(6), [2, 3]).transpose(1, 0);
+ * const t = fromNdarray(nd); // float32 [3, 2], contiguous
+ * ```
  */
 export function fromNdarray(nd: ndarray.NdArray<ndarray.Data<number> | ndarray.Data<bigint>>, opts: { dtype?: DType } = {}): Tensor {
   const dtype = opts.dtype ?? DEFAULT_DTYPE[nd.dtype];
@@ -59,6 +68,14 @@ export function fromNdarray(nd: ndarray.NdArray<ndarray.Data<number> | ndarray.D
 /**
  * An ndarray over the tensor's own data (no copy), with the same shape. int64/uint64 tensors
  * are held in a Float64Array, so their ndarray reports dtype 'float64' with exact integer values.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, toNdarray } from 'lightconv';
+ *
+ * const nd = toNdarray(Tensor.ones([2, 3]));
+ * console.log(nd.get(1, 2), nd.shape); // 1 [2, 3]
+ * ```
  */
 export function toNdarray(t: Tensor): ndarray.NdArray<TypedArray> {
   return ndarray(t.dataSync(), [...t.shape]);

@@ -12,7 +12,8 @@ import { wasmConv } from './wasm/conv.js';
 import { wasmPointwiseGrad } from './wasm/convgrad.js';
 import { wasmDepthwiseWeightGrad } from './wasm/dwgrad.js';
 import { outputBuffer } from '../core/storage.js';
-import { forgetConstant, wasmKernelsEnabled } from './wasm/runtime.js';
+import { f32Index, forgetConstant, runtime, wasmKernelsEnabled } from './wasm/runtime.js';
+import { scratchBytes } from './wasm/budget.js';
 
 /**
  * Convolution (ONNX Conv, really cross-correlation) over NCHW data: 1-D (input [N, C, L],
@@ -629,8 +630,10 @@ function convGradDirect(X: ArrayLike<number>, W: ArrayLike<number>, dY: ArrayLik
 }
 
 /**
- * Float32 dense convs: per image and group, ∂W += dY·colᵀ and ∂X = col2im(Wᵀ·dY), the products
- * through the Gemm card's fast kernel (matmulF32). A 1×1 stride-1 unpadded conv reads X as col.
+ * Float32 dense convs: 1×1 stride-1 unpadded convs, and other convs of one group through their
+ * im2col columns, on the WebAssembly GEMM (wasm/convgrad.ts, images side by side). Otherwise (no
+ * WebAssembly, or groups) per image and group, ∂W += dY·colᵀ and ∂X = col2im(Wᵀ·dY), the
+ * products through the Gemm card's fast kernel (matmulF32); a 1×1 conv reads X as col.
  */
 function convGradGemm(X: Float32Array, W: Float32Array, dY: Float32Array, g: ConvGeometry, needX: boolean, needW: boolean) {
   const k = g.cg * g.kh * g.kw;
@@ -821,19 +824,31 @@ function depthwiseInputGrad(W: Float32Array, dY: Float32Array, g: ConvGeometry):
   if (wasmKernelsEnabled() && tpt >= 0 && tpl >= 0 && tpb >= 0 && tpr >= 0 && taps <= 49) {
     const flipped = f32Array(c * taps);
     for (let ch = 0; ch < c; ch++) for (let t = 0; t < taps; t++) flipped[ch * taps + t] = W[ch * taps + taps - 1 - t]!;
-    let src = dY;
-    if (sh > 1 || sw > 1) {
-      src = f32Array(n * c * hu * wu);
-      for (let plane = 0; plane < n * c; plane++) {
-        for (let oy = 0; oy < oh; oy++) {
-          const s = (plane * oh + oy) * ow;
-          const d = (plane * hu + oy * sh) * wu;
-          for (let ox = 0; ox < ow; ox++) src[d + ox * sw] = dY[s + ox]!;
+    const t: ConvGeometry = { ...g, h: hu, w: wu, sh: 1, sw: 1, pt: tpt, pl: tpl, pb: tpb, pr: tpr, oh: h, ow: w, outShape: [n, c, h, w] };
+    const rt = runtime();
+    if (sh === 1 && sw === 1) {
+      if (wasmConv(dY, flipped, null, gX, t, NO_ACTIVATION)) return gX;
+    } else if (rt) {
+      // dY with the zeros between, written straight into kernel memory, where the conv reads
+      // it in place (no JavaScript array to allocate, and no copy in).
+      const size = n * c * hu * wu;
+      const ptr = rt.alloc(scratchBytes(4 * size));
+      try {
+        const v = rt.f32();
+        const o = f32Index(ptr);
+        v.fill(0, o, o + size);
+        for (let plane = 0; plane < n * c; plane++) {
+          for (let oy = 0; oy < oh; oy++) {
+            const s = (plane * oh + oy) * ow;
+            const d = o + (plane * hu + oy * sh) * wu;
+            for (let ox = 0; ox < ow; ox++) v[d + ox * sw] = dY[s + ox]!;
+          }
         }
+        if (wasmConv(v.subarray(o, o + size), flipped, null, gX, t, NO_ACTIVATION)) return gX;
+      } finally {
+        rt.release(ptr);
       }
     }
-    const t: ConvGeometry = { ...g, h: hu, w: wu, sh: 1, sw: 1, pt: tpt, pl: tpl, pb: tpb, pr: tpr, oh: h, ow: w, outShape: [n, c, h, w] };
-    if (wasmConv(src, flipped, null, gX, t, NO_ACTIVATION)) return gX;
     gX.fill(0);
   }
   // JS: scatter each output's dY·W onto its window in a zero-bordered plane, then keep the interior.

@@ -13,6 +13,14 @@ import { Module, type ShapeVisitor } from './module.js';
 /**
  * torchvision's `_make_divisible`: round v to the nearest multiple of `divisor` (at least
  * `minValue`, default the divisor), going up one step if rounding down lost more than 10 %.
+ *
+ * @example
+ * ```ts
+ * import { makeDivisible } from 'lightconv';
+ *
+ * makeDivisible(16 * 0.75); // 16
+ * makeDivisible(36); // 40
+ * ```
  */
 export function makeDivisible(v: number, divisor = 8, minValue?: number): number {
   const min = minValue ?? divisor;
@@ -21,6 +29,7 @@ export function makeDivisible(v: number, divisor = 8, minValue?: number): number
   return n;
 }
 
+/** BatchNorm settings a builder passes to its blocks: epsilon and PyTorch-sense momentum. */
 export interface BnOptions {
   eps: number;
   momentum: number;
@@ -30,6 +39,14 @@ export interface BnOptions {
  * Conv → BatchNorm → activation, torchvision's Conv2dNormActivation: a Sequential whose children
  * are '0' (conv, no bias), '1' (BN) and '2' (the activation, absent when none). Padding is
  * torchvision's (k − 1)/2·dilation, so stride 1 keeps the spatial size.
+ *
+ * @example
+ * ```ts
+ * import { ConvBNAct, Rng, Tensor } from 'lightconv';
+ *
+ * const stem = new ConvBNAct(3, 16, 3, { stride: 2, activation: 'hardswish', bn: { eps: 1e-3, momentum: 0.01 }, rng: new Rng(0) });
+ * stem.eval().forward(Tensor.zeros([1, 3, 224, 224])).shape; // [1, 16, 112, 112]
+ * ```
  */
 export class ConvBNAct extends Sequential {
   constructor(
@@ -78,6 +95,14 @@ export class ConvBNAct extends Sequential {
  * scale_activation): x · gate(fc2(act(fc1(avgpool(x))))), with 1×1 convs with bias.
  * MobileNetV3: squeeze = makeDivisible(C/4, 8), ReLU, hard-sigmoid; EfficientNet: squeeze =
  * max(1, block input channels/4), SiLU, sigmoid.
+ *
+ * @example
+ * ```ts
+ * import { Rng, SqueezeExcite, Tensor } from 'lightconv';
+ *
+ * const se = new SqueezeExcite(96, 24, { activation: 'relu', gate: 'hardsigmoid', rng: new Rng(0) });
+ * se.forward(Tensor.randn([1, 96, 14, 14], { seed: 1 })).shape; // [1, 96, 14, 14]
+ * ```
  */
 export class SqueezeExcite extends Module {
   readonly fc1: Conv2d;
@@ -111,7 +136,17 @@ export class SqueezeExcite extends Module {
   }
 }
 
-/** ECA's adaptive kernel size: k = int(|log2(C)/2 + 1/2|), made odd by adding one (γ = 2, b = 1). */
+/**
+ * ECA's adaptive kernel size: k = int(|log2(C)/2 + 1/2|), made odd by adding one (γ = 2, b = 1).
+ *
+ * @example
+ * ```ts
+ * import { ecaKernelSize } from 'lightconv';
+ *
+ * ecaKernelSize(96); // 3
+ * ecaKernelSize(1024); // 5
+ * ```
+ */
 export function ecaKernelSize(channels: number): number {
   const k = Math.trunc(Math.abs(Math.log2(channels) / 2 + 0.5));
   return k % 2 === 1 ? k : k + 1;
@@ -121,6 +156,14 @@ export function ecaKernelSize(channels: number): number {
  * Efficient channel attention (children avg_pool, conv): global average pool → 1-D conv of
  * kernel k across the channels (1 → 1 channel, padding (k − 1)/2, no bias) → sigmoid → x · gate.
  * `kernelSize` 'adaptive' picks k from the channel count (ecaKernelSize).
+ *
+ * @example
+ * ```ts
+ * import { ECA, Tensor } from 'lightconv';
+ *
+ * const eca = new ECA(96); // k = 3
+ * eca.forward(Tensor.randn([1, 96, 14, 14], { seed: 0 })).shape; // [1, 96, 14, 14]
+ * ```
  */
 export class ECA extends Module {
   readonly kernelSize: number;
@@ -153,8 +196,10 @@ export class ECA extends Module {
   }
 }
 
+/** The channel attention of an inverted-residual block: none, squeeze-excitation or ECA. */
 export type AttentionKind = 'none' | 'se' | 'eca';
 
+/** One inverted-residual block: channels, kernel, expansion, attention, activation, stride and dilation. */
 export interface InvertedResidualConfig {
   inChannels: number;
   kernel: number;
@@ -176,6 +221,17 @@ export interface InvertedResidualConfig {
  * [expand 1×1 conv-BN-act (only when expanded ≠ in)] → depthwise k×k conv-BN-act → [attention]
  * → project 1×1 conv-BN, plus the input when stride is 1 and in = out (through stochastic depth
  * in EfficientNet). Indices inside `block` shift when there is no expansion, as in torchvision.
+ *
+ * @example
+ * ```ts
+ * import { InvertedResidual, Rng, Tensor } from 'lightconv';
+ *
+ * const block = new InvertedResidual(
+ *   { inChannels: 24, kernel: 5, expanded: 96, outChannels: 40, attention: 'eca', activation: 'hardswish', stride: 2, dilation: 1 },
+ *   { bn: { eps: 1e-3, momentum: 0.01 }, rng: new Rng(0), se: 'mobilenet' },
+ * );
+ * block.eval().forward(Tensor.zeros([1, 24, 28, 28])).shape; // [1, 40, 14, 14]
+ * ```
  */
 export class InvertedResidual extends Module {
   readonly useResidual: boolean;

@@ -24,6 +24,7 @@ function posInt(v: number, what: string): void {
 // ---------------------------------------------------------------------------------------------
 // Convolutions
 
+/** Options of `Conv2d`, PyTorch's defaults: stride 1, padding 0, dilation 1, groups 1, bias on; `rng` seeds the weights (default Rng(0)). */
 export interface Conv2dOptions {
   stride?: number;
   /** Zero padding on every side; default 0. torchvision's conv blocks use (k − 1)/2·dilation. */
@@ -35,7 +36,18 @@ export interface Conv2dOptions {
   rng?: Rng;
 }
 
-/** 2-D convolution, PyTorch's Conv2d: weight [out, in/groups, k, k], bias [out]. */
+/**
+ * 2-D convolution, PyTorch's Conv2d: weight [out, in/groups, k, k], bias [out].
+ *
+ * @example
+ * ```ts
+ * import { Conv2d, Rng, Tensor } from 'lightconv';
+ *
+ * const conv = new Conv2d(3, 16, 3, { stride: 2, padding: 1, bias: false, rng: new Rng(1) });
+ * conv.forward(Tensor.zeros([1, 3, 224, 224])).shape; // [1, 16, 112, 112]
+ * console.log(conv.weight.shape); // [16, 3, 3, 3]
+ * ```
+ */
 export class Conv2d extends Module {
   readonly stride: number;
   readonly padding: number;
@@ -71,6 +83,7 @@ export class Conv2d extends Module {
     return this.hasBias ? this.paramTensor('bias') : null;
   }
 
+  /** The convolution attributes (strides, pads, dilations, group) as the conv kernel takes them. */
   attrs(): ConvAttrs {
     const p = this.padding;
     return { strides: [this.stride, this.stride], pads: [p, p, p, p], dilations: [this.dilation, this.dilation], group: this.groups, activation: NONE };
@@ -102,6 +115,14 @@ export class Conv2d extends Module {
 /**
  * 1-D convolution over [N, C, L] (PyTorch's Conv1d), as ECA uses across channels:
  * weight [out, in/groups, k].
+ *
+ * @example
+ * ```ts
+ * import { Conv1d, Tensor } from 'lightconv';
+ *
+ * const conv = new Conv1d(1, 1, 3, { padding: 1, bias: false });
+ * conv.forward(Tensor.zeros([2, 1, 64])).shape; // [2, 1, 64]
+ * ```
  */
 export class Conv1d extends Module {
   readonly padding: number;
@@ -132,6 +153,7 @@ export class Conv1d extends Module {
     return this.hasBias ? this.paramTensor('bias') : null;
   }
 
+  /** The convolution attributes (strides, pads, dilations, group) as the conv kernel takes them. */
   attrs(): ConvAttrs {
     return { strides: [1], pads: [this.padding, this.padding], dilations: [1], group: 1, activation: NONE };
   }
@@ -162,6 +184,15 @@ export class Conv1d extends Module {
  * batch variance for running_var (momentum is PyTorch's: the weight of the new value; ONNX's
  * momentum is 1 − this). Eval mode uses the running statistics. Epsilon is the model's:
  * MobileNetV3 1e-3 (momentum 0.01), EfficientNet-B0…B4 1e-5 (momentum 0.1), B5…B7 1e-3 / 0.01.
+ *
+ * @example
+ * ```ts
+ * import { BatchNorm2d, Tensor } from 'lightconv';
+ *
+ * const bn = new BatchNorm2d(16, { eps: 1e-3, momentum: 0.01 });
+ * const y = bn.forward(Tensor.randn([8, 16, 4, 4], { seed: 0 })); // train mode: batch statistics
+ * bn.eval(); // from now on: running statistics
+ * ```
  */
 export class BatchNorm2d extends Module {
   readonly eps: number;
@@ -219,7 +250,17 @@ export class BatchNorm2d extends Module {
   }
 }
 
-/** y = x·Wᵀ + b over [N, in] (PyTorch's Linear: weight [out, in]). */
+/**
+ * y = x·Wᵀ + b over [N, in] (PyTorch's Linear: weight [out, in]).
+ *
+ * @example
+ * ```ts
+ * import { Linear, Tensor } from 'lightconv';
+ *
+ * const fc = new Linear(1280, 10);
+ * fc.forward(Tensor.zeros([4, 1280])).shape; // [4, 10]
+ * ```
+ */
 export class Linear extends Module {
   readonly hasBias: boolean;
   constructor(
@@ -270,7 +311,17 @@ export class Linear extends Module {
 // ---------------------------------------------------------------------------------------------
 // Activations
 
-/** A pointwise activation (the kernels' Activation spec). */
+/**
+ * A pointwise activation (the kernels' Activation spec).
+ *
+ * @example
+ * ```ts
+ * import { Act, Tensor } from 'lightconv';
+ *
+ * const hsig = new Act({ kind: 'hard_sigmoid', alpha: 1 / 6, beta: 0.5 }, 'Hardsigmoid');
+ * const y = hsig.forward(Tensor.zeros([2]));
+ * ```
+ */
 export class Act extends Module {
   constructor(
     readonly spec: Activation,
@@ -289,46 +340,125 @@ export class Act extends Module {
   }
 }
 
+/**
+ * max(0, x).
+ *
+ * @example
+ * ```ts
+ * import { ReLU, Tensor } from 'lightconv';
+ *
+ * new ReLU().forward(Tensor.fromArray([-1, 2], [2])).toArray(); // [0, 2]
+ * ```
+ */
 export class ReLU extends Act {
   constructor() {
     super({ kind: 'relu' }, 'ReLU');
   }
 }
+/**
+ * min(max(0, x), 6).
+ *
+ * @example
+ * ```ts
+ * import { ReLU6, Tensor } from 'lightconv';
+ *
+ * new ReLU6().forward(Tensor.fromArray([-1, 8], [2])).toArray(); // [0, 6]
+ * ```
+ */
 export class ReLU6 extends Act {
   constructor() {
     super({ kind: 'clip', min: 0, max: 6 }, 'ReLU6');
   }
 }
-/** Leaky-ReLU; slope 0.01 by default (PyTorch's and ONNX's default). */
+/**
+ * Leaky-ReLU; slope 0.01 by default (PyTorch's and ONNX's default).
+ *
+ * @example
+ * ```ts
+ * import { LeakyReLU, Tensor } from 'lightconv';
+ *
+ * new LeakyReLU(0.1).forward(Tensor.fromArray([-1, 2], [2])).toArray(); // [-0.1, 2]
+ * ```
+ */
 export class LeakyReLU extends Act {
   constructor(readonly negativeSlope = 0.01) {
     super({ kind: 'leaky_relu', alpha: negativeSlope }, `LeakyReLU(${negativeSlope})`);
   }
 }
-/** PyTorch's hard-sigmoid: relu6(x + 3)/6, i.e. alpha 1/6, beta 1/2 (not ONNX's default 0.2). */
+/**
+ * PyTorch's hard-sigmoid: relu6(x + 3)/6, i.e. alpha 1/6, beta 1/2 (not ONNX's default 0.2).
+ *
+ * @example
+ * ```ts
+ * import { Hardsigmoid, Tensor } from 'lightconv';
+ *
+ * new Hardsigmoid().forward(Tensor.zeros([1])).toArray(); // [0.5]
+ * ```
+ */
 export class Hardsigmoid extends Act {
   constructor() {
     super({ kind: 'hard_sigmoid', alpha: 1 / 6, beta: 0.5 }, 'Hardsigmoid');
   }
 }
+/**
+ * x · relu6(x + 3) / 6 (MobileNetV3).
+ *
+ * @example
+ * ```ts
+ * import { Hardswish, Tensor } from 'lightconv';
+ *
+ * new Hardswish().forward(Tensor.fromArray([-4, 4], [2])).toArray(); // [0, 4]
+ * ```
+ */
 export class Hardswish extends Act {
   constructor() {
     super({ kind: 'hard_swish' }, 'Hardswish');
   }
 }
+/**
+ * x · sigmoid(x) (EfficientNet's Swish).
+ *
+ * @example
+ * ```ts
+ * import { SiLU, Tensor } from 'lightconv';
+ *
+ * const y = new SiLU().forward(Tensor.randn([1, 8, 4, 4], { seed: 0 }));
+ * ```
+ */
 export class SiLU extends Act {
   constructor() {
     super({ kind: 'silu' }, 'SiLU');
   }
 }
+/**
+ * 1 / (1 + e^−x).
+ *
+ * @example
+ * ```ts
+ * import { Sigmoid, Tensor } from 'lightconv';
+ *
+ * new Sigmoid().forward(Tensor.zeros([1])).toArray(); // [0.5]
+ * ```
+ */
 export class Sigmoid extends Act {
   constructor() {
     super({ kind: 'sigmoid' }, 'Sigmoid');
   }
 }
 
+/** An activation by name, as builders and configs give it (`makeActivation`). */
 export type ActivationName = 'relu' | 'relu6' | 'leaky_relu' | 'hardsigmoid' | 'hardswish' | 'silu' | 'sigmoid';
 
+/**
+ * The activation layer for `name` (`slope`: leaky_relu's negative slope, default 0.01).
+ *
+ * @example
+ * ```ts
+ * import { makeActivation } from 'lightconv';
+ *
+ * const act = makeActivation('leaky_relu', 0.1); // a LeakyReLU
+ * ```
+ */
 export function makeActivation(name: ActivationName, slope = 0.01): Act {
   switch (name) {
     case 'relu':
@@ -351,7 +481,16 @@ export function makeActivation(name: ActivationName, slope = 0.01): Act {
 // ---------------------------------------------------------------------------------------------
 // Pooling, reshaping, regularisation
 
-/** AdaptiveAvgPool2d(1): the mean of every channel plane, [N, C, H, W] → [N, C, 1, 1]. */
+/**
+ * AdaptiveAvgPool2d(1): the mean of every channel plane, [N, C, H, W] → [N, C, 1, 1].
+ *
+ * @example
+ * ```ts
+ * import { AdaptiveAvgPool2d, Tensor } from 'lightconv';
+ *
+ * new AdaptiveAvgPool2d().forward(Tensor.ones([2, 576, 7, 7])).shape; // [2, 576, 1, 1]
+ * ```
+ */
 export class AdaptiveAvgPool2d extends Module {
   constructor() {
     super();
@@ -368,6 +507,17 @@ export class AdaptiveAvgPool2d extends Module {
   }
 }
 
+/**
+ * PyTorch's MaxPool2d over [N, C, H, W]: stride defaults to the kernel size, padding 0.
+ *
+ * @example
+ * ```ts
+ * import { MaxPool2d, Tensor } from 'lightconv';
+ *
+ * const pool = new MaxPool2d(3, { stride: 2, padding: 1 });
+ * pool.forward(Tensor.zeros([1, 64, 112, 112])).shape; // [1, 64, 56, 56]
+ * ```
+ */
 export class MaxPool2d extends Module {
   readonly stride: number;
   readonly padding: number;
@@ -406,7 +556,16 @@ export class MaxPool2d extends Module {
   }
 }
 
-/** flatten(x, 1): [N, …] → [N, rest]. */
+/**
+ * flatten(x, 1): [N, …] → [N, rest].
+ *
+ * @example
+ * ```ts
+ * import { Flatten, Tensor } from 'lightconv';
+ *
+ * new Flatten().forward(Tensor.zeros([2, 576, 1, 1])).shape; // [2, 576]
+ * ```
+ */
 export class Flatten extends Module {
   describe(): string {
     return 'Flatten';
@@ -419,6 +578,16 @@ export class Flatten extends Module {
   }
 }
 
+/**
+ * Passes its input through (a placeholder, e.g. where a head was removed).
+ *
+ * @example
+ * ```ts
+ * import { Identity, Tensor } from 'lightconv';
+ *
+ * new Identity().forward(Tensor.ones([2])); // the same tensor
+ * ```
+ */
 export class Identity extends Module {
   describe(): string {
     return 'Identity';
@@ -435,6 +604,15 @@ export class Identity extends Module {
  * Dropout: in train mode each element is zeroed with probability p and the rest scaled by
  * 1/(1 − p); identity in eval mode. The mask comes from the layer's own seeded generator
  * (`seed`), so runs repeat. Composed from `mul` with a constant mask, so gradients flow.
+ *
+ * @example
+ * ```ts
+ * import { Dropout, Tensor } from 'lightconv';
+ *
+ * const drop = new Dropout(0.2, { seed: 1 });
+ * const y = drop.forward(Tensor.ones([4, 8])); // train mode: some zeros, the rest 1.25
+ * drop.eval(); // identity
+ * ```
  */
 export class Dropout extends Module {
   private rng: Rng;
@@ -465,6 +643,14 @@ export class Dropout extends Module {
  * Stochastic depth, torchvision's 'row' mode: in train mode each sample of the batch keeps the
  * residual branch with probability 1 − p (scaled by 1/(1 − p)) or drops it entirely; identity in
  * eval mode or when p = 0. Seeded like Dropout.
+ *
+ * @example
+ * ```ts
+ * import { StochasticDepth, Tensor } from 'lightconv';
+ *
+ * const sd = new StochasticDepth(0.2);
+ * const branch = sd.forward(Tensor.ones([8, 16, 4, 4])); // whole samples dropped in train mode
+ * ```
  */
 export class StochasticDepth extends Module {
   private rng: Rng;
@@ -493,7 +679,19 @@ export class StochasticDepth extends Module {
   }
 }
 
-/** Children named '0', '1', … run in order (PyTorch's Sequential, so names line up). */
+/**
+ * Children named '0', '1', … run in order (PyTorch's Sequential, so names line up).
+ *
+ * @example
+ * ```ts
+ * import { Conv2d, ReLU, Sequential, Tensor } from 'lightconv';
+ *
+ * const net = new Sequential(new Conv2d(3, 8, 3, { padding: 1 }), new ReLU());
+ * net.append(new Conv2d(8, 8, 3, { padding: 1 }));
+ * console.log(net.length, net.at(1).describe()); // 3 'ReLU'
+ * net.forward(Tensor.zeros([1, 3, 32, 32]));
+ * ```
+ */
 export class Sequential extends Module {
   constructor(...layers: Module[]) {
     super();
@@ -502,9 +700,11 @@ export class Sequential extends Module {
   get length(): number {
     return this.children().length;
   }
+  /** The i-th child (0-based); a ValueError when there is none. */
   at(i: number): Module {
     return this.get(String(i));
   }
+  /** Adds `m` as the next child (named by its index). */
   append(m: Module): this {
     this.child(String(this.length), m);
     return this;

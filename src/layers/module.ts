@@ -50,6 +50,29 @@ export const init = {
  * implements `run` (the computation, with public kernel functions only, so that the autograd
  * tape sees every op) and `inferShape` (the output shape without computing, for summaries).
  * Callers use `forward`, which also runs the hooks.
+ *
+ * @example
+ * ```ts
+ * import { Conv2d, Module, Rng, Tensor, relu, type Shape } from 'lightconv';
+ *
+ * class Block extends Module {
+ *   private conv: Conv2d;
+ *   constructor(channels: number, rng = new Rng(0)) {
+ *     super();
+ *     this.conv = this.child('conv', new Conv2d(channels, channels, 3, { padding: 1, rng }));
+ *   }
+ *   describe(): string {
+ *     return 'Block';
+ *   }
+ *   protected run(x: Tensor): Tensor {
+ *     return relu(this.conv.forward(x));
+ *   }
+ *   protected inferShape(input: Shape): Shape {
+ *     return this.conv.infer(input);
+ *   }
+ * }
+ * const b = new Block(8).freeze('conv'); // parameter 'conv.weight' no longer trains
+ * ```
  */
 export abstract class Module {
   /** Train mode (batch statistics, dropout on) or eval mode. */
@@ -328,6 +351,15 @@ export abstract class Module {
  * Runs `fn` while recording the output of every submodule of `root` named in `names` (dotted
  * paths; all leaf modules when omitted) — activation maps, step-through, Grad-CAM targets. The
  * hooks are removed afterwards. A module that runs twice keeps its last output.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, captureOutputs, mobileNetV3 } from 'lightconv';
+ *
+ * const net = mobileNetV3('small').eval();
+ * const { result, outputs } = captureOutputs(net, () => net.forward(Tensor.zeros([1, 3, 224, 224])), ['features.3', 'features.8']);
+ * console.log(outputs.get('features.3')?.shape);
+ * ```
  */
 export function captureOutputs<T>(root: Module, fn: () => T, names?: readonly string[]): { result: T; outputs: Map<string, Tensor> } {
   const wanted = names ? names.map((n) => [n, root.get(n)] as const) : root.namedModules().filter(([, m]) => m.children().length === 0);

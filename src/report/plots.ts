@@ -33,6 +33,7 @@ export interface HistoryRow {
   fold?: number;
 }
 
+/** One ROC curve of `rocCurves`: its legend label, the points and the AUC. */
 export interface RocCurve {
   label: string;
   fpr: number[];
@@ -40,6 +41,7 @@ export interface RocCurve {
   auc: number;
 }
 
+/** One precision-recall curve of `prCurves`: its legend label, the points, average precision and prevalence. */
 export interface PrCurve {
   label: string;
   recall: number[];
@@ -56,6 +58,7 @@ export interface ReliabilityBins {
   count: number[];
 }
 
+/** Options shared by the plots: a title above the figure. */
 export interface PlotOptions {
   title?: string;
 }
@@ -195,7 +198,18 @@ async function render(spec: Spec): Promise<Figure> {
   }
 }
 
-/** Rasterises an SVG with the bundled fonts (no system fonts, so the result is machine-independent). */
+/**
+ * Rasterises an SVG with the bundled fonts (no system fonts, so the result is machine-independent).
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { svgToPng } from 'lightconv';
+ *
+ * const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20" fill="teal"/></svg>';
+ * writeFileSync('box.png', await svgToPng(svg)); // 80 × 40 pixels
+ * ```
+ */
 export async function svgToPng(svg: string, scale = PNG_SCALE): Promise<Uint8Array> {
   if (!(scale > 0) || !Number.isFinite(scale)) throw new ValueError(`svgToPng: scale must be a positive number, got ${scale}`);
   const [{ Resvg }, fontBuffers] = await Promise.all([loadResvg(), loadFonts()]);
@@ -225,6 +239,14 @@ export async function svgToPng(svg: string, scale = PNG_SCALE): Promise<Uint8Arr
  * Writes `path.png` and `path.svg` (creating the folder). Each goes to a temporary file beside
  * its target, renamed over it only once both are written, so a failed write leaves any
  * existing figure whole and no temporary file behind.
+ *
+ * @example
+ * ```ts
+ * import { rocCurves, saveFigure } from 'lightconv';
+ *
+ * const fig = await rocCurves([{ label: 'malignant', fpr: [0, 0.2, 1], tpr: [0, 0.8, 1], auc: 0.8 }]);
+ * const { png, svg } = await saveFigure(fig, 'plots/roc'); // plots/roc.png and plots/roc.svg
+ * ```
  */
 export async function saveFigure(fig: Figure, pathWithoutExt: string): Promise<{ png: string; svg: string }> {
   const out = { png: `${pathWithoutExt}.png`, svg: `${pathWithoutExt}.svg` };
@@ -238,7 +260,16 @@ export async function saveFigure(fig: Figure, pathWithoutExt: string): Promise<{
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** Cuts a name to `max` characters with an ellipsis. */
+/**
+ * Cuts a name to `max` characters with an ellipsis.
+ *
+ * @example
+ * ```ts
+ * import { truncateLabel } from 'lightconv';
+ *
+ * truncateLabel('melanocytic nevus of the left forearm', 12); // 'melanocytic…'
+ * ```
+ */
 export function truncateLabel(s: string, max = MAX_LABEL_CHARS): string {
   const chars = Array.from(s);
   return chars.length <= max ? s : chars.slice(0, max - 1).join('') + '…';
@@ -301,6 +332,14 @@ function curveColors(labels: string[]): string[] {
  * Training curves: loss (train and validation) and accuracy (train, validation, and the
  * validation metric when it is not accuracy), plus the learning rate when it changes. With
  * several folds each fold is a colour and train/validation a dash style.
+ *
+ * @example
+ * ```ts
+ * import { trainingCurves, type EpochLog } from 'lightconv';
+ *
+ * declare const history: EpochLog[]; // from fit(…)
+ * const fig = await trainingCurves(history, { metricName: 'F1 (macro)', title: 'Training' });
+ * ```
  */
 export async function trainingCurves(
   history: HistoryRow[],
@@ -384,7 +423,17 @@ export async function trainingCurves(
   });
 }
 
-/** ROC curves, one per class (and macro, drawn dashed), with the chance diagonal and AUC in the legend. */
+/**
+ * ROC curves, one per class (and macro, drawn dashed), with the chance diagonal and AUC in the legend.
+ *
+ * @example
+ * ```ts
+ * import { rocCurve, rocCurves } from 'lightconv';
+ *
+ * const { fpr, tpr } = rocCurve([true, false, true, false], [0.9, 0.1, 0.4, 0.6]);
+ * const fig = await rocCurves([{ label: 'positive', fpr, tpr, auc: 0.75 }]);
+ * ```
+ */
 export async function rocCurves(curves: RocCurve[], opts: PlotOptions = {}): Promise<Figure> {
   if (curves.length === 0) throw new ValueError('rocCurves: no curves');
   const names = distinctLabels(curves.map((c) => c.label));
@@ -420,7 +469,17 @@ export async function rocCurves(curves: RocCurve[], opts: PlotOptions = {}): Pro
   });
 }
 
-/** Precision-recall step curves with each class's prevalence (no-skill precision) as a dotted line. */
+/**
+ * Precision-recall step curves with each class's prevalence (no-skill precision) as a dotted line.
+ *
+ * @example
+ * ```ts
+ * import { prCurves, precisionRecallCurve } from 'lightconv';
+ *
+ * const { precision, recall } = precisionRecallCurve([true, false, true], [0.8, 0.7, 0.3]);
+ * const fig = await prCurves([{ label: 'positive', precision, recall, ap: 0.83, prevalence: 2 / 3 }]);
+ * ```
+ */
 export async function prCurves(curves: PrCurve[], opts: PlotOptions = {}): Promise<Figure> {
   if (curves.length === 0) throw new ValueError('prCurves: no curves');
   const names = distinctLabels(curves.map((c) => c.label));
@@ -471,6 +530,14 @@ export async function prCurves(curves: PrCurve[], opts: PlotOptions = {}): Promi
 /**
  * Confusion matrix heat map (rows: true class, columns: predicted), each cell labelled with its
  * count, or with its row fraction when `normalize` (a row without samples shows a dash).
+ *
+ * @example
+ * ```ts
+ * import { confusionMatrix, confusionMatrixPlot } from 'lightconv';
+ *
+ * const m = confusionMatrix([0, 1, 1, 2], [0, 1, 2, 2]);
+ * const fig = await confusionMatrixPlot(m, ['a', 'b', 'c'], { normalize: true });
+ * ```
  */
 export async function confusionMatrixPlot(
   matrix: number[][],
@@ -541,6 +608,15 @@ export async function confusionMatrixPlot(
  * Reliability diagram: accuracy per confidence bin (bars over the bin) and the bins' mean
  * confidence (points) against the diagonal of perfect calibration, with a histogram of the
  * number of samples per bin below. Bins are taken as equal-width on [0, 1].
+ *
+ * @example
+ * ```ts
+ * import { calibrationCurve, expectedCalibrationError, reliabilityDiagram } from 'lightconv';
+ *
+ * const y = [0, 1, 1];
+ * const p = [[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]];
+ * const fig = await reliabilityDiagram(calibrationCurve(y, p, 10), expectedCalibrationError(y, p));
+ * ```
  */
 export async function reliabilityDiagram(bins: ReliabilityBins, ece: number, opts: PlotOptions = {}): Promise<Figure> {
   const m = bins.count.length;
@@ -627,6 +703,13 @@ export async function reliabilityDiagram(bins: ReliabilityBins, ece: number, opt
 /**
  * Per-fold values of each metric as dots (one colour per fold) with the mean as a black tick
  * and ± one sample standard deviation as a bar; the axis label carries "mean ± std".
+ *
+ * @example
+ * ```ts
+ * import { foldBars } from 'lightconv';
+ *
+ * const fig = await foldBars({ accuracy: [0.81, 0.84, 0.79], f1_macro: [0.77, 0.8, 0.74] });
+ * ```
  */
 export async function foldBars(values: Record<string, number[]>, opts: PlotOptions = {}): Promise<Figure> {
   const metrics = Object.keys(values);

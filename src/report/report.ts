@@ -6,6 +6,7 @@ import { writeFilesAtomic } from './atomic.js';
 
 import { type ClassificationMetrics, HEADLINE } from '../eval/metrics.js';
 
+/** Metric name → its [low, high] confidence interval (bootstrap, 95 % by default). */
 export type ConfidenceIntervals = Partial<Record<string, [number, number]>>;
 
 export interface RunMetricsJson extends ClassificationMetrics {
@@ -31,6 +32,7 @@ export interface RunMetricsJson extends ClassificationMetrics {
   files?: { history?: string; predictions?: string; model?: string; plots?: Record<string, string> };
 }
 
+/** Options of `writeReport` / `renderReport`: title, figures and extra Markdown sections. */
 export interface ReportOptions {
   title?: string;
   /** Figure name -> PNG path relative to the run folder (its SVG beside it); default metrics.files.plots. */
@@ -85,13 +87,33 @@ const RATES = new Set([
   'specificity',
 ]);
 
+/**
+ * The label people read for a metric key ('f1_macro' → 'F1 (macro)'); unknown keys are returned as they are.
+ *
+ * @example
+ * ```ts
+ * import { metricLabel } from 'lightconv';
+ *
+ * metricLabel('balanced_accuracy'); // 'Balanced accuracy'
+ * ```
+ */
 export function metricLabel(name: string): string {
   return LABELS[name] ?? name;
 }
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
-/** A metric's value as the report shows it: rates in percent (1 decimal), the rest with 3 decimals. */
+/**
+ * A metric's value as the report shows it: rates in percent (1 decimal), the rest with 3 decimals.
+ *
+ * @example
+ * ```ts
+ * import { formatMetric } from 'lightconv';
+ *
+ * formatMetric('accuracy', 0.8734); // '87.3%'
+ * formatMetric('roc_auc_macro', 0.91234); // '0.912'
+ * ```
+ */
 export function formatMetric(name: string, value: number | null | undefined): string {
   if (!isNum(value)) return 'n/a';
   return RATES.has(name) ? `${(100 * value).toFixed(1)}%` : value.toFixed(3);
@@ -103,6 +125,16 @@ function formatSpread(name: string, value: number | null | undefined): string {
   return RATES.has(name) ? `${(100 * value).toFixed(1)} pp` : value.toFixed(3);
 }
 
+/**
+ * A confidence interval as the report shows it (`formatMetric` at both ends), or '–' when missing or not finite.
+ *
+ * @example
+ * ```ts
+ * import { formatCI } from 'lightconv';
+ *
+ * formatCI('roc_auc_macro', [0.812, 0.874]); // '0.812 – 0.874'
+ * ```
+ */
 export function formatCI(name: string, ci: [number, number] | undefined): string {
   if (!ci || !isNum(ci[0]) || !isNum(ci[1])) return '–';
   return `${formatMetric(name, ci[0])} – ${formatMetric(name, ci[1])}`;
@@ -139,14 +171,32 @@ function href(p: string): string {
   return encodeURI(p.split('\\').join('/'));
 }
 
-/** A Markdown table; `align` per column: 'l' or 'r'. */
+/**
+ * A Markdown table; `align` per column: 'l' or 'r'.
+ *
+ * @example
+ * ```ts
+ * import { markdownTable } from 'lightconv';
+ *
+ * const md = markdownTable(['metric', 'value'], [['accuracy', '0.87']], ['l', 'r']);
+ * ```
+ */
 export function markdownTable(header: string[], rows: string[][], align?: Array<'l' | 'r'>): string {
   const a = align ?? header.map((_, i) => (i === 0 ? 'l' : 'r'));
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(a.map((x) => (x === 'r' ? '---:' : ':---'))), ...rows.map(line)].join('\n');
 }
 
-/** Plain-text table for a terminal: columns padded, first left-aligned, the rest right-aligned. */
+/**
+ * Plain-text table for a terminal: columns padded, first left-aligned, the rest right-aligned.
+ *
+ * @example
+ * ```ts
+ * import { formatMetricsTable } from 'lightconv';
+ *
+ * console.log(formatMetricsTable(['metric', 'value'], [['accuracy', '0.870'], ['f1_macro', '0.812']]).join('\n'));
+ * ```
+ */
 export function formatMetricsTable(header: string[], rows: string[][]): string[] {
   const all = [header, ...rows];
   const widths = header.map((_, j) => Math.max(...all.map((r) => Array.from(r[j] ?? '').length)));
@@ -267,7 +317,18 @@ async function exists(dir: string, rel: string): Promise<boolean> {
   }
 }
 
-/** The report's Markdown text (what `writeReport` writes). */
+/**
+ * The report's Markdown text (what `writeReport` writes).
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises';
+ * import { renderReport, type RunMetricsJson } from 'lightconv';
+ *
+ * const metrics = JSON.parse(await readFile('runs/exp1/metrics.json', 'utf8')) as RunMetricsJson;
+ * const markdown = await renderReport('runs/exp1', metrics, { title: 'Skin lesions' });
+ * ```
+ */
 export async function renderReport(dir: string, m: RunMetricsJson, opts: ReportOptions = {}): Promise<string> {
   const L: string[] = [];
   const push = (...lines: string[]) => L.push(...lines);
@@ -405,7 +466,18 @@ export async function renderReport(dir: string, m: RunMetricsJson, opts: ReportO
   return L.join('\n');
 }
 
-/** Writes `dir/report.md` (through a temporary file and a rename) and returns its path. */
+/**
+ * Writes `dir/report.md` (through a temporary file and a rename) and returns its path.
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises';
+ * import { writeReport, type RunMetricsJson } from 'lightconv';
+ *
+ * const metrics = JSON.parse(await readFile('runs/exp1/metrics.json', 'utf8')) as RunMetricsJson;
+ * const path = await writeReport('runs/exp1', metrics); // runs/exp1/report.md
+ * ```
+ */
 export async function writeReport(dir: string, metrics: RunMetricsJson, opts: ReportOptions = {}): Promise<string> {
   const { join } = await import('node:path');
   const path = join(dir, 'report.md');
@@ -413,7 +485,18 @@ export async function writeReport(dir: string, metrics: RunMetricsJson, opts: Re
   return path;
 }
 
-/** A few lines for the terminal: what ran, the headline metrics with CIs, folds, cost. */
+/**
+ * A few lines for the terminal: what ran, the headline metrics with CIs, folds, cost.
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises';
+ * import { summaryLines, type RunMetricsJson } from 'lightconv';
+ *
+ * const metrics = JSON.parse(await readFile('runs/exp1/metrics.json', 'utf8')) as RunMetricsJson;
+ * for (const line of summaryLines(metrics)) console.log(line);
+ * ```
+ */
 export function summaryLines(m: RunMetricsJson): string[] {
   const lines: string[] = [];
   const what = [m.arch, m.dataset?.n != null ? `${formatCount(m.dataset.n)} images` : undefined, `${m.classes.length} classes`]

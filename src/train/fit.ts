@@ -131,7 +131,25 @@ function trainMode(model: Trainable, frozenBn: boolean): void {
   for (const [, m] of named ?? []) if (m.constructor.name === 'BatchNorm2d') m.training = false;
 }
 
-/** Thrown by `fit` when its `signal` aborts; `history` holds the epochs that completed. */
+/**
+ * Thrown by `fit` when its `signal` aborts; `history` holds the epochs that completed.
+ *
+ * @example
+ * ```ts
+ * import { Adam, Tensor, TrainingAbortedError, fit, lightCnn } from 'lightconv';
+ *
+ * const net = lightCnn({ numClasses: 2 });
+ * const data = { images: Tensor.randn([8, 3, 64, 64], { seed: 0 }), labels: [0, 1, 0, 1, 0, 1, 0, 1] };
+ * const controller = new AbortController();
+ * setTimeout(() => controller.abort(), 60_000);
+ * try {
+ *   await fit(net, data, { epochs: 100, optimizer: new Adam(net.parameters()), signal: controller.signal });
+ * } catch (e) {
+ *   if (e instanceof TrainingAbortedError) console.log(`stopped after ${e.history.length} epochs`);
+ *   else throw e;
+ * }
+ * ```
+ */
 export class TrainingAbortedError extends LightconvError {
   constructor(readonly history: readonly EpochLog[]) {
     super(`fit: aborted after ${history.length} complete epoch${history.length === 1 ? '' : 's'}`);

@@ -3,6 +3,7 @@ import { LightconvError, ValueError } from '../core/errors.js';
 import { HEADLINE } from '../eval/metrics.js';
 import { mcnemar, pairedTTest, wilcoxonSignedRank } from '../eval/stats.js';
 
+/** One headline metric of two runs, fold by fold, with the paired tests (`compareRuns`). */
 export interface MetricComparison {
   metric: string;
   a: number[];
@@ -15,6 +16,7 @@ export interface MetricComparison {
   wilcoxon: { statistic: number; p: number };
 }
 
+/** What `compareRuns` returns (and `lightconv compare --json` prints). */
 export interface Comparison {
   a: string;
   b: string;
@@ -60,6 +62,14 @@ async function readPredictions(dir: string, split: string): Promise<Map<string, 
  * `lightconv compare A B`: for each headline metric, the paired t-test and the Wilcoxon
  * signed-rank test over the two runs' cross-validation folds (fold k of A against fold k of B),
  * and McNemar's test on the held-out test images both runs predicted.
+ *
+ * @example
+ * ```ts
+ * import { compareRuns } from 'lightconv';
+ *
+ * const c = await compareRuns('runs/mobilenet', 'runs/eca-mobilenet');
+ * for (const m of c.metrics) console.log(m.metric, m.mean_diff, m.wilcoxon.p);
+ * ```
  */
 export async function compareRuns(dirA: string, dirB: string, opts: { alpha?: number } = {}): Promise<Comparison> {
   const [a, b] = await Promise.all([readRun(dirA), readRun(dirB)]);
@@ -97,6 +107,16 @@ export async function compareRuns(dirA: string, dirB: string, opts: { alpha?: nu
   return out;
 }
 
+/**
+ * The comparison as a text table, one string per line (what `lightconv compare` prints).
+ *
+ * @example
+ * ```ts
+ * import { compareRuns, formatComparison } from 'lightconv';
+ *
+ * console.log(formatComparison(await compareRuns('runs/a', 'runs/b')).join('\n'));
+ * ```
+ */
 export function formatComparison(c: Comparison): string[] {
   const f = (v: number) => v.toFixed(3);
   const p = (v: number) => (Number.isNaN(v) ? 'n/a' : v < 0.001 ? '<0.001' : v.toFixed(3));

@@ -11,7 +11,19 @@ import { writeReport } from '../report/report.js';
 
 export { type TrainedModel, loadTrainedModel };
 
-/** Softmax probabilities of a model over a loader's batches, in the loader's order. */
+/**
+ * Softmax probabilities of a model over a loader's batches, in the loader's order.
+ *
+ * @example
+ * ```ts
+ * import { ImageLoader, listImageFolder, loadTrainedModel, modelProbabilities } from 'lightconv';
+ *
+ * const m = await loadTrainedModel('runs/exp1/model.onnx');
+ * const loader = new ImageLoader(await listImageFolder('data/test'), { preprocess: m.preprocess, batchSize: 32 });
+ * const { probs, labels } = await modelProbabilities(m, loader);
+ * await loader.close();
+ * ```
+ */
 export async function modelProbabilities(m: TrainedModel, loader: ImageLoader, onBatch?: (done: number) => void): Promise<{ probs: Float32Array; labels: Int32Array; indices: number[] }> {
   const C = m.classes.length;
   const probs: number[] = [];
@@ -35,6 +47,7 @@ export async function modelProbabilities(m: TrainedModel, loader: ImageLoader, o
   return { probs: Float32Array.from(probs), labels: Int32Array.from(labels), indices };
 }
 
+/** Options of `evalRun`, the flags of `lightconv eval`: the model, the labelled data (a folder, or a flat folder with `csv`), the output folder; batch 32, 1000 bootstrap resamples by default. */
 export interface EvalRunOptions {
   model: string;
   data: string;
@@ -46,10 +59,20 @@ export interface EvalRunOptions {
   workers?: number;
   bootstrap?: number;
   seed?: number;
+  /** One line per event; default console.log. */
   log?: (line: string) => void;
 }
 
-/** `lightconv eval`: a trained model on a labelled folder → metrics with CIs, plots, predictions, report. */
+/**
+ * `lightconv eval`: a trained model on a labelled folder → metrics with CIs, plots, predictions, report.
+ *
+ * @example
+ * ```ts
+ * import { evalRun } from 'lightconv';
+ *
+ * await evalRun({ model: 'runs/exp1/model.onnx', data: 'data/external-test', out: 'runs/exp1-external' });
+ * ```
+ */
 export async function evalRun(o: EvalRunOptions) {
   const log = o.log ?? ((l: string) => console.log(l));
   const m = await loadTrainedModel(o.model);
@@ -82,7 +105,17 @@ function mapClasses(list: ImageList, m: TrainedModel, where: string): ImageList 
   return { ...list, classes: m.classes, items: list.items.map((it) => ({ ...it, label: index.get(list.classes[it.label]!)! })) };
 }
 
-/** `lightconv predict`: class and probabilities for images or folders of images (unlabelled). */
+/**
+ * `lightconv predict`: class and probabilities for images or folders of images (unlabelled).
+ *
+ * @example
+ * ```ts
+ * import { predictFiles } from 'lightconv';
+ *
+ * const { rows } = await predictFiles({ model: 'runs/exp1/model.onnx', inputs: ['new-images/'] });
+ * for (const r of rows) console.log(r.file, r.predicted, r.probability);
+ * ```
+ */
 export async function predictFiles(o: { model: string; inputs: string[]; batch?: number; workers?: number }): Promise<{ classes: string[]; rows: { file: string; predicted: string; probability: number; probs: number[] }[] }> {
   const m = await loadTrainedModel(o.model);
   const { stat, readdir } = await import('node:fs/promises');

@@ -21,6 +21,7 @@ export interface HistoryRow extends EpochLog {
   phase: string;
 }
 
+/** One line of a run's predictions.csv: the file, its split, its label and the class probabilities. */
 export interface PredictionRow {
   file: string;
   /** 'fold3', 'test', 'validation', 'eval'. */
@@ -111,7 +112,22 @@ export interface RunOutputs {
   explanations?: RunExplanations;
 }
 
-/** Writes a training run's folder; returns the files written (relative). */
+/**
+ * Writes a training run's folder; returns the files written (relative).
+ *
+ * @example
+ * ```ts
+ * import { writeRunOutputs } from 'lightconv';
+ *
+ * const files = await writeRunOutputs('runs/cancelled', {
+ *   metrics: { status: 'cancelled', evaluated_on: 'none' },
+ *   history: [],
+ *   predictions: [],
+ *   classes: ['benign', 'malignant'],
+ *   modelBytes: null,
+ * });
+ * ```
+ */
 export async function writeRunOutputs(out: string, o: RunOutputs): Promise<string[]> {
   const files: string[] = [];
   const put = async (name: string, data: string | Uint8Array) => {

@@ -144,13 +144,35 @@ function archInputFixed(arch: string): boolean {
   return arch === 'light_cnn';
 }
 
-/** Lists the images of a run's data options. */
+/**
+ * Lists the images of a run's data options.
+ *
+ * @example
+ * ```ts
+ * import { listData } from 'lightconv';
+ *
+ * const list = await listData({ data: 'data/HAM10000/images', csv: 'data/HAM10000/metadata.csv', groupCol: 'lesion_id' });
+ * console.log(list.classes, list.items.length);
+ * ```
+ */
 export async function listData(o: { data: string; csv?: string; imageCol?: string; labelCol?: string; groupCol?: string; classes?: readonly string[] }): Promise<ImageList> {
   if (o.csv) return listCsvImages(o.data, o.csv, { imageCol: o.imageCol ?? 'image_id', labelCol: o.labelCol ?? 'dx', ...(o.groupCol ? { groupCol: o.groupCol } : {}), ...(o.classes ? { classes: [...o.classes] } : {}) });
   if (o.groupCol) throw new ValueError('--group-col needs --csv (the groups are read from the CSV)');
   return listImageFolder(o.data);
 }
 
+/**
+ * `lightconv train`: lists the data, splits off a stratified test set (and cross-validation folds), trains `arch` (from scratch or fine-tuning `weights`), evaluates with bootstrap CIs, and writes the run folder `out` (model.onnx with its metadata, metrics.json, history and predictions CSVs, plots, report). Throws a ValueError for bad options or data; `signal` cancels.
+ *
+ * @example
+ * ```ts
+ * import { trainRun } from 'lightconv';
+ *
+ * const { metrics, files } = await trainRun({
+ *   data: 'data/skin-lesions', arch: 'mobilenet_v3_small', epochs: 20, folds: 5, out: 'runs/exp1',
+ * });
+ * ```
+ */
 export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const inputSize = opts.inputSize ?? DEFAULTS.inputSize;
@@ -433,7 +455,17 @@ async function trainingImageSide(path: string): Promise<number> {
   return Math.min(img.width, img.height);
 }
 
-/** The ONNX metadata that makes an exported model self-describing (eval/predict/run need no flags). */
+/**
+ * The ONNX metadata that makes an exported model self-describing (eval/predict/run need no flags).
+ *
+ * @example
+ * ```ts
+ * import { modelMetadata } from 'lightconv';
+ *
+ * const preprocess = { inputSize: 64, resize: 64, crop: 64, channels: 3 as const, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+ * const metadata = modelMetadata(['a', 'b'], preprocess, 'light_cnn');
+ * ```
+ */
 export function modelMetadata(classes: readonly string[], preprocess: Preprocess, arch: string): Record<string, string> {
   return { ...preprocessToMetadata(preprocess), 'lightconv.classes': JSON.stringify(classes), 'lightconv.arch': arch };
 }

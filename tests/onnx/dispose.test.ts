@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LightconvError } from '../../src/core/errors.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { exportOnnxBytes } from '../../src/io/onnx/export.js';
+import { compileForInference, exportOnnxBytes } from '../../src/io/onnx/export.js';
 import { OnnxModel, loadOnnxSync } from '../../src/io/onnx/model.js';
 import { isConstant, markConstant, runtime } from '../../src/kernels/wasm/runtime.js';
 import { mobileNetV3 } from '../../src/models/mobilenetv3.js';
@@ -51,6 +51,18 @@ describe('OnnxModel.dispose', () => {
     m.dispose(); // idempotent
     expect(rt.allocatedBytes).toBe(base);
     expect(bits(y)).toEqual(want); // returned tensors are plain arrays: still valid
+  });
+
+  it('frees a compiled native model (compileForInference) the same way', () => {
+    const rt = runtime();
+    if (!rt) return;
+    const base = rt.allocatedBytes;
+    const m = compileForInference(mobileNetV3('small', { numClasses: 3 }));
+    m.runSync(x);
+    expect(rt.allocatedBytes - base).toBeGreaterThan(4 * MiB);
+    m.dispose();
+    expect(rt.allocatedBytes).toBe(base);
+    expect(() => m.runSync(x)).toThrow(/was disposed/);
   });
 
   it('is what `using` calls at the end of the block', () => {

@@ -19,6 +19,7 @@ import { PAGE_CSS, pageHtml } from './template.js';
 export type { ExplorerData } from './data.js';
 export { checkLoopback };
 
+/** Options of the explorer page (`explorerData`, `writeExplorer`): top 10 classes, Grad-CAM by default. */
 export interface ExplorerOptions {
   /** Grad-CAM and gradients for this many of the most probable classes (default 10; all when fewer). */
   classes?: number;
@@ -43,6 +44,14 @@ export type ExplorerFiles = Map<string, string>;
  * The explorer's data for a model and one image. The page runs the model itself (the engine is
  * bundled into it), so it gets the model as ONNX: a trained model's file as it is, a native module
  * exported (BN and activations kept as their own nodes, node names carrying the module paths).
+ *
+ * @example
+ * ```ts
+ * import { explorerData, explorerFiles, mobileNetV3 } from 'lightconv';
+ *
+ * const data = await explorerData(mobileNetV3('small'), 'cat.png', { classes: 5 });
+ * const files = await explorerFiles(data); // index.html, style.css, explorer.js, data.js
+ * ```
  */
 export async function explorerData(model: ExplorerModel, image: RgbImage | string, opts: ExplorerOptions = {}): Promise<ExplorerData> {
   let bytes: Uint8Array;
@@ -188,7 +197,17 @@ export function explorerScript(): Promise<string> {
   return pageScript('explorer', new URL('./explorer_page.js', import.meta.url), new URL('./page.ts', import.meta.url));
 }
 
-/** index.html, style.css, explorer.js (the engine and the page) and data.js (this model and image). */
+/**
+ * index.html, style.css, explorer.js (the engine and the page) and data.js (this model and image).
+ *
+ * @example
+ * ```ts
+ * import { explorerData, explorerFiles, serveExplorer } from 'lightconv';
+ *
+ * const files = await explorerFiles(await explorerData('model.onnx', 'x.png'));
+ * const { url, close } = await serveExplorer(files);
+ * ```
+ */
 export async function explorerFiles(data: ExplorerData): Promise<ExplorerFiles> {
   // `<` escaped so no string in the data can close the script element.
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
@@ -203,6 +222,13 @@ export async function explorerFiles(data: ExplorerData): Promise<ExplorerFiles> 
 /**
  * Writes the explorer page for `model` and `image` into `outDir` (created if needed): a static,
  * self-contained folder that any static file server or a browser from file:// can show.
+ *
+ * @example
+ * ```ts
+ * import { writeExplorer } from 'lightconv';
+ *
+ * const { dir, files } = await writeExplorer('runs/exp1/model.onnx', 'x.png', 'explorer/', { method: 'gradcam++' });
+ * ```
  */
 export async function writeExplorer(model: ExplorerModel, image: RgbImage | string, outDir: string, opts: ExplorerOptions = {}): Promise<{ dir: string; files: string[] }> {
   const files = await explorerFiles(await explorerData(model, image, opts));
@@ -213,7 +239,22 @@ export async function writeExplorer(model: ExplorerModel, image: RgbImage | stri
   return { dir: resolve(outDir), files: [...files.keys()] };
 }
 
-/** Serves the page's files on a loopback address (port 0: a free one); GET only, no other paths. */
-export function serveExplorer(files: ExplorerFiles, opts: { host?: string; port?: number } = {}): Promise<{ url: string; close: () => Promise<void> }> {
+/**
+ * Serves the page's files on a loopback address (port 0: a free one); GET only, no other paths.
+ *
+ * @example
+ * ```ts
+ * import { explorerData, explorerFiles, serveExplorer } from 'lightconv';
+ *
+ * const { url, close } = await serveExplorer(await explorerFiles(await explorerData('model.onnx', 'x.png')), { port: 0 });
+ * console.log(`open ${url}`); // later: await close()
+ * ```
+ */
+export function serveExplorer(files: ExplorerFiles, opts: { host?: string; port?: number } = {}): Promise<{
+  /** The page's address, e.g. http://127.0.0.1:40123/. */
+  url: string;
+  /** Stops the server. */
+  close: () => Promise<void>;
+}> {
   return servePage(files, { ...opts, what: 'explore' });
 }

@@ -953,6 +953,7 @@ function entry<A>(card: OpCard<A>, kernel: GpuGradKernel<A>): [OpCard<unknown>, 
   return [card as OpCard<unknown>, kernel as GpuGradKernel<unknown>];
 }
 
+/** The GPU backward kernel of each op card that has one, keyed by the card; the others fall back to the card's CPU `grad`. */
 export const GPU_GRADS: ReadonlyMap<OpCard<unknown>, GpuGradKernel<unknown>> = new Map([
   entry(unaryCard, gpuUnaryGrad),
   entry(binaryCard, gpuBinaryGrad),

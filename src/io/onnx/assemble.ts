@@ -15,7 +15,19 @@ import { type ModelSource, readOnnx } from './model.js';
 import type { OnnxGraph } from './graph.js';
 import type { OnnxNode } from './node.js';
 
-/** The ONNX graph is not an architecture the assembler knows, or does not fit the native model. */
+/**
+ * The ONNX graph is not an architecture the assembler knows, or does not fit the native model.
+ *
+ * @example
+ * ```ts
+ * import { AssembleError, assemble } from 'lightconv';
+ *
+ * const net = await assemble('unknown-arch.onnx').catch((e) => {
+ *   if (e instanceof AssembleError) return null; // not a supported family
+ *   throw e;
+ * });
+ * ```
+ */
 export class AssembleError extends LightconvError {}
 
 /** What `assemble` found in the graph. */
@@ -389,6 +401,14 @@ function inputDims(g: OnnxGraph): [number, number, number] {
  * order and every shape is checked. Works for both exports: BN kept (BatchNormalization nodes,
  * parameters copied, epsilon checked) and BN folded into the convs (the native BN is set to an exact
  * identity plus the folded bias). The result is in eval mode and trainable.
+ *
+ * @example
+ * ```ts
+ * import { assembleGraph, readOnnx } from 'lightconv';
+ *
+ * const { net, report } = assembleGraph(await readOnnx('mobilenet_v3_small.onnx'));
+ * console.log(report.family, report.bnNodes, report.matched.length);
+ * ```
  */
 export function assembleGraph(g: OnnxGraph, what = 'model', opts: { bnEps?: number } = {}): { net: Classifier; report: AssembleReport } {
   const view = new GraphView(g);
@@ -440,7 +460,17 @@ export function assembleGraph(g: OnnxGraph, what = 'model', opts: { bnEps?: numb
   return { net, report };
 }
 
-/** Reads an ONNX file (or bytes) and assembles its native model (see assembleGraph). */
+/**
+ * Reads an ONNX file (or bytes) and assembles its native model (see assembleGraph).
+ *
+ * @example
+ * ```ts
+ * import { assemble } from 'lightconv';
+ *
+ * const net = await assemble('efficientnet_b0.onnx'); // a native, trainable Classifier
+ * net.replaceHead(4); // fine-tune on 4 classes
+ * ```
+ */
 export async function assemble(source: ModelSource): Promise<Classifier> {
   const g = await readOnnx(source);
   return assembleGraph(g, typeof source === 'string' ? source : 'model').net;
@@ -450,6 +480,13 @@ export async function assemble(source: ModelSource): Promise<Classifier> {
  * Loads the weights of a torchvision ONNX export into an existing native model: the graph is
  * assembled, then its state dict is copied with every name and shape checked (a ShapeError names
  * the tensor and both shapes when the file holds another architecture or class count).
+ *
+ * @example
+ * ```ts
+ * import { efficientNet, loadOnnxWeights } from 'lightconv';
+ *
+ * const net = await loadOnnxWeights(efficientNet('b0'), 'efficientnet_b0.onnx');
+ * ```
  */
 export async function loadOnnxWeights<N extends Classifier>(net: N, source: ModelSource): Promise<N> {
   const g = await readOnnx(source);

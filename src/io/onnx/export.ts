@@ -11,6 +11,7 @@ import { Bottleneck, ResNet } from '../../models/resnet.js';
 import { onnx } from './proto/onnx.js';
 import { tensorToProto } from './tensor_proto.js';
 
+/** Options of `exportOnnx` and its siblings: input shape and names, opset, metadata. */
 export interface ExportOptions {
   /** The input shape; its first dim is exported as the symbolic 'batch'. Default the network's. */
   input?: Shape;
@@ -155,7 +156,17 @@ function emit(m: Module, x: string, e: Emitter): string {
   throw new ValueError(`exportOnnx: no ONNX form for ${m.describe()} ('${name}')`);
 }
 
-/** The ONNX ModelProto of a native model (eval form: BN with running stats, dropout gone). */
+/**
+ * The ONNX ModelProto of a native model (eval form: BN with running stats, dropout gone).
+ *
+ * @example
+ * ```ts
+ * import { lightCnn, toOnnxModel } from 'lightconv';
+ *
+ * const proto = toOnnxModel(lightCnn(), { opset: 17 });
+ * console.log(proto.graph?.node?.length);
+ * ```
+ */
 export function toOnnxModel(net: Module, opts: ExportOptions = {}): onnx.ModelProto.$Properties {
   const input = opts.input ?? (net instanceof Classifier ? net.info.input : undefined);
   if (!input) throw new ValueError('exportOnnx: pass { input: [N, C, H, W] }');
@@ -190,7 +201,17 @@ export function toOnnxModel(net: Module, opts: ExportOptions = {}): onnx.ModelPr
   };
 }
 
-/** Serialises a native model to ONNX bytes. */
+/**
+ * Serialises a native model to ONNX bytes.
+ *
+ * @example
+ * ```ts
+ * import { exportOnnxBytes, loadOnnxSync, mobileNetV3 } from 'lightconv';
+ *
+ * const bytes = exportOnnxBytes(mobileNetV3('small', { numClasses: 2 }), { metadata: { note: 'demo' } });
+ * const model = loadOnnxSync(bytes);
+ * ```
+ */
 export function exportOnnxBytes(net: Module, opts: ExportOptions = {}): Uint8Array {
   return onnx.ModelProto.encode(toOnnxModel(net, opts)).finish();
 }
@@ -201,6 +222,15 @@ export function exportOnnxBytes(net: Module, opts: ExportOptions = {}): Uint8Arr
  * runner keeps activations in the kernels' memory, frees each after its last reader (a
  * module's forward cannot know when JavaScript drops a tensor) and replays recorded runs.
  * Later changes to `net` (more training) are not seen: compile again.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, compileForInference, efficientNet } from 'lightconv';
+ *
+ * const net = efficientNet('b0', { numClasses: 3 });
+ * const fast = compileForInference(net, { input: [1, 3, 224, 224] });
+ * const out = fast.runSync(Tensor.zeros([1, 3, 224, 224]));
+ * ```
  */
 export function compileForInference(net: Module, opts: ExportOptions = {}): OnnxModel {
   return loadOnnxSync(exportOnnxBytes(net, opts));
@@ -211,6 +241,13 @@ export function compileForInference(net: Module, opts: ExportOptions = {}): Onnx
  * the PyTorch names, BN stays as BatchNormalization (eval), the batch dim is symbolic. Written through
  * src/io/atomic.ts (temporary file, every byte, fsync, size check, rename, folder fsync), so a
  * reader never sees half a file and a failed export leaves any previous file intact.
+ *
+ * @example
+ * ```ts
+ * import { exportOnnx, lightCnn } from 'lightconv';
+ *
+ * await exportOnnx(lightCnn({ numClasses: 7 }), 'light_cnn.onnx', { inputName: 'input', outputName: 'logits' });
+ * ```
  */
 export async function exportOnnx(net: Module, path: string, opts: ExportOptions = {}): Promise<void> {
   const bytes = exportOnnxBytes(net, opts);

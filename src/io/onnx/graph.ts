@@ -38,6 +38,14 @@ export interface UnsupportedOp {
  * declared inputs and outputs. Structural problems (duplicate or missing values, cycles, bad
  * tensors) raise an OnnxError naming the value or node; ops the engine lacks are collected in
  * `unsupported` so that all of them can be reported at once.
+ *
+ * @example
+ * ```ts
+ * import { readOnnx } from 'lightconv/onnx';
+ *
+ * const g = await readOnnx('model.onnx');
+ * console.log(g.opCounts(), g.parameterCount(), g.unsupported.map((u) => u.opType));
+ * ```
  */
 export class OnnxGraph {
   private constructor(
@@ -71,6 +79,7 @@ export class OnnxGraph {
     return OnnxGraph.fromProto(m, what, readExternal);
   }
 
+  /** Builds the graph from a decoded ModelProto (see `decode`); `readExternal` supplies external tensor data. */
   static fromProto(m: onnx.ModelProto.$Properties, what = 'model', readExternal?: ExternalReader): OnnxGraph {
     const g = m.graph;
     if (!g) throw new OnnxError(`${what}: has no graph`);
@@ -272,6 +281,7 @@ function findUnsupported(nodes: readonly OnnxNode[], inputs: readonly ValueInfo[
     const op = n.domain === '' ? lookupOp(n.opType) : undefined;
     if (!op) note(n.opType, n.domain, n.name);
     else if (op.sinceVersion !== undefined && n.opset < op.sinceVersion) note(n.opType, n.domain, n.name, `opset ${n.opset}; needs ≥ ${op.sinceVersion}`);
+    else if (op.untilVersion !== undefined && n.opset > op.untilVersion) note(n.opType, n.domain, n.name, `opset ${n.opset}; removed after opset ${op.untilVersion}`);
   }
   for (const v of [...inputs, ...outputs]) {
     if (v.kind !== 'tensor') note(`${v.kind} value`, '', v.name, 'only tensors are supported');

@@ -4,7 +4,17 @@ import type { Tensor } from '../../core/tensor.js';
 /** A decoded attribute value. Ints are plain numbers (checked safe integers). */
 export type AttrValue = number | string | Tensor | number[] | string[] | Tensor[];
 
-/** One graph node as the op adapters see it: names, opset and typed attribute getters. */
+/**
+ * One graph node as the op adapters see it: names, opset and typed attribute getters.
+ *
+ * @example
+ * ```ts
+ * import { loadOnnx } from 'lightconv/onnx';
+ *
+ * const model = await loadOnnx('model.onnx');
+ * for (const node of model.plan) if (node.opType === 'Conv') console.log(node.name, node.ints('strides', [1, 1]), node.int('group', 1));
+ * ```
+ */
 export class OnnxNode {
   constructor(
     readonly name: string,
@@ -23,10 +33,12 @@ export class OnnxNode {
     return `${this.opType} node '${this.name}'`;
   }
 
+  /** Whether the node sets attribute `name`. */
   has(name: string): boolean {
     return this.attrs.has(name);
   }
 
+  /** Integer attribute `name`, or `def` when absent; an OnnxError naming the node when it is absent without a default or not an int. */
   int(name: string, def?: number): number {
     const v = this.attrs.get(name);
     if (v === undefined) return this.need(name, def);
@@ -34,6 +46,7 @@ export class OnnxNode {
     return v;
   }
 
+  /** Float attribute `name`, or `def` when absent; an OnnxError naming the node otherwise. */
   float(name: string, def?: number): number {
     const v = this.attrs.get(name);
     if (v === undefined) return this.need(name, def);
@@ -41,6 +54,7 @@ export class OnnxNode {
     return v;
   }
 
+  /** String attribute `name`, or `def` when absent; an OnnxError naming the node otherwise. */
   string(name: string, def?: string): string {
     const v = this.attrs.get(name);
     if (v === undefined) return this.need(name, def);
@@ -48,6 +62,7 @@ export class OnnxNode {
     return v;
   }
 
+  /** Integer-list attribute `name`, or `def` when absent; an OnnxError naming the node otherwise. */
   ints(name: string, def?: number[]): number[] {
     const v = this.attrs.get(name);
     if (v === undefined) return this.need(name, def);
@@ -55,6 +70,7 @@ export class OnnxNode {
     return v as number[];
   }
 
+  /** Float-list attribute `name`, or `def` when absent; an OnnxError naming the node otherwise. */
   floats(name: string, def?: number[]): number[] {
     const v = this.attrs.get(name);
     if (v === undefined) return this.need(name, def);
@@ -62,6 +78,7 @@ export class OnnxNode {
     return v as number[];
   }
 
+  /** Tensor attribute `name` (Constant's value), or undefined when absent. */
   tensor(name: string): Tensor | undefined {
     const v = this.attrs.get(name);
     if (v === undefined) return undefined;
@@ -108,9 +125,13 @@ export type NodeRunner = (inputs: ReadonlyArray<Tensor | undefined>) => Tensor[]
 export interface OnnxOp {
   /** The lowest opset version this adapter implements (older nodes are reported unsupported). */
   readonly sinceVersion?: number;
+  /** The last opset version that defines the op, for ops ONNX removed (newer nodes are reported unsupported). */
+  readonly untilVersion?: number;
+  /** Validates the node's attributes and returns its runner. */
   compile(node: OnnxNode): NodeRunner;
 }
 
+/** Op type → how the engine runs it (`ONNX_OPS`, for the default domain). */
 export type OnnxOpTable = Readonly<Record<string, OnnxOp>>;
 
 /**

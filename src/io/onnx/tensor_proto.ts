@@ -288,7 +288,17 @@ export function tensorToProto(t: Tensor, name = ''): onnx.TensorProto {
   return new onnx.TensorProto({ name, dims: [...t.shape], data_type: TO_ONNX[t.dtype], raw_data: raw });
 }
 
-/** Decodes one serialized TensorProto (a `.pb` file of ONNX's test layout) with its name. */
+/**
+ * Decodes one serialized TensorProto (a `.pb` file of ONNX's test layout) with its name.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { decodeTensorProto } from 'lightconv/onnx';
+ *
+ * const { name, tensor } = decodeTensorProto(readFileSync('test_data_set_0/output_0.pb'), 'output_0.pb');
+ * ```
+ */
 export function decodeTensorProto(bytes: Uint8Array, what = 'TensorProto'): { name: string; tensor: Tensor } {
   let p: onnx.TensorProto;
   try {
@@ -299,10 +309,33 @@ export function decodeTensorProto(bytes: Uint8Array, what = 'TensorProto'): { na
   return { name: p.name ?? '', tensor: tensorFromProto(p, what) };
 }
 
+/**
+ * The tensor of one serialized TensorProto (see `decodeTensorProto`), without its name.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { decodeTensor } from 'lightconv/onnx';
+ *
+ * const x = decodeTensor(readFileSync('test_data_set_0/input_0.pb'));
+ * ```
+ */
 export function decodeTensor(bytes: Uint8Array, what = 'TensorProto'): Tensor {
   return decodeTensorProto(bytes, what).tensor;
 }
 
+/**
+ * A tensor as one serialized TensorProto (raw little-endian data), optionally named: the `.pb` files of ONNX's test layout.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { Tensor } from 'lightconv';
+ * import { encodeTensor } from 'lightconv/onnx';
+ *
+ * writeFileSync('input_0.pb', encodeTensor(Tensor.zeros([1, 3, 224, 224]), 'input'));
+ * ```
+ */
 export function encodeTensor(t: Tensor, name = ''): Uint8Array {
   return onnx.TensorProto.encode(tensorToProto(t, name)).finish();
 }

@@ -2,7 +2,7 @@ import type { ConvGeometry } from '../conv.js';
 import { f32Array } from '../../core/dtype.js';
 import { NO_ACTIVATION } from '../activation.js';
 import { gemm, gemmTailFloats } from './conv.js';
-import { type Runtime, f32Index, packA, placeBias, runtime } from './runtime.js';
+import { type Runtime, f32Index, placeBias, runtime } from './runtime.js';
 import { scratchBytes } from './budget.js';
 
 /**
@@ -58,13 +58,14 @@ function chunk(rt: Runtime, X: Float32Array, W: Float32Array, dY: Float32Array, 
     xT: gW ? K * cg : 0, // Xcᵀ: ∂W's B
     aW: gW ? mPanelsW * 4 * K : 0, // dYc packed
     aX: gX ? mPanelsX * 4 * mg : 0, // Wᵀ packed
+    w: gX ? mg * cg : 0, // the group's weights as they are
     c: Math.max(gW ? mg * cg : 0, gX && side ? cg * K : 0), // a product
     bias: 4 * Math.max(mPanelsW, mPanelsX),
     tail: tailFloats,
   };
   let total = 0;
   const at: Record<string, number> = {};
-  const base = rt.alloc(scratchBytes(4 * (Object.values(floats).reduce((a, b) => a + b, 0) + 16 * 9)));
+  const base = rt.alloc(scratchBytes(4 * (Object.values(floats).reduce((a, b) => a + b, 0) + 16 * 10)));
   try {
     for (const [name, f] of Object.entries(floats)) {
       at[name] = base + 4 * total;
@@ -98,8 +99,12 @@ function chunk(rt: Runtime, X: Float32Array, W: Float32Array, dY: Float32Array, 
       for (let i = 0; i < mg * cg; i++) gW[wo + i] += v[c + i]!;
     }
     if (gX) {
-      // A = Wᵀ: element (c, m) at W[(gi·mg + m)·cg + c]. ∂X of image j goes to xRaw + j·cg·P.
-      const pA = packA(rt, W, gi * mg * cg, cg, mg, at.aX!, 1, cg);
+      // A = Wᵀ: element (c, m) at W[(gi·mg + m)·cg + c], packed by the copy kernel from a copy of
+      // W (packA's JS loop reads W down its columns). ∂X of image j goes to xRaw + j·cg·P.
+      rt.f32().set(W.subarray(gi * mg * cg, (gi + 1) * mg * cg), f32Index(at.w!));
+      if (cg % 4 !== 0) rt.call('fill', at.aX! + 16 * (mPanelsX - 1) * mg, 4 * mg, 0);
+      for (let i = 0; i < mPanelsX; i++) rt.call('copy2d', at.w! + 16 * i, 4, 4 * cg, at.aX! + 16 * i * mg, 4, 16, Math.min(4, cg - 4 * i), mg);
+      const pA = at.aX!;
       if (side) {
         gemm(rt, pA, mPanelsX, cg, mg, at.dYc!, K, K, at.c!, K, pBias, NO_ACTIVATION, at.tail!);
         for (let j = 0; j < cnt; j++) rt.call('copy2d', at.c! + 4 * j * P, 4 * K, 4, at.xRaw! + 4 * j * cg * P, 4 * P, 4, cg, P);

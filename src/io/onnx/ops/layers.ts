@@ -132,8 +132,8 @@ export const layerOps: OnnxOpTable = {
   // Upsample-7 (scales attribute) and -9 (scales input); removed at opset 10 in favour of Resize.
   Upsample: {
     sinceVersion: 7,
+    untilVersion: 9,
     compile(node) {
-      if (node.opset >= 10) throw node.error(`Upsample is deprecated since opset 10 (the model imports ${node.opset}); such models use Resize`);
       const mode = oneOf(node, 'mode', ['nearest', 'linear'] as const, 'nearest');
       const s: ResizeSettings = { mode, coordinateMode: 'asymmetric', nearestMode: 'floor', cubicA: -0.75, excludeOutside: false, extrapolationValue: 0, antialias: false, policy: 'stretch' };
       const fixed = node.opset < 9 ? node.floats('scales') : undefined;
