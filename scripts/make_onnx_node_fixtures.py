@@ -51,6 +51,7 @@ GROUPS = {
         'ReduceSum', 'Relu', 'Shape', 'Sigmoid', 'Softmax', 'Sqrt', 'Squeeze', 'Sub', 'Tanh', 'Transpose', 'Unsqueeze',
     ],
     'select': ['ArgMax', 'ArgMin', 'TopK', 'GatherElements', 'Einsum', 'ReduceL1', 'ReduceL2', 'ReduceSumSquare', 'ReduceLogSumExp', 'ReduceProd'],
+    'scatter': ['Mod', 'ScatterND'],
 }
 
 # Per-case size cap: the few generators with large random inputs are left out to keep the folder small.

@@ -85,15 +85,28 @@ export async function runCase(dir: string, base: string, fallback: Tolerance = D
   } catch (e) {
     result.status = 'fail';
     result.detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    // A value mismatch carries the whole output's errors: report them, not the maxima so far.
+    if (e instanceof Mismatch && e.errors) {
+      result.maxAbs = Math.max(result.maxAbs, e.errors.abs);
+      result.maxRel = Math.max(result.maxRel, e.errors.rel);
+    }
   }
   result.ms = performance.now() - t0;
   if (exclusion) result.detail = `relaxed check: ${exclusion.reason}`;
   return result;
 }
 
-class Mismatch extends LightconvError {}
+/** An output that differs from its reference; `errors` holds the max abs/rel errors where values were compared. */
+class Mismatch extends LightconvError {
+  constructor(
+    message: string,
+    readonly errors?: { abs: number; rel: number },
+  ) {
+    super(message);
+  }
+}
 
-/** Max abs and rel error; throws Mismatch naming the first element outside abs + rel·|ref|. */
+/** Max abs and rel error; throws Mismatch naming the first element outside abs + rel·|ref| (and carrying both maxima over all elements). */
 export function compare(got: Tensor, ref: Tensor, tol: Tolerance, what: string): { abs: number; rel: number } {
   if (got.shape.join() !== ref.shape.join()) throw new Mismatch(`${what}: shape [${got.shape}] but expected [${ref.shape}]`);
   const exact = !(ref.dtype === 'float32' || ref.dtype === 'float64');
@@ -120,7 +133,7 @@ export function compare(got: Tensor, ref: Tensor, tol: Tolerance, what: string):
     if (!ok && firstBad < 0) firstBad = i;
   }
   if (firstBad >= 0) {
-    throw new Mismatch(`${what}: element ${firstBad} is ${a[firstBad]}, expected ${b[firstBad]} (max abs error ${maxAbs.toExponential(2)})`);
+    throw new Mismatch(`${what}: element ${firstBad} is ${a[firstBad]}, expected ${b[firstBad]} (max abs error ${maxAbs.toExponential(2)})`, { abs: maxAbs, rel: maxRel });
   }
   return { abs: maxAbs, rel: maxRel };
 }

@@ -104,7 +104,8 @@ export class UnsupportedOpError extends LightconvError {
 }
 
 /**
- * A declared size exceeds a configured budget (bytes, rank, element count); raised before allocation.
+ * A declared size exceeds a configured budget (bytes, rank, element count); raised before
+ * allocation.
  *
  * @example
  * ```ts

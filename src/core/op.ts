@@ -59,13 +59,13 @@ export interface Backend {
    * - `upload`: a device copy of a host tensor.
    */
   read?(t: Tensor): TypedArray;
-  /** See above: the non-blocking read. */
+  /** Device backends: a device tensor's elements without blocking, where the device can (`await data()`). */
   readAsync?(t: Tensor): Promise<TypedArray>;
-  /** See above: frees a device tensor's buffer. */
+  /** Device backends: frees a device tensor's buffer (`tensor.dispose()`). */
   dispose?(t: Tensor): void;
-  /** See above: a reshaped view of a device tensor. */
+  /** Device backends: the same buffer under another shape (`tensor.reshape()`). */
   view?(t: Tensor, shape: Shape): Tensor;
-  /** See above: a device copy of a host tensor. */
+  /** Device backends: a device copy of a host tensor. */
   upload?(t: Tensor): Tensor;
   /**
    * A backend's own backward for one recorded call (autograd asks before the card's `grad`):

@@ -10,7 +10,8 @@ import { ValueError } from './errors.js';
 let threads = 1;
 
 /**
- * Sets the thread count (an integer in [1, 64], else a ValueError); see above. Workers start lazily.
+ * Lets the CPU kernels use up to `n` threads, the calling thread included (an integer in [1, 64],
+ * else a ValueError). The WebAssembly kernels start n − 1 workers the next time they run.
  *
  * @example
  * ```ts

@@ -253,7 +253,8 @@ const isNode = () => typeof process !== 'undefined' && !!process.versions?.node;
 /**
  * Streams batches of a file list — a `BatchSource` for `fit`. Decoding, resizing and augmentation
  * run in worker threads a few batches ahead; the order and augmentation follow from (seed, epoch,
- * item) alone, so the batches are the same with any number of workers. Throws a ValueError for bad options or labels outside the classes; call `close()` to end its threads.
+ * item) alone, so the batches are the same with any number of workers. Throws a ValueError for bad
+ * options or labels outside the classes; call `close()` to end its threads.
  *
  * @example
  * ```ts
@@ -411,7 +412,8 @@ export class ImageLoader {
 }
 
 /**
- * Every item decoded with the evaluation preprocessing into one [N, C, S, S] tensor (small sets, evaluation).
+ * Every item decoded with the evaluation preprocessing into one [N, C, S, S] tensor (small sets,
+ * evaluation).
  *
  * @example
  * ```ts

@@ -24,7 +24,8 @@ export type TransformSpec =
   | { kind: 'compose'; transforms: TransformSpec[] };
 
 /**
- * torchvision Resize(size) with an int: the shorter side becomes `size` (PIL's antialiased bilinear).
+ * torchvision Resize(size) with an int: the shorter side becomes `size` (PIL's antialiased
+ * bilinear).
  *
  * @example
  * ```ts
@@ -108,7 +109,8 @@ export function randomVerticalFlip(p = 0.5): TransformSpec {
 }
 
 /**
- * torchvision RandomRotation(degrees): an angle uniform in [−d, d] (or the range given), counter-clockwise, about the centre, bilinear, fill 0.
+ * torchvision RandomRotation(degrees): an angle uniform in [−d, d] (or the range given),
+ * counter-clockwise, about the centre, bilinear, fill 0.
  *
  * @example
  * ```ts
@@ -164,7 +166,8 @@ export function colorJitter(opts: ColorJitterOptions): TransformSpec {
 }
 
 /**
- * Several transforms run in order, as one (torchvision Compose). Throws a ValueError naming the first bad one.
+ * Several transforms run in order, as one (torchvision Compose). Throws a ValueError naming the
+ * first bad one.
  *
  * @example
  * ```ts
@@ -490,7 +493,8 @@ function lumaAt(rgb: Uint8Array, p: number): number {
 }
 
 /**
- * torchvision's adjust_brightness: every channel times `factor` (0 black, 1 unchanged), clipped to 0…255.
+ * torchvision's adjust_brightness: every channel times `factor` (0 black, 1 unchanged), clipped to
+ * 0…255.
  *
  * @example
  * ```ts
@@ -506,7 +510,8 @@ export function adjustBrightness(img: RgbImage, factor: number): RgbImage {
 }
 
 /**
- * torchvision's adjust_contrast: blended with the mean grey level by `factor` (0 flat grey, 1 unchanged).
+ * torchvision's adjust_contrast: blended with the mean grey level by `factor` (0 flat grey, 1
+ * unchanged).
  *
  * @example
  * ```ts
@@ -526,7 +531,8 @@ export function adjustContrast(img: RgbImage, factor: number): RgbImage {
 }
 
 /**
- * torchvision's adjust_saturation: blended with the grayscale image by `factor` (0 grey, 1 unchanged).
+ * torchvision's adjust_saturation: blended with the grayscale image by `factor` (0 grey, 1
+ * unchanged).
  *
  * @example
  * ```ts
@@ -718,7 +724,8 @@ export function preprocessImage(img: RgbImage, p: Preprocess, augment?: readonly
 }
 
 /**
- * The preprocessing as model metadata (ONNX metadata_props): one JSON entry under 'lightconv.preprocess'.
+ * The preprocessing as model metadata (ONNX metadata_props): one JSON entry under
+ * 'lightconv.preprocess'.
  *
  * @example
  * ```ts
@@ -735,7 +742,8 @@ export function preprocessToMetadata(p: Preprocess): Record<string, string> {
 }
 
 /**
- * The preprocessing stored by preprocessToMetadata; null when the metadata has none, a ValueError when it is malformed.
+ * The preprocessing stored by preprocessToMetadata; null when the metadata has none, a ValueError
+ * when it is malformed.
  *
  * @example
  * ```ts
@@ -780,7 +788,9 @@ export function uprightAugment(inputSize: number): TransformSpec[] {
 }
 
 /**
- * The training augmentation of `lightconv train` (augment 'default'): a random resized crop (scale 0.7–1), horizontal and vertical flips, light colour jitter. For images without a natural orientation (dermoscopy, histology).
+ * The training augmentation of `lightconv train` (augment 'default'): a random resized crop (scale
+ * 0.7–1), horizontal and vertical flips, light colour jitter. For images without a natural
+ * orientation (dermoscopy, histology).
  *
  * @example
  * ```ts

@@ -136,7 +136,8 @@ function columnOf(scores: Tensor, c: number): number[] {
 }
 
 /**
- * Binary ROC-AUC: the probability that a positive outranks a negative, ties counting ½ (Mann–Whitney).
+ * Binary ROC-AUC: the probability that a positive outranks a negative, ties counting ½
+ * (Mann–Whitney).
  *
  * @example
  * ```ts
@@ -215,7 +216,8 @@ function oneVsRest(metric: (pos: boolean[], s: number[]) => number, yTrue: Label
 }
 
 /**
- * ROC-AUC, one-vs-rest per class, averaged 'macro' (default), 'weighted' by support, or 'none'. A class with no positives or no negatives gives NaN.
+ * ROC-AUC, one-vs-rest per class, averaged 'macro' (default), 'weighted' by support, or 'none'. A
+ * class with no positives or no negatives gives NaN.
  *
  * @example
  * ```ts
@@ -350,7 +352,8 @@ function rowArgmax(p: Float64Array, n: number, C: number): Int32Array {
 }
 
 /**
- * Specificity of each class, one-vs-rest: TN / (TN + FP); 0 where a class has no negatives (zero_division = 0).
+ * Specificity of each class, one-vs-rest: TN / (TN + FP); 0 where a class has no negatives
+ * (zero_division = 0).
  *
  * @example
  * ```ts
@@ -396,7 +399,8 @@ export function balancedAccuracy(yTrue: Labels, yPred: Labels): number {
 }
 
 /**
- * Matthews correlation coefficient, multiclass (Gorodkin's R_K), as scikit-learn's matthews_corrcoef: 0 when undefined.
+ * Matthews correlation coefficient, multiclass (Gorodkin's R_K), as scikit-learn's
+ * matthews_corrcoef: 0 when undefined.
  *
  * @example
  * ```ts

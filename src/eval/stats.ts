@@ -191,7 +191,8 @@ export function meanStd(values: ArrayLike<number>): { mean: number; std: number 
 }
 
 /**
- * The q-quantile (0 ≤ q ≤ 1) of ascending values, linear interpolation (numpy.percentile's default).
+ * The q-quantile (0 ≤ q ≤ 1) of ascending values, linear interpolation (numpy.percentile's
+ * default).
  *
  * @example
  * ```ts

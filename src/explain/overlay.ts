@@ -140,7 +140,8 @@ export function blendHeat(img: RgbImage, heat: Float32Array, domain: [number, nu
 }
 
 /**
- * Two panels (the image, the image with the heat map over it), a title, a colour bar with ticks and a caption, as SVG and PNG.
+ * Two panels (the image, the image with the heat map over it), a title, a colour bar with ticks and
+ * a caption, as SVG and PNG.
  *
  * @example
  * ```ts

@@ -5,7 +5,8 @@ import { LightconvError, ValueError } from '../core/errors.js';
 const LOOPBACK = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
 
 /**
- * A ValueError unless `host` is a loopback address: the pages show a model and images, for this machine only.
+ * A ValueError unless `host` is a loopback address: the pages show a model and images, for this
+ * machine only.
  *
  * @example
  * ```ts

@@ -74,7 +74,8 @@ export async function slideHeatMap(model: CamModel, image: RgbImage | string, op
 }
 
 /**
- * Per image pixel, the mean probability of the tiles covering it; NaN where no tile does (the right and bottom margins).
+ * Per image pixel, the mean probability of the tiles covering it; NaN where no tile does (the right
+ * and bottom margins).
  *
  * @example
  * ```ts
@@ -106,7 +107,8 @@ export function heatAtPixels(h: SlideHeatMap): Float32Array {
 }
 
 /**
- * Draws the heat map over the image: the image, the probability over it, a colour bar (0…1) and a caption, as PNG.
+ * Draws the heat map over the image: the image, the probability over it, a colour bar (0…1) and a
+ * caption, as PNG.
  *
  * @example
  * ```ts

@@ -38,7 +38,8 @@ export const dropoutCard: OpCard<DropoutAttrs> = {
 };
 
 /**
- * Training-mode dropout with a seeded generator; ratio 0 (or eval mode: do not call it) is the identity.
+ * Training-mode dropout with a seeded generator; ratio 0 (or eval mode: do not call it) is the
+ * identity.
  *
  * @example
  * ```ts

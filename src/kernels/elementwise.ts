@@ -99,7 +99,8 @@ export const unaryCard: OpCard<UnaryOp> = {
 };
 
 /**
- * Applies a pointwise function (`UnaryOp`) elementwise; same shape and dtype. Integer tensors take only relu, clip, neg and abs (else a ValueError).
+ * Applies a pointwise function (`UnaryOp`) elementwise; same shape and dtype. Integer tensors take
+ * only relu, clip, neg and abs (else a ValueError).
  *
  * @example
  * ```ts
@@ -135,7 +136,8 @@ export const relu = (x: Tensor): Tensor => unary(x, { kind: 'relu' });
  */
 export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => unary(x, { kind: 'leaky_relu', alpha });
 /**
- * max(0, min(1, alpha·x + beta)); defaults are ONNX's (PyTorch's Hardsigmoid is alpha 1/6, beta 0.5).
+ * max(0, min(1, alpha·x + beta)); defaults are ONNX's (PyTorch's Hardsigmoid is alpha 1/6, beta
+ * 0.5).
  *
  * @example
  * ```ts
@@ -597,7 +599,8 @@ export const binaryCard: OpCard<BinaryOp> = {
 };
 
 /**
- * Applies `op` elementwise with numpy broadcasting; both operands share a dtype (Pow's exponent may differ). Throws a ShapeError when the shapes do not broadcast, a ValueError for mixed dtypes.
+ * Applies `op` elementwise with numpy broadcasting; both operands share a dtype (Pow's exponent may
+ * differ). Throws a ShapeError when the shapes do not broadcast, a ValueError for mixed dtypes.
  *
  * @example
  * ```ts

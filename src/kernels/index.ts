@@ -90,6 +90,8 @@ export {
 } from './reduce.js';
 export { argMax, argMaxCard, argMin, argMinCard, gatherElements, gatherElementsCard, topK, topKCard, type ArgAttrs, type GatherElementsAttrs, type TopKAttrs } from './select.js';
 export { einsum, einsumCard, type EinsumAttrs } from './einsum.js';
+export { mod, modCard, type ModAttrs } from './mod.js';
+export { scatterND, scatterNDCard, type ScatterNDAttrs, type ScatterReduction } from './scatter.js';
 export { logSoftmax, softmax, softmaxCard } from './softmax.js';
 export { dequantizeLinear, dequantizeLinearCard, quantizeLinear, quantizeLinearCard, type QuantDType } from './quant.js';
 export { instanceNorm, instanceNormCard, layerNorm, layerNormCard, layerNormStats, lrn, lrnCard, type LayerNormAttrs, type LrnAttrs } from './layernorm.js';

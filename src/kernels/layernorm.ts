@@ -178,7 +178,9 @@ export const layerNormCard: OpCard<LayerNormAttrs> = {
 };
 
 /**
- * ONNX LayerNormalization: (x − mean) / sqrt(var + epsilon) · scale + bias over the dims from `axis` (default −1) on; epsilon default 1e-5; scale and bias optional, of the normalised dims' shape.
+ * ONNX LayerNormalization: (x − mean) / sqrt(var + epsilon) · scale + bias over the dims from
+ * `axis` (default −1) on; epsilon default 1e-5; scale and bias optional, of the normalised dims'
+ * shape.
  *
  * @example
  * ```ts
@@ -218,7 +220,8 @@ export const layerNormStatsCard: OpCard<LayerNormStatsAttrs> = {
 };
 
 /**
- * LayerNormalization's optional outputs: the mean or the inverse standard deviation over the normalised dims (those dims set to 1).
+ * LayerNormalization's optional outputs: the mean or the inverse standard deviation over the
+ * normalised dims (those dims set to 1).
  *
  * @example
  * ```ts
@@ -299,7 +302,8 @@ export const instanceNormCard: OpCard<InstanceNormAttrs> = {
 };
 
 /**
- * ONNX InstanceNormalization: each (n, c) plane normalised over its spatial dims, then scale[c]·x + bias[c]; epsilon default 1e-5.
+ * ONNX InstanceNormalization: each (n, c) plane normalised over its spatial dims, then scale[c]·x +
+ * bias[c]; epsilon default 1e-5.
  *
  * @example
  * ```ts
@@ -393,7 +397,8 @@ export const lrnCard: OpCard<LrnAttrs> = {
 };
 
 /**
- * ONNX LRN: x / (bias + alpha/size · Σ x² over `size` neighbouring channels)^beta (AlexNet's local response normalisation).
+ * ONNX LRN: x / (bias + alpha/size · Σ x² over `size` neighbouring channels)^beta (AlexNet's local
+ * response normalisation).
  *
  * @example
  * ```ts

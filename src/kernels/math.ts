@@ -135,7 +135,8 @@ export const mathCard: OpCard<MathOp> = {
 };
 
 /**
- * Applies a `MathOp` elementwise; same shape and dtype (only sign takes integer tensors, else a ValueError).
+ * Applies a `MathOp` elementwise; same shape and dtype (only sign takes integer tensors, else a
+ * ValueError).
  *
  * @example
  * ```ts

@@ -82,7 +82,8 @@ export const reshapeCard: OpCard<ReshapeAttrs> = {
 };
 
 /**
- * ONNX Reshape: `shape` may hold one −1 (inferred) and 0s (copy the input's dim, unless `allowzero`). Throws a ShapeError when the sizes differ.
+ * ONNX Reshape: `shape` may hold one −1 (inferred) and 0s (copy the input's dim, unless
+ * `allowzero`). Throws a ShapeError when the sizes differ.
  *
  * @example
  * ```ts
@@ -355,7 +356,8 @@ export const concatCard: OpCard<AxisAttrs> = {
 };
 
 /**
- * Joins tensors along `axis` (negative counts from the end); the other dims must agree (else a ShapeError).
+ * Joins tensors along `axis` (negative counts from the end); the other dims must agree (else a
+ * ShapeError).
  *
  * @example
  * ```ts
@@ -644,7 +646,8 @@ function wasmPadPlanes(x: Tensor, attrs: PadAttrs): Tensor | null {
 }
 
 /**
- * ONNX Pad: `pads` as [begin_0, …, begin_{r−1}, end_0, …, end_{r−1}] (negative values crop); mode 'constant' (fill `value`, default 0), 'edge' or 'reflect'.
+ * ONNX Pad: `pads` as [begin_0, …, begin_{r−1}, end_0, …, end_{r−1}] (negative values crop); mode
+ * 'constant' (fill `value`, default 0), 'edge' or 'reflect'.
  *
  * @example
  * ```ts

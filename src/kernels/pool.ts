@@ -274,7 +274,9 @@ export const maxPoolIndicesCard: OpCard<MaxPoolIndicesAttrs> = {
 };
 
 /**
- * ONNX MaxPool over the spatial dims of [N, C, …] with `attrs` (kernel, strides, pads, dilations, autoPad, ceilMode). Throws a ShapeError for an empty output.
+ * ONNX MaxPool over the spatial dims of [N, C, …] with `attrs` (kernel, strides, pads, dilations,
+ * autoPad, ceilMode). Throws a ShapeError for an input that is not [N, C, spatial…] or attributes
+ * that do not fit it.
  *
  * @example
  * ```ts
@@ -302,7 +304,8 @@ export function maxPoolWithIndices(x: Tensor, attrs: MaxPoolIndicesAttrs): { y: 
 }
 
 /**
- * ONNX AveragePool over the spatial dims of [N, C, …]; padded taps count in the divisor only with `countIncludePad`.
+ * ONNX AveragePool over the spatial dims of [N, C, …]; padded taps count in the divisor only with
+ * `countIncludePad`.
  *
  * @example
  * ```ts

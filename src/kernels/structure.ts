@@ -158,7 +158,8 @@ export const sliceCard: OpCard<SliceAttrs> = {
 };
 
 /**
- * ONNX Slice: for each of `axes` (default 0, 1, …), elements starts[i] to ends[i] (exclusive) in `steps` (default 1); see `SliceAttrs`.
+ * ONNX Slice: for each of `axes` (default 0, 1, …), elements starts[i] to ends[i] (exclusive) in
+ * `steps` (default 1); see `SliceAttrs`.
  *
  * @example
  * ```ts
@@ -172,7 +173,8 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
 }
 
 /**
- * Splits x along `axis` into parts of the given sizes (which must sum to the axis length): one Slice each.
+ * Splits x along `axis` into parts of the given sizes (which must sum to the axis length): one
+ * Slice each.
  *
  * @example
  * ```ts

@@ -75,7 +75,8 @@ export interface MobileNetV3Options {
 }
 
 /**
- * The block configs after the options' transformations: the improved MobileNetV3-Small is `small` + eca + leaky_relu + dilation.
+ * The block configs after the options' transformations: the improved MobileNetV3-Small is `small` +
+ * eca + leaky_relu + dilation.
  *
  * @example
  * ```ts

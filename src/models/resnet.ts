@@ -77,7 +77,8 @@ export interface ResNetOptions {
 }
 
 /**
- * torchvision's ResNet with Bottleneck blocks: conv1, bn1, relu, maxpool, layer1…layer4, avgpool, fc.
+ * torchvision's ResNet with Bottleneck blocks: conv1, bn1, relu, maxpool, layer1…layer4, avgpool,
+ * fc.
  *
  * @example
  * ```ts
@@ -136,7 +137,8 @@ export class ResNet extends Classifier {
 }
 
 /**
- * ResNet-50, the baseline the lightweight papers compare against (25,557,032 parameters, 4.09 G MACs).
+ * ResNet-50, the baseline the lightweight papers compare against (25,557,032 parameters, 4.09 G
+ * MACs).
  *
  * @example
  * ```ts

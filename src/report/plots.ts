@@ -424,7 +424,8 @@ export async function trainingCurves(
 }
 
 /**
- * ROC curves, one per class (and macro, drawn dashed), with the chance diagonal and AUC in the legend.
+ * ROC curves, one per class (and macro, drawn dashed), with the chance diagonal and AUC in the
+ * legend.
  *
  * @example
  * ```ts

@@ -88,7 +88,8 @@ const RATES = new Set([
 ]);
 
 /**
- * The label people read for a metric key ('f1_macro' → 'F1 (macro)'); unknown keys are returned as they are.
+ * The label people read for a metric key ('f1_macro' → 'F1 (macro)'); unknown keys are returned as
+ * they are.
  *
  * @example
  * ```ts
@@ -126,7 +127,8 @@ function formatSpread(name: string, value: number | null | undefined): string {
 }
 
 /**
- * A confidence interval as the report shows it (`formatMetric` at both ends), or '–' when missing or not finite.
+ * A confidence interval as the report shows it (`formatMetric` at both ends), or '–' when missing
+ * or not finite.
  *
  * @example
  * ```ts

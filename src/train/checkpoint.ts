@@ -38,7 +38,8 @@ export interface CheckpointModel {
 }
 
 /**
- * A checkpoint that cannot be read, or that does not fit the model or optimizer; the message names the file and tensor.
+ * A checkpoint that cannot be read, or that does not fit the model or optimizer; the message names
+ * the file and tensor.
  *
  * @example
  * ```ts

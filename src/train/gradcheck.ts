@@ -25,7 +25,8 @@ export interface GradcheckOptions {
 }
 
 /**
- * Thrown by `gradcheck` when an analytic gradient differs from the numeric one; the message names the input and element.
+ * Thrown by `gradcheck` when an analytic gradient differs from the numeric one; the message names
+ * the input and element.
  *
  * @example
  * ```ts
@@ -41,7 +42,8 @@ export interface GradcheckOptions {
 export class GradcheckError extends LightconvError {}
 
 /**
- * Runs the check described at `GradcheckOptions`: returns the largest |analytic − numeric| and how many elements were checked, or throws a GradcheckError naming the first that fails.
+ * Runs the check described at `GradcheckOptions`: returns the largest |analytic − numeric| and how
+ * many elements were checked, or throws a GradcheckError naming the first that fails.
  *
  * @example
  * ```ts

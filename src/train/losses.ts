@@ -199,7 +199,8 @@ export const bceWithLogitsCard: OpCard<BceAttrs> = {
 };
 
 /**
- * PyTorch's F.binary_cross_entropy_with_logits: targets in [0, 1] of the logits' shape; optional weight and posWeight.
+ * PyTorch's F.binary_cross_entropy_with_logits: targets in [0, 1] of the logits' shape; optional
+ * weight and posWeight.
  *
  * @example
  * ```ts

@@ -70,7 +70,8 @@ export function cosineSchedule(opts: { total: number; warmup?: number; startFact
 }
 
 /**
- * Sets every group's lr to its initial lr times the schedule's factor at t; returns the first group's lr.
+ * Sets every group's lr to its initial lr times the schedule's factor at t; returns the first
+ * group's lr.
  *
  * @example
  * ```ts

@@ -64,7 +64,8 @@ export interface EvalRunOptions {
 }
 
 /**
- * `lightconv eval`: a trained model on a labelled folder → metrics with CIs, plots, predictions, report.
+ * `lightconv eval`: a trained model on a labelled folder → metrics with CIs, plots, predictions,
+ * report.
  *
  * @example
  * ```ts

@@ -162,7 +162,10 @@ export async function listData(o: { data: string; csv?: string; imageCol?: strin
 }
 
 /**
- * `lightconv train`: lists the data, splits off a stratified test set (and cross-validation folds), trains `arch` (from scratch or fine-tuning `weights`), evaluates with bootstrap CIs, and writes the run folder `out` (model.onnx with its metadata, metrics.json, history and predictions CSVs, plots, report). Throws a ValueError for bad options or data; `signal` cancels.
+ * `lightconv train`: lists the data, splits off a stratified test set (and cross-validation folds),
+ * trains `arch` (from scratch or fine-tuning `weights`), evaluates with bootstrap CIs, and writes
+ * the run folder `out` (model.onnx with its metadata, metrics.json, history and predictions CSVs,
+ * plots, report). Throws a ValueError for bad options or data; `signal` cancels.
  *
  * @example
  * ```ts

@@ -59,10 +59,10 @@ function rand(n: number, seed: number): number[] {
 }
 
 /**
- * Largest |a − b| relative to the largest |b| of the gradient. Float32 sums of up to a few
- * hundred products of values in [−1, 1] carry a relative error of about √terms·6e-8 ≈ 1e-5
- * of the sum's scale; 1e-4 leaves room and still catches any wrong tap or index (errors of
- * order 1).
+ * Largest |a − b| relative to the largest |b| of the gradient. Float32 sums of up to ~7000
+ * products (the 48×48 case) of values in [−1, 1] carry a relative error of about
+ * √terms·6e-8 ≤ 1e-5 of the sum's scale; 1e-4 leaves room and still catches any wrong tap or
+ * index (errors of order 1).
  */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let err = 0;
@@ -100,6 +100,7 @@ const cases: Case[] = [
   { name: 'depthwise 5×5 stride 2 pad 2', n: 2, c: 3, m: 3, hw: [9, 10], k: [5, 5], opts: { group: 3, strides: [2, 2], pads: [2, 2, 2, 2] }, bias: true },
   { name: 'depthwise 5×5 stride 1, 2×2 planes', n: 4, c: 6, m: 6, hw: [2, 2], k: [5, 5], opts: { group: 6, pads: [2, 2, 2, 2] }, bias: false },
   { name: 'depthwise 3×3 dilation 2, asymmetric pads', n: 2, c: 3, m: 3, hw: [8, 8], k: [3, 3], opts: { group: 3, dilations: [2, 2], pads: [2, 1, 0, 3] }, bias: true },
+  { name: 'depthwise 3×3, 48×48 planes (∂W summed over several calls)', n: 3, c: 2, m: 2, hw: [48, 48], k: [3, 3], opts: { group: 2, pads: [1, 1, 1, 1] }, bias: false },
   { name: 'depthwise 3×2 stride (1, 3)', n: 1, c: 2, m: 2, hw: [6, 11], k: [3, 2], opts: { group: 2, strides: [1, 3], pads: [1, 0, 1, 1] }, bias: false },
   { name: 'dense 3×3 stride 2 (stem)', n: 2, c: 3, m: 8, hw: [9, 9], k: [3, 3], opts: { strides: [2, 2], pads: [1, 1, 1, 1] }, bias: false },
   { name: 'dense 3×2 dilation (2, 1), asymmetric pads', n: 3, c: 4, m: 6, hw: [7, 8], k: [3, 2], opts: { dilations: [2, 1], pads: [2, 0, 1, 1] }, bias: true },

@@ -325,7 +325,8 @@ export function decodeTensor(bytes: Uint8Array, what = 'TensorProto'): Tensor {
 }
 
 /**
- * A tensor as one serialized TensorProto (raw little-endian data), optionally named: the `.pb` files of ONNX's test layout.
+ * A tensor as one serialized TensorProto (raw little-endian data), optionally named: the `.pb`
+ * files of ONNX's test layout.
  *
  * @example
  * ```ts

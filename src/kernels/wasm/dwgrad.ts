@@ -1,5 +1,5 @@
 import type { ConvGeometry } from '../conv.js';
-import { f32Array } from '../../core/dtype.js';
+import { f32Array, f64Array } from '../../core/dtype.js';
 import { Fn, I32, V128 } from './emit.js';
 import { f32Index, runtime } from './runtime.js';
 import { scratchBytes } from './budget.js';
@@ -11,7 +11,7 @@ import { scratchBytes } from './budget.js';
  * across) is contiguous in the padded plane, so each output adds dY·(the row as one or two
  * vectors) into kh·⌈kw/4⌉ vector sums: 10 vector multiply-adds per output for a 5×5 filter
  * instead of 25 scalar ones. The lanes past kw read neighbouring floats and are dropped.
- * Float32 vector sums, as in the forward kernels: each tap sums n·oh·ow products.
+ * Float32 vector sums of at most ~4096 products (a few images' worth), added up in float64.
  *
  * Returns null (nothing done) when the WebAssembly kernels are unavailable or the geometry is
  * one this kernel leaves to the JS loops (horizontal dilation, filters wider or taller than 8).
@@ -27,7 +27,7 @@ export function wasmDepthwiseWeightGrad(X: Float32Array, dY: Float32Array, g: Co
   const wp = w + pl + g.pr;
   const hp = h + pt + g.pb;
   const planes = n * c;
-  const outFloats = c * kh * nv * 4;
+  const outFloats = kh * nv * 4;
   // + 8 floats: the last row's vectors read up to 7 floats past the last plane.
   const floats = [planes * h * w, planes * hp * wp + 8, planes * oh * ow, outFloats];
   const base = rt.alloc(scratchBytes(4 * floats.reduce((a, b) => a + ((b + 15) & ~15), 0)));
@@ -44,16 +44,21 @@ export function wasmDepthwiseWeightGrad(X: Float32Array, dY: Float32Array, g: Co
     v.set(dY.subarray(0, planes * oh * ow), f32Index(pDY));
     v.fill(0, f32Index(pPad) + planes * hp * wp, f32Index(pPad) + planes * hp * wp + 8);
     for (let p = 0; p < planes; p++) rt.call('padplane', pX + 4 * p * h * w, h, w, pPad + 4 * p * hp * wp, wp, pt, pl, hp);
-    v.fill(0, f32Index(pOut), f32Index(pOut) + outFloats);
-    for (let ch = 0; ch < c; ch++) {
-      kernel(pPad + 4 * ch * hp * wp, 4 * c * hp * wp, pDY + 4 * ch * oh * ow, 4 * c * oh * ow, n, oh, ow, 4 * sh * wp, 4 * sw, 4 * dh * wp, pOut + 16 * ch * kh * nv);
-    }
-    const r = rt.f32();
+    // Images per call: each float32 vector sum takes at most ~4096 products; the calls' sums
+    // are added up in float64.
+    const per = Math.max(1, Math.min(n, Math.floor(4096 / (oh * ow))));
+    const acc = f64Array(c * kh * kw);
     const r0 = f32Index(pOut);
-    const gW = f32Array(c * kh * kw);
     for (let ch = 0; ch < c; ch++) {
-      for (let ky = 0; ky < kh; ky++) for (let kx = 0; kx < kw; kx++) gW[(ch * kh + ky) * kw + kx] = r[r0 + (ch * kh + ky) * nv * 4 + kx]!;
+      for (let n0 = 0; n0 < n; n0 += per) {
+        const cnt = Math.min(per, n - n0);
+        v.fill(0, r0, r0 + kh * nv * 4);
+        kernel(pPad + 4 * (n0 * c + ch) * hp * wp, 4 * c * hp * wp, pDY + 4 * (n0 * c + ch) * oh * ow, 4 * c * oh * ow, cnt, oh, ow, 4 * sh * wp, 4 * sw, 4 * dh * wp, pOut);
+        for (let ky = 0; ky < kh; ky++) for (let kx = 0; kx < kw; kx++) acc[(ch * kh + ky) * kw + kx] += v[r0 + ky * nv * 4 + kx]!;
+      }
     }
+    const gW = f32Array(acc.length);
+    gW.set(acc);
     return gW;
   } finally {
     rt.release(base);

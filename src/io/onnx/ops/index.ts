@@ -7,6 +7,7 @@ import { movementOps } from './movement.js';
 import { normalizationOps } from './normalization.js';
 import { poolOps } from './pool.js';
 import { reduceOps } from './reduce.js';
+import { scatterOps } from './scatter.js';
 import { selectOps } from './select.js';
 import { softmaxOps } from './softmax.js';
 import { quantOps } from './quant.js';
@@ -22,6 +23,7 @@ export const ONNX_OPS: OnnxOpTable = {
   ...softmaxOps,
   ...reduceOps,
   ...selectOps,
+  ...scatterOps,
   ...movementOps,
   ...structureOps,
   ...quantOps,
