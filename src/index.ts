@@ -10,7 +10,7 @@ export { getLimits, setLimits, type Limits } from './core/limits.js';
 export { LightconvError, OnnxError, ResourceLimitError, ShapeError, UnsupportedOpError, ValueError } from './core/errors.js';
 export { apply, cpuBackend, getBackend, referenceBackend, useBackend, withBackend, type Backend, type OpCard } from './core/op.js';
 export { getThreads, setThreads } from './core/threads.js';
-export { markConstant, useWasmKernels, wasmKernelsEnabled, wasmSimdSupported, withWasmKernels } from './kernels/wasm/runtime.js';
+export { markConstant, relaxedSimdEnabled, relaxedSimdSupported, useRelaxedSimd, useWasmKernels, wasmKernelsEnabled, wasmSimdSupported, withWasmKernels } from './kernels/wasm/runtime.js';
 export * from './kernels/index.js';
 export * from './onnx.js';
 export * from './layers/index.js';

@@ -6,4 +6,4 @@ export { ONNX_OPS } from './io/onnx/ops/index.js';
 export { decodeTensor, decodeTensorProto, encodeTensor } from './io/onnx/tensor_proto.js';
 export { Tensor } from './core/tensor.js';
 export { getThreads, setThreads } from './core/threads.js';
-export { useWasmKernels, wasmKernelsEnabled } from './kernels/wasm/runtime.js';
+export { relaxedSimdEnabled, useRelaxedSimd, useWasmKernels, wasmKernelsEnabled } from './kernels/wasm/runtime.js';

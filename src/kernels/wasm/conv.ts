@@ -2,7 +2,7 @@ import { type Activation, activateInPlace } from '../activation.js';
 import { type ConvGeometry, im2col } from '../conv.js';
 import { type Call, chunkCount, depthwiseNs, gemmNs, splitRange, streamNs } from './pool.js';
 import { depthwiseName, splitPlaneFloats } from './kernels.js';
-import { type Runtime, f32Index, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
+import { type Runtime, f32Index, gemmSuffix, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
 import { scratchBytes } from './budget.js';
 
 /**
@@ -82,7 +82,7 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
   const rest = n - 8 * n8;
   const a = wasmActivation(act.kind);
   const [p1, p2] = actParams(act);
-  const gemm8 = `gemm8_${a}`;
+  const gemm8 = `gemm8_${a}${gemmSuffix()}`;
   const full = Math.min(mPanels, Math.floor(m / 4)); // A panels whose 4 rows C has
   const partial = full < mPanels && n8 > 0;
   const pRest = tail + 32 * k; // rest columns' tile: mPanels·4 rows of 8
@@ -123,7 +123,7 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
         for (const [i0, i1] of parts) {
           calls.push([
             ...(inPlace ? [] : [['copy2d', pRestB + 4 * q, 4 * ldb, 4, col, 4, 4, k, 1] as const]),
-            [`gemv_${a}`, pA + i0 * k * 16, col, out + 16 * i0, pBias + 16 * i0, i1 - i0, k, p1, p2],
+            [`gemv_${a}${gemmSuffix()}`, pA + i0 * k * 16, col, out + 16 * i0, pBias + 16 * i0, i1 - i0, k, p1, p2],
             ['copy2d', out + 16 * i0, 4, 4, pRestC + 4 * q + 16 * i0 * ldc, 4 * ldc, 4, Math.min(m, 4 * i1) - 4 * i0, 1],
           ]);
         }

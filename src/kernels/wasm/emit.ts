@@ -261,6 +261,14 @@ export class Fn {
   fmul(): this {
     return this.simd(0xe6);
   }
+  /**
+   * acc + a·b for the vectors a, b on the stack: f32x4.mul then f32x4.add (two roundings), or with
+   * `fused` f32x4.relaxed_madd (relaxed SIMD), which is one fused rounding where the hardware has
+   * FMA and the same two roundings where it has not.
+   */
+  madd(acc: number, fused: boolean): this {
+    return fused ? this.get(acc).simd(0x105) : this.fmul().get(acc).fadd();
+  }
   fdiv(): this {
     return this.simd(0xe7);
   }

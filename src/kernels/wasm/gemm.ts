@@ -1,7 +1,7 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import { actParams, gemm, gemmTailFloats } from './conv.js';
 import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
-import { copyMatrix, isConstant, packA, placeBias, runtime, wasmActivation } from './runtime.js';
+import { copyMatrix, gemmSuffix, isConstant, packA, placeBias, runtime, wasmActivation } from './runtime.js';
 import { scratchBytes } from './budget.js';
 
 /**
@@ -48,7 +48,7 @@ export function wasmGemm(
       copyMatrix(rt, A, ai, ap, pBsrc, k, 1, m, k);
       // Chunks of output panels: the weights stream from memory once either way, and two
       // cores have more bandwidth than one.
-      const gemv = `gemv_${wasmActivation(attrs.activation.kind)}`;
+      const gemv = `gemv_${wasmActivation(attrs.activation.kind)}${gemmSuffix()}`;
       const calls = splitRange(mPanels, chunkCount(streamNs(mPanels * 4 * k * m))).map(([i0, i1]) =>
         Array.from({ length: m }, (_, i): Call => [gemv, pA + i0 * k * 16, pBsrc + 4 * i * k, pC + i * mPanels * 16 + i0 * 16, pBias + i0 * 16, i1 - i0, k, p1, p2]),
       );

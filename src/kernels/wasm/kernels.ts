@@ -145,6 +145,9 @@ function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
   });
 }
 
+/** The name suffix of the GEMM/GEMV kernels built with relaxed SIMD's fused multiply-add. */
+export const FUSED_SUFFIX = '_fma';
+
 /**
  * gemm8_<act>(pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, p1, p2): for the 8-wide
  * B panels j0 ≤ j < j1 and every 4-row A panel, C[4×8 tile] = act(bias + A panel · B panel).
@@ -154,8 +157,8 @@ function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
  * C is row-major with ldc bytes per row, bias one float per row (padded to whole panels).
  * K ≥ 1.
  */
-export function gemmKernel(act: WasmActivation): Fn {
-  const f = new Fn(`gemm8_${act}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32]);
+export function gemmKernel(act: WasmActivation, fused = false): Fn {
+  const f = new Fn(`gemm8_${act}${fused ? FUSED_SUFFIX : ''}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32]);
   const [pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const j = f.local(I32);
   const bPanel = f.local(I32);
@@ -201,8 +204,8 @@ export function gemmKernel(act: WasmActivation): Fn {
         f.get(b).v128Load(16).set(b1);
         for (let r = 0; r < 4; r++) {
           f.get(a).loadSplat(r * 4).set(av);
-          f.get(acc[r * halves]!).get(av).get(b0).fmul().fadd().set(acc[r * halves]!);
-          f.get(acc[r * 2 + 1]!).get(av).get(b1).fmul().fadd().set(acc[r * 2 + 1]!);
+          f.get(av).get(b0).madd(acc[r * halves]!, fused).set(acc[r * halves]!);
+          f.get(av).get(b1).madd(acc[r * 2 + 1]!, fused).set(acc[r * 2 + 1]!);
         }
         f.get(a).i32(16).add().set(a);
         f.get(b).get(ldb).add().tee(b).get(end).ne().brIf(0);
@@ -236,8 +239,8 @@ export function gemmKernel(act: WasmActivation): Fn {
  * has the same bits as in a GEMM: results do not depend on the batch size. Two panels run
  * side by side so that one chain's adds wait on the other's.
  */
-export function gemvKernel(act: WasmActivation): Fn {
-  const f = new Fn(`gemv_${act}`, [I32, I32, I32, I32, I32, I32, F32, F32]);
+export function gemvKernel(act: WasmActivation, fused = false): Fn {
+  const f = new Fn(`gemv_${act}${fused ? FUSED_SUFFIX : ''}`, [I32, I32, I32, I32, I32, I32, F32, F32]);
   const [pA, pX, pY, pBias, mPanels, K, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7];
   const i = f.local(I32);
   const a = f.local(I32);
@@ -263,8 +266,8 @@ export function gemvKernel(act: WasmActivation): Fn {
     f.block().loop();
     f.get(a).get(end).geU().brIf(1);
     f.get(x).loadSplat(0).set(xv);
-    f.get(acc0).get(a).v128Load(0).get(xv).fmul().fadd().set(acc0);
-    f.get(acc1).get(a).get(panel).add().v128Load(0).get(xv).fmul().fadd().set(acc1);
+    f.get(a).v128Load(0).get(xv).madd(acc0, fused).set(acc0);
+    f.get(a).get(panel).add().v128Load(0).get(xv).madd(acc1, fused).set(acc1);
     f.get(a).i32(16).add().set(a);
     f.get(x).i32(4).add().set(x);
     f.br(0);
@@ -286,7 +289,7 @@ export function gemvKernel(act: WasmActivation): Fn {
     f.get(a).get(panel).add().set(end);
     f.block().loop();
     f.get(a).get(end).geU().brIf(1);
-    f.get(acc0).get(a).v128Load(0).get(x).loadSplat(0).fmul().fadd().set(acc0);
+    f.get(a).v128Load(0).get(x).loadSplat(0).madd(acc0, fused).set(acc0);
     f.get(a).i32(16).add().set(a);
     f.get(x).i32(4).add().set(x);
     f.br(0);

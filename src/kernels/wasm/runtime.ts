@@ -1,8 +1,8 @@
-import { Fn, moduleBytes } from './emit.js';
+import { Fn, V128, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
 import { ResourceLimitError, ValueError } from '../../core/errors.js';
 import { fmtBytes } from '../../core/limits.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel, poolKernel } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel, poolKernel, FUSED_SUFFIX } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -73,6 +73,55 @@ export function withWasmKernels<T>(on: boolean, fn: () => T): T {
   }
 }
 
+let relaxed: boolean | undefined;
+let relaxedProbe: boolean | undefined;
+
+/**
+ * Whether this engine validates relaxed SIMD's f32x4.relaxed_madd (Node ≥ 22, Chrome ≥ 114;
+ * Node 20's V8 has it only behind a flag).
+ */
+export function relaxedSimdSupported(): boolean {
+  if (relaxedProbe === undefined) {
+    relaxedProbe = false;
+    if (wasmSimdSupported()) {
+      try {
+        const f = new Fn('probe', []);
+        f.v128Zero().v128Zero().madd(f.local(V128), true).drop();
+        relaxedProbe = WebAssembly.validate(moduleBytes([f], { initial: 1, maximum: 1, shared: false }));
+      } catch {
+        relaxedProbe = false;
+      }
+    }
+  }
+  return relaxedProbe;
+}
+
+/**
+ * Lets the GEMM kernels (convolutions, Gemm, MatMul) use relaxed SIMD's fused multiply-add where
+ * the engine has it (off by default; `LIGHTCONV_RELAXED_SIMD=1` turns it on at start). Fused
+ * products round once instead of twice, so results change in the last bits and, unlike the
+ * default kernels, differ between machines with and without FMA; on one machine they stay the
+ * same run after run, for any batch size and thread count. Set it before loading a model: a
+ * recorded run keeps the kernels it was recorded with.
+ */
+export function useRelaxedSimd(on: boolean): void {
+  relaxed = on;
+}
+
+/** Whether the GEMM kernels use relaxed SIMD's fused multiply-add now. */
+export function relaxedSimdEnabled(): boolean {
+  if (relaxed === undefined) {
+    const env = typeof process !== 'undefined' ? process.env?.LIGHTCONV_RELAXED_SIMD : undefined;
+    relaxed = env === '1' || env === 'true';
+  }
+  return relaxed && relaxedSimdSupported();
+}
+
+/** The GEMM/GEMV kernel suffix for the current setting ('' or FUSED_SUFFIX). */
+export function gemmSuffix(): string {
+  return relaxedSimdEnabled() ? FUSED_SUFFIX : '';
+}
+
 export class Runtime {
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
@@ -112,6 +161,9 @@ export class Runtime {
     fns.push(meanRowsKernel(), copy2dKernel(), fillKernel());
     for (const kind of ['max', 'avg'] as const) fns.push(poolKernel(kind, 1), poolKernel(kind, 2));
     this.addModule(fns);
+    // The fused-multiply-add GEMMs in a module of their own: engines without relaxed SIMD would
+    // refuse the whole module.
+    if (relaxedSimdSupported()) this.addModule(WASM_ACTIVATIONS.flatMap((act) => [gemmKernel(act, true), gemvKernel(act, true)]));
   }
 
   private addModule(fns: Fn[]): void {
