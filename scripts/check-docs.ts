@@ -12,59 +12,17 @@ import { join, resolve } from 'node:path';
 import { Application, type DeclarationReflection, type ProjectReflection, ReflectionKind, TypeDocReader, TSConfigReader, PackageJsonReader } from 'typedoc';
 import ts from 'typescript';
 
-/**
- * TEMPORARY allowlist: files whose exports are still being written, so their missing docs and
- * examples are reported but do not fail the check. Empty it (file by file) once they settle.
- * Entries are paths relative to the package root; a trailing '/' covers a whole folder.
- */
-const TEMPORARY_ALLOWLIST: readonly string[] = [
-  'src/kernels/conv.ts',
-  'src/kernels/normalization.ts',
-  'src/kernels/activation.ts',
-  'src/kernels/grad.ts',
-  'src/train/optim.ts',
-  'src/kernels/reduce.ts',
-  'src/kernels/select.ts',
-  'src/kernels/einsum.ts',
-  'src/kernels/resize.ts',
-  'src/kernels/conv_transpose.ts',
-  'src/kernels/gelu.ts',
-  'src/kernels/quant.ts',
-  'src/kernels/wasm/',
-  'src/io/onnx/ops/',
-  'src/train/onnx_trainable.ts',
-  'src/core/dispose.ts',
-];
-
-function allowlisted(path: string | undefined): boolean {
-  if (!path) return false;
-  return TEMPORARY_ALLOWLIST.some((a) => (a.endsWith('/') ? path.startsWith(a) : path === a));
-}
-
 const app = await Application.bootstrapWithPlugins({ options: 'typedoc.json' }, [
   new TypeDocReader(),
   new PackageJsonReader(),
   new TSConfigReader(),
 ]);
 
-// Collect validation warnings instead of printing them, to split off the allowlisted ones.
-// The missing-documentation message names the file as "defined in lightconv/<path>,".
+// Collect validation warnings (still printed) for the summary and the exit status.
 const failures: string[] = [];
-/** Problems in allowlisted files, per file: reported as a summary, not failed on. */
-const allowed = new Map<string, { docs: number; examples: number }>();
-function allow(file: string, what: 'docs' | 'examples'): void {
-  const a = allowed.get(file) ?? { docs: 0, examples: 0 };
-  a[what]++;
-  allowed.set(file, a);
-}
 const logger = app.logger;
 const origValidationWarning = logger.validationWarning.bind(logger) as (text: string) => void;
 (logger as { validationWarning: (text: string) => void }).validationWarning = (text: string) => {
-  const m = /defined in [^/\s]+\/(\S+?),/.exec(text);
-  if (m && allowlisted(m[1])) {
-    allow(m[1]!, 'docs');
-    return;
-  }
   failures.push(`typedoc: ${text}`);
   origValidationWarning(text);
 };
@@ -118,9 +76,7 @@ function visit(container: { children?: DeclarationReflection[] }): void {
       continue;
     }
     const kind = r.kindOf(ReflectionKind.Class) ? 'class' : 'function';
-    const line = `${r.name} (${kind}, ${file ?? 'unknown file'}) has no @example`;
-    if (allowlisted(file)) allow(file!, 'examples');
-    else failures.push(line);
+    failures.push(`${r.name} (${kind}, ${file ?? 'unknown file'}) has no @example`);
   }
 }
 visit(project);
@@ -165,9 +121,7 @@ try {
     if (!info) continue;
     for (const d of [...program.getSyntacticDiagnostics(sf), ...program.getSemanticDiagnostics(sf)]) {
       const line = d.start === undefined ? 0 : sf.getLineAndCharacterOfPosition(d.start).line + 1;
-      const msg = `the @example of ${info.where} (${info.file ?? 'unknown file'}) does not compile: line ${line}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
-      if (allowlisted(info.file)) allow(info.file!, 'examples');
-      else failures.push(msg);
+      failures.push(`the @example of ${info.where} (${info.file ?? 'unknown file'}) does not compile: line ${line}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
     }
   }
 } finally {
@@ -179,11 +133,7 @@ if (app.logger.hasErrors()) failures.push('typedoc reported errors while generat
 
 const missingDocs = failures.filter((f) => f.startsWith('typedoc:')).length;
 console.log(`check-docs: ${documented} of ${exports} exports documented; ${withExample} of ${total} exported functions and classes have an @example; ${examples.size} examples type-checked`);
-console.log(
-  `check-docs: ${missingDocs} typedoc validation warnings outside the temporary allowlist` +
-    (allowed.size ? '; inside it (not failed on):' : ''),
-);
-for (const [file, a] of [...allowed].sort(([x], [y]) => x.localeCompare(y))) console.log(`  ${file}: ${a.docs} undocumented, ${a.examples} without a working @example`);
+console.log(`check-docs: ${missingDocs} typedoc validation warnings`);
 console.log(`check-docs: HTML written to ${app.options.getValue('out')}/index.html`);
 if (failures.length) {
   console.error(`\ncheck-docs: ${failures.length} problems:`);

@@ -129,6 +129,10 @@ function computeGeometry(inputs: readonly Shape[], attrs: ConvAttrs): ConvGeomet
   };
 }
 
+/**
+ * The Conv op card (attributes: {@link ConvAttrs}, geometry from `convGeometry`);
+ * {@link conv} applies it. Inputs x, w and an optional bias; differentiable in all three.
+ */
 export const convCard: OpCard<ConvAttrs> = {
   name: 'Conv',
   shape(inputs, attrs) {
@@ -512,7 +516,20 @@ export interface ConvOptions {
 
 /**
  * Conv over [N, C, L] or [N, C, H, W] with weight [M, C/group, k…] and optional bias [M].
- * Defaults: stride 1, no padding, dilation 1, group 1, no activation.
+ * Defaults: stride 1, no padding, dilation 1, group 1, no activation. `pads` are begins then
+ * ends ([top, left, bottom, right] in 2-D); a fused `activation` is applied to the output.
+ * Throws ShapeError when the shapes do not fit together (channels, group, kernel larger than
+ * the padded input).
+ *
+ * @example
+ * ```ts
+ * import { Tensor, conv } from 'lightconv';
+ *
+ * const x = Tensor.randn([1, 3, 32, 32], { seed: 0 });
+ * const w = Tensor.randn([16, 3, 3, 3], { seed: 1 });
+ * const y = conv(x, w, Tensor.zeros([16]), { strides: [2, 2], pads: [1, 1, 1, 1], activation: { kind: 'relu' } });
+ * y.shape; // [1, 16, 16, 16]
+ * ```
  */
 export function conv(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvOptions = {}): Tensor {
   const r = Math.max(0, w.rank - 2);

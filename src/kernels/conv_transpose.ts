@@ -99,6 +99,16 @@ function geometry(inputs: readonly Shape[], a: ConvTransposeAttrs): Geometry {
  * target in·stride; VALID pads nothing; NOTSET keeps `pads`. A target longer than that length
  * (total < 0) is reached by extending the end, as extra output padding (ONNX's
  * test_convtranspose_output_shape: output_shape [10, 8] with strides [3, 2] equals output_padding [1, 1]).
+ * Returns the pads (begins then ends) and the output padding to use. Throws ShapeError for an
+ * output_shape of the wrong length or with values that are not non-negative integers.
+ *
+ * @example
+ * ```ts
+ * import { convTransposePads } from 'lightconv';
+ *
+ * const { pads } = convTransposePads([4, 4], [3, 3], { strides: [2, 2], dilations: [1, 1], outputPadding: [0, 0], autoPad: 'SAME_UPPER' });
+ * pads; // [0, 0, 1, 1]: an 8×8 output
+ * ```
  */
 export function convTransposePads(
   spatial: readonly number[],
@@ -331,6 +341,10 @@ function floatCheck(inputs: readonly Tensor[]): void {
   for (const t of inputs) if (!DTYPES[t.dtype].isFloat) throw new ValueError(`ConvTranspose: needs float tensors, got ${t.dtype}`);
 }
 
+/**
+ * The ConvTranspose op card (attributes: {@link ConvTransposeAttrs}); {@link convTranspose}
+ * applies it. Float inputs x, w and an optional bias; differentiable in all three.
+ */
 export const convTransposeCard: OpCard<ConvTransposeAttrs> = {
   name: 'ConvTranspose',
   shape: (inputs, attrs) => geometry(inputs, attrs).outShape,
@@ -415,7 +429,19 @@ export interface ConvTransposeOptions {
 /**
  * Transposed convolution over [N, C, L], [N, C, H, W] or [N, C, D, H, W] with weight
  * [C, M/group, k…] and optional bias [M] (PyTorch's ConvTranspose layout). Defaults: stride 1,
- * no padding, dilation 1, group 1, no output padding.
+ * no padding, dilation 1, group 1, no output padding. Output length per axis:
+ * stride·(in − 1) + output_padding + dilation·(k − 1) + 1 − pads. Throws ValueError for
+ * non-float tensors, ShapeError when the shapes do not fit together.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, convTranspose } from 'lightconv';
+ *
+ * const x = Tensor.randn([1, 8, 16, 16], { seed: 0 });
+ * const w = Tensor.randn([8, 4, 4, 4], { seed: 1 });
+ * const y = convTranspose(x, w, null, { strides: [2, 2], pads: [1, 1, 1, 1] });
+ * y.shape; // [1, 4, 32, 32]
+ * ```
  */
 export function convTranspose(x: Tensor, w: Tensor, bias?: Tensor | null, opts: ConvTransposeOptions = {}): Tensor {
   const r = Math.max(0, w.rank - 2);

@@ -264,6 +264,10 @@ function run(inputs: readonly Tensor[], { equation }: EinsumAttrs, fast: boolean
   return contract(ops, plan.output, plan.outShape, plan.sizes, inputs[0]!.dtype, fast);
 }
 
+/**
+ * The Einsum op card (attributes: {@link EinsumAttrs}, the equation); {@link einsum} applies
+ * it. One or two operands; differentiable in each float operand.
+ */
 export const einsumCard: OpCard<EinsumAttrs> = {
   name: 'Einsum',
   label: ({ equation }) => `Einsum '${equation}'`,
@@ -288,7 +292,22 @@ export const einsumCard: OpCard<EinsumAttrs> = {
   },
 };
 
-/** numpy-style einsum of one or two tensors (see einsumCard). */
+/**
+ * numpy-style einsum of one or two tensors (see {@link EinsumAttrs}): subscripts a–z and A–Z,
+ * '...' for broadcast leading dims, numpy's implicit output without '->'. Throws ValueError for
+ * a malformed equation or more than two operands, ShapeError when the operands' ranks or sizes
+ * do not match the subscripts.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, einsum } from 'lightconv';
+ *
+ * const q = Tensor.randn([2, 4, 8, 16], { seed: 0 });
+ * const k = Tensor.randn([2, 4, 8, 16], { seed: 1 });
+ * const scores = einsum('bhid,bhjd->bhij', q, k); // shape [2, 4, 8, 8]
+ * einsum('ij->i', Tensor.fromArray([1, 2, 3, 4], [2, 2])).toArray(); // [3, 7]
+ * ```
+ */
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   return apply(einsumCard, operands, { equation });
 }

@@ -11,6 +11,7 @@ import { gradArray, gradOf } from './grad.js';
  */
 export type GeluApproximate = 'none' | 'tanh';
 
+/** Attributes of Gelu: the exact form ('none') or the tanh approximation. */
 export interface GeluAttrs {
   readonly approximate: GeluApproximate;
 }
@@ -39,6 +40,10 @@ function checkFloat(x: Tensor): void {
   if (!DTYPES[x.dtype].isFloat) throw new ValueError(`Gelu: needs a float tensor, got ${x.dtype}`);
 }
 
+/**
+ * The Gelu op card (attributes: {@link GeluAttrs}); {@link gelu} applies it. Float inputs only;
+ * differentiable.
+ */
 export const geluCard: OpCard<GeluAttrs> = {
   name: 'Gelu',
   shape: ([x], { approximate }) => {
@@ -71,6 +76,19 @@ export const geluCard: OpCard<GeluAttrs> = {
   },
 };
 
+/**
+ * Gelu, elementwise: x·Φ(x) with the exact normal CDF (`approximate` 'none', the default) or
+ * PyTorch's tanh approximation ('tanh'); the result in x's dtype. Throws ValueError for a
+ * non-float tensor or an unknown `approximate`.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, gelu } from 'lightconv';
+ *
+ * gelu(Tensor.fromArray([-1, 0, 1], [3])).toArray(); // [-0.1587…, 0, 0.8413…]
+ * const y = gelu(Tensor.randn([2, 8], { seed: 0 }), 'tanh');
+ * ```
+ */
 export function gelu(x: Tensor, approximate: GeluApproximate = 'none'): Tensor {
   return apply(geluCard, [x], { approximate });
 }

@@ -64,6 +64,10 @@ function applyChannelAffine(x: Tensor, { a, b }: { a: Float64Array; b: Float64Ar
   return new Tensor(out, x.shape, 'float32');
 }
 
+/**
+ * The inference BatchNormalization op card (attributes: {@link BatchNormAttrs}); inputs x, scale,
+ * bias, mean, variance. {@link batchNorm} applies it.
+ */
 export const batchNormCard: OpCard<BatchNormAttrs> = {
   name: 'BatchNormalization',
   shape([x, ...params]) {
@@ -97,6 +101,21 @@ export const batchNormCard: OpCard<BatchNormAttrs> = {
   grad: batchNormGrad,
 };
 
+/**
+ * Inference batch norm of an [N, C, …] input with per-channel scale, bias, running mean and
+ * running variance (each [C]): y = scale·(x − mean)/sqrt(var + epsilon) + bias, then
+ * `attrs.activation` if given. Default epsilon 1e-5 (ONNX's). Throws ShapeError for an input of
+ * rank below 2 or a parameter that is not [C].
+ *
+ * @example
+ * ```ts
+ * import { Tensor, batchNorm } from 'lightconv';
+ *
+ * const x = Tensor.randn([2, 4, 8, 8], { seed: 0 });
+ * const [scale, bias, mean, variance] = [Tensor.ones([4]), Tensor.zeros([4]), Tensor.zeros([4]), Tensor.ones([4])];
+ * const y = batchNorm(x, scale, bias, mean, variance, { epsilon: 1e-3, activation: { kind: 'relu' } });
+ * ```
+ */
 export function batchNorm(
   x: Tensor,
   scale: Tensor,
@@ -136,6 +155,14 @@ export interface BatchStats {
  * first element, so that a large mean does not cancel the variance away (the error of
  * E[(x − k)²] − E[x − k]² is relative to (μ − k)²/σ², and k is one of the channel's own values).
  * A channel with no elements gets NaN.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, batchStats } from 'lightconv';
+ *
+ * const stats = batchStats(Tensor.fromArray([1, 3, 5, 7], [2, 1, 2]));
+ * [stats.mean[0], stats.variance[0], stats.count]; // [4, 5, 4]
+ * ```
  */
 export function batchStats(x: Tensor): BatchStats {
   const C = x.shape[1]!;
@@ -173,6 +200,11 @@ export function batchStats(x: Tensor): BatchStats {
  */
 const usedStats = new WeakMap<Tensor, BatchStats>();
 
+/**
+ * The training-mode BatchNormalization op card (attributes: `BatchNormTrainAttrs`, the
+ * epsilon); inputs x, scale, bias. {@link batchNormTrain} applies it and also returns the batch
+ * statistics.
+ */
 export const batchNormTrainingCard: OpCard<BatchNormTrainAttrs> = {
   name: 'BatchNormalizationTraining',
   shape([x, ...params]) {
@@ -212,7 +244,17 @@ export const batchNormTrainingCard: OpCard<BatchNormTrainAttrs> = {
 /**
  * Training-mode batch norm: the output and the batch mean and biased variance it was normalised
  * with ([C] tensors in x's dtype; what ONNX opsets 9–13 called saved_mean / saved_var, before
- * inversion). Feed them to `updateRunningStats` for the new running statistics.
+ * inversion). Feed them to `updateRunningStats` for the new running statistics. Default epsilon
+ * 1e-5. Throws ShapeError for an input of rank below 2 or a scale or bias that is not [C].
+ *
+ * @example
+ * ```ts
+ * import { Tensor, batchNormTrain } from 'lightconv';
+ *
+ * const x = Tensor.randn([8, 4, 6, 6], { seed: 0 });
+ * const { y, mean, variance } = batchNormTrain(x, Tensor.ones([4]), Tensor.zeros([4]));
+ * mean.shape; // [4]
+ * ```
  */
 export function batchNormTrain(
   x: Tensor,
@@ -240,6 +282,17 @@ export function batchNormTrain(
  * - The variance blended in: ONNX's spec and ONNX 1.12's reference (and so its node tests) use
  *   the biased batch variance, as returned by `batchNormTrain`. PyTorch blends the unbiased one,
  *   σ²·n/(n − 1); pass `unbiasedCount: n` (the elements per channel, N·spatial) for that.
+ *
+ * Throws ShapeError when the four tensors are not all [C].
+ *
+ * @example
+ * ```ts
+ * import { Tensor, updateRunningStats } from 'lightconv';
+ *
+ * const { mean, variance } = updateRunningStats(Tensor.zeros([2]), Tensor.ones([2]), Tensor.fromArray([1, 2], [2]), Tensor.fromArray([4, 4], [2]), { momentum: 0.9 });
+ * mean.toArray(); // [0.1, 0.2]
+ * variance.toArray(); // [1.3, 1.3]
+ * ```
  */
 export function updateRunningStats(
   runningMean: Tensor,
@@ -266,7 +319,17 @@ export function updateRunningStats(
  * Folds an inference batch norm into the conv (or Gemm) before it: with a = scale/sqrt(var + eps),
  * W'[o, …] = a[o]·W[o, …] and b'[o] = a[o]·(b[o] − mean[o]) + bnBias[o]. The weight's first dim
  * must be the output channels (Conv, and Gemm with transB=1; not ConvTranspose). Computed in
- * float64, returned in the weight's dtype.
+ * float64, returned in the weight's dtype. `bias` undefined means a conv without bias. Throws
+ * ShapeError when the batch-norm parameters or the bias are not [out channels].
+ *
+ * @example
+ * ```ts
+ * import { Tensor, foldBatchNorm } from 'lightconv';
+ *
+ * const w = Tensor.randn([16, 3, 3, 3], { seed: 0 });
+ * const bn = { scale: Tensor.ones([16]), bias: Tensor.zeros([16]), mean: Tensor.randn([16], { seed: 1 }), variance: Tensor.ones([16]) };
+ * const folded = foldBatchNorm(w, undefined, bn.scale, bn.bias, bn.mean, bn.variance, 1e-5); // { weight: [16, 3, 3, 3], bias: [16] }
+ * ```
  */
 export function foldBatchNorm(
   weight: Tensor,

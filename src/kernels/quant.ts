@@ -170,11 +170,40 @@ export const dequantizeLinearCard: OpCard<DequantizeAttrs> = {
   },
 };
 
+/**
+ * QuantizeLinear: y = saturate(round_half_even(x / scale) + zeroPoint), per tensor (scalar
+ * scale) or per channel along `opts.axis` (default 1) for a 1-D scale. The output type is
+ * `opts.dtype`, else the zero point's type, else uint8. Throws ValueError for an output type
+ * other than int8, uint8, int16 or uint16, a zero point of another type or a scale that is not
+ * finite and positive; ShapeError for a scale or zero point whose shape does not fit x.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, quantizeLinear } from 'lightconv';
+ *
+ * quantizeLinear(Tensor.fromArray([0, 1, 2.5, 200], [4]), Tensor.scalar(0.5)).toArray(); // [0, 2, 5, 255] (uint8, saturated)
+ * ```
+ */
 export function quantizeLinear(x: Tensor, scale: Tensor, zeroPoint?: Tensor | null, opts: { axis?: number; dtype?: QuantDType } = {}): Tensor {
   const dtype = opts.dtype ?? (zeroPoint && isQuantDType(zeroPoint.dtype) ? zeroPoint.dtype : 'uint8');
   return apply(quantizeLinearCard, zeroPoint ? [x, scale, zeroPoint] : [x, scale], { axis: opts.axis ?? 1, dtype });
 }
 
+/**
+ * DequantizeLinear: y = (x − zeroPoint) · scale in float32, per tensor (scalar scale) or per
+ * channel along `opts.axis` (default 1) for a 1-D scale; x int8, uint8, int16, uint16, or int32
+ * with zero point 0 (the zero point has x's type). Throws ValueError for another input type,
+ * a nonzero int32 zero point or a scale that is not finite and positive; ShapeError for a scale
+ * or zero point whose shape does not fit x.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, dequantizeLinear } from 'lightconv';
+ *
+ * const q = Tensor.fromArray([0, 2, 5, 255], [4], 'uint8');
+ * dequantizeLinear(q, Tensor.scalar(0.5), Tensor.scalar(1, 'uint8')).toArray(); // [-0.5, 0.5, 2, 127]
+ * ```
+ */
 export function dequantizeLinear(x: Tensor, scale: Tensor, zeroPoint?: Tensor | null, opts: { axis?: number } = {}): Tensor {
   return apply(dequantizeLinearCard, zeroPoint ? [x, scale, zeroPoint] : [x, scale], { axis: opts.axis ?? 1 });
 }

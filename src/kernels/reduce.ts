@@ -197,7 +197,13 @@ function makeReduceCard(name: string, kind: ReduceKind): OpCard<ReduceAttrs> {
   };
 }
 
+/**
+ * The ReduceSum op card (attributes: {@link ReduceAttrs}); {@link reduceSum} applies it.
+ */
 export const reduceSumCard = makeReduceCard('ReduceSum', 'sum');
+/**
+ * The ReduceMean op card (attributes: {@link ReduceAttrs}); {@link reduceMean} applies it.
+ */
 export const reduceMeanCard = makeReduceCard('ReduceMean', 'mean');
 export const reduceMaxCard = makeReduceCard('ReduceMax', 'max');
 export const reduceMinCard = makeReduceCard('ReduceMin', 'min');
@@ -207,22 +213,133 @@ export const reduceL2Card = makeReduceCard('ReduceL2', 'l2');
 export const reduceSumSquareCard = makeReduceCard('ReduceSumSquare', 'sumsq');
 export const reduceLogSumExpCard = makeReduceCard('ReduceLogSumExp', 'logsumexp');
 
+/**
+ * Sum of x over `axes` (negative counts from the end; default `[]`: every axis, or none with
+ * `noopWithEmptyAxes`), accumulated in float64, the result in x's dtype. `keepdims` (default
+ * true) keeps each reduced axis as size 1. Throws ShapeError for an axis out of range or given
+ * twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceSum } from 'lightconv';
+ *
+ * reduceSum(Tensor.fromArray([1, 2, 3, 4], [2, 2]), [1]).toArray(); // [3, 7], shape [2, 1]
+ * ```
+ */
 export const reduceSum = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceSumCard, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * Mean of x over `axes` (negative counts from the end; default `[]`: every axis, or none with
+ * `noopWithEmptyAxes`), accumulated in float64; an integer mean truncates. `keepdims` (default
+ * true) keeps each reduced axis as size 1 (global average pooling of NCHW: axes `[2, 3]`).
+ * Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceMean } from 'lightconv';
+ *
+ * const pooled = reduceMean(Tensor.randn([1, 8, 7, 7], { seed: 0 }), [2, 3]); // shape [1, 8, 1, 1]
+ * ```
+ */
 export const reduceMean = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceMeanCard, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * Maximum of x over `axes` (negative counts from the end; default `[]`: every axis, or none
+ * with `noopWithEmptyAxes`); −Infinity over zero elements. `keepdims` (default true) keeps each
+ * reduced axis as size 1. Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceMax } from 'lightconv';
+ *
+ * reduceMax(Tensor.fromArray([1, 5, 3, 2], [2, 2]), [0], false).toArray(); // [3, 5]
+ * ```
+ */
 export const reduceMax = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceMaxCard, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * Minimum of x over `axes` (negative counts from the end; default `[]`: every axis, or none
+ * with `noopWithEmptyAxes`); +Infinity over zero elements. `keepdims` (default true) keeps each
+ * reduced axis as size 1. Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceMin } from 'lightconv';
+ *
+ * reduceMin(Tensor.fromArray([1, 5, 3, 2], [2, 2]), [-1], false).toArray(); // [1, 2]
+ * ```
+ */
 export const reduceMin = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceMinCard, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * Product of x over `axes` (negative counts from the end; default `[]`: every axis, or none
+ * with `noopWithEmptyAxes`), in float64; 1 over zero elements. `keepdims` (default true) keeps
+ * each reduced axis as size 1. Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceProd } from 'lightconv';
+ *
+ * reduceProd(Tensor.fromArray([1, 2, 3, 4], [4])).toArray(); // [24]
+ * ```
+ */
 export const reduceProd = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceProdCard, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * L1 norm Σ|x| over `axes` (negative counts from the end; default `[]`: every axis, or none
+ * with `noopWithEmptyAxes`), in float64. `keepdims` (default true) keeps each reduced axis as
+ * size 1. Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceL1 } from 'lightconv';
+ *
+ * reduceL1(Tensor.fromArray([-1, 2, -3], [3])).toArray(); // [6]
+ * ```
+ */
 export const reduceL1 = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceL1Card, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * L2 norm √Σx² over `axes` (negative counts from the end; default `[]`: every axis, or none
+ * with `noopWithEmptyAxes`), in float64. `keepdims` (default true) keeps each reduced axis as
+ * size 1. Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceL2 } from 'lightconv';
+ *
+ * reduceL2(Tensor.fromArray([3, 4], [2])).toArray(); // [5]
+ * ```
+ */
 export const reduceL2 = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceL2Card, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * Sum of squares Σx² over `axes` (negative counts from the end; default `[]`: every axis, or
+ * none with `noopWithEmptyAxes`), in float64. `keepdims` (default true) keeps each reduced axis
+ * as size 1. Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceSumSquare } from 'lightconv';
+ *
+ * reduceSumSquare(Tensor.fromArray([1, 2, 3], [3])).toArray(); // [14]
+ * ```
+ */
 export const reduceSumSquare = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceSumSquareCard, [x], { axes, keepdims, noopWithEmptyAxes });
+/**
+ * log Σ exp(x) over `axes` (negative counts from the end; default `[]`: every axis, or none
+ * with `noopWithEmptyAxes`), shifted by each slot's maximum so that large inputs do not
+ * overflow; −Infinity over zero elements. `keepdims` (default true) keeps each reduced axis as
+ * size 1. Throws ShapeError for an axis out of range or given twice.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, reduceLogSumExp } from 'lightconv';
+ *
+ * reduceLogSumExp(Tensor.fromArray([1000, 1000], [2])).toArray(); // [1000.693…]
+ * ```
+ */
 export const reduceLogSumExp = (x: Tensor, axes: readonly number[] = [], keepdims = true, noopWithEmptyAxes = false): Tensor =>
   apply(reduceLogSumExpCard, [x], { axes, keepdims, noopWithEmptyAxes });
 

@@ -20,6 +20,13 @@ import { gradOf, isFloat } from './grad.js';
  */
 
 export type ResizeMode = 'nearest' | 'linear' | 'cubic';
+/**
+ * How output index j maps to an input coordinate (ONNX coordinate_transformation_mode):
+ * 'half_pixel' (the default, (j + 0.5)/scale − 0.5), 'pytorch_half_pixel' (as half_pixel, except
+ * for a length-1 output), 'align_corners' (corner pixels aligned), 'asymmetric' (j/scale),
+ * 'half_pixel_symmetric', 'tf_half_pixel_for_nn' and 'tf_crop_and_resize' (samples the `roi`
+ * box, with the extrapolation value outside the input).
+ */
 export type CoordinateMode =
   | 'half_pixel'
   | 'half_pixel_symmetric'
@@ -28,6 +35,7 @@ export type CoordinateMode =
   | 'asymmetric'
   | 'tf_half_pixel_for_nn'
   | 'tf_crop_and_resize';
+/** How nearest mode rounds an input coordinate to an index (ONNX nearest_mode; default 'round_prefer_floor'). */
 export type NearestMode = 'round_prefer_floor' | 'round_prefer_ceil' | 'floor' | 'ceil';
 
 export const RESIZE_MODES: readonly ResizeMode[] = ['nearest', 'linear', 'cubic'];
@@ -42,6 +50,7 @@ export const COORDINATE_MODES: readonly CoordinateMode[] = [
 ];
 export const NEAREST_MODES: readonly NearestMode[] = ['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'];
 
+/** Resize's attributes, every one resolved ({@link resize} fills them in from {@link ResizeOptions}). */
 export interface ResizeAttrs {
   readonly mode: ResizeMode;
   readonly coordinateMode: CoordinateMode;
@@ -308,6 +317,10 @@ function toOutput(x: Tensor, a: ResizeAttrs, data: Buf): Tensor {
   return new Tensor(out, a.sizes, x.dtype);
 }
 
+/**
+ * The Resize op card (attributes: {@link ResizeAttrs}); {@link resize} applies it. Differentiable
+ * in x for every mode (the taps' weights depend only on the geometry).
+ */
 export const resizeCard: OpCard<ResizeAttrs> = {
   name: 'Resize',
   shape([x], a) {
@@ -357,6 +370,12 @@ export const resizeCard: OpCard<ResizeAttrs> = {
   },
 };
 
+/**
+ * Resize options as a caller gives them: `sizes` or `scales` (one per axis of x) and the
+ * optional ONNX attributes, defaulting as ONNX does (nearest, half_pixel, round_prefer_floor,
+ * cubic A −0.75, no exclude_outside, extrapolation 0, no antialias). `roi` (starts then ends,
+ * normalised to [0, 1]) is read by tf_crop_and_resize only.
+ */
 export interface ResizeOptions {
   /** Output shape (all axes); or give `scales` and the shape is floor(in·scale). */
   sizes?: readonly number[];
@@ -373,7 +392,18 @@ export interface ResizeOptions {
 
 /**
  * Resizes x (any rank; NCHW images with scales [1, 1, sh, sw]). Defaults: nearest,
- * half_pixel, round_prefer_floor, cubic A −0.75 (ONNX's).
+ * half_pixel, round_prefer_floor, cubic A −0.75 (ONNX's). Integer tensors come out rounded.
+ * Throws ValueError when neither `sizes` nor `scales` is given, ShapeError when their length is
+ * not x's rank, or a scale or size is invalid.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, resize } from 'lightconv';
+ *
+ * const x = Tensor.randn([1, 3, 16, 16], { seed: 0 });
+ * const up = resize(x, { scales: [1, 1, 2, 2], mode: 'linear' }); // shape [1, 3, 32, 32]
+ * const small = resize(x, { sizes: [1, 3, 8, 8], mode: 'cubic', antialias: true });
+ * ```
  */
 export function resize(x: Tensor, opts: ResizeOptions): Tensor {
   const r = x.rank;

@@ -22,6 +22,7 @@ function around(shape: Shape, a: number): [number, number, number] {
 // ---------------------------------------------------------------------------------------------
 // ArgMax / ArgMin
 
+/** Attributes of ArgMax / ArgMin: the axis (negative counts from the end) and whether it is kept as size 1. */
 export interface ArgAttrs {
   readonly axis: number;
   readonly keepdims: boolean;
@@ -72,15 +73,40 @@ function makeArgCard(name: 'ArgMax' | 'ArgMin'): OpCard<ArgAttrs> {
   };
 }
 
+/** The ArgMax op card (attributes: {@link ArgAttrs}); {@link argMax} applies it. */
 export const argMaxCard = makeArgCard('ArgMax');
+/** The ArgMin op card (attributes: {@link ArgAttrs}); {@link argMin} applies it. */
 export const argMinCard = makeArgCard('ArgMin');
 
-/** The index of the largest element along `axis` (int64; ties: first, or last with selectLastIndex). */
+/**
+ * The index of the largest element along `axis` (default 0, negative counts from the end), as
+ * int64; ties resolve to the first index, or the last with `selectLastIndex`; a NaN counts as
+ * the largest. `keepdims` (default true) keeps the axis as size 1. Throws ShapeError for an axis
+ * out of range.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, argMax } from 'lightconv';
+ *
+ * argMax(Tensor.fromArray([0.1, 0.7, 0.2, 0.9, 0.05, 0.05], [2, 3]), 1, false).toArray(); // [1, 0]
+ * ```
+ */
 export function argMax(x: Tensor, axis = 0, keepdims = true, selectLastIndex = false): Tensor {
   return apply(argMaxCard, [x], { axis, keepdims, selectLastIndex });
 }
 
-/** The index of the smallest element along `axis` (int64; ties: first, or last with selectLastIndex). */
+/**
+ * The index of the smallest element along `axis` (default 0, negative counts from the end), as
+ * int64; ties resolve to the first index, or the last with `selectLastIndex`. `keepdims`
+ * (default true) keeps the axis as size 1. Throws ShapeError for an axis out of range.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, argMin } from 'lightconv';
+ *
+ * argMin(Tensor.fromArray([3, 1, 2], [3])).toArray(); // [1]
+ * ```
+ */
 export function argMin(x: Tensor, axis = 0, keepdims = true, selectLastIndex = false): Tensor {
   return apply(argMinCard, [x], { axis, keepdims, selectLastIndex });
 }
@@ -88,6 +114,7 @@ export function argMin(x: Tensor, axis = 0, keepdims = true, selectLastIndex = f
 // ---------------------------------------------------------------------------------------------
 // GatherElements
 
+/** Attributes of GatherElements: the axis to gather along (negative counts from the end). */
 export interface GatherElementsAttrs {
   readonly axis: number;
 }
@@ -161,7 +188,19 @@ function gatherElementsOffsets(data: Tensor, indices: Tensor, axis: number): Flo
   return offsets;
 }
 
-/** Picks data elements along `axis` by an index tensor of the output's shape (ONNX GatherElements, torch.gather). */
+/**
+ * Picks data elements along `axis` (default 0, negative counts from the end) by an index tensor
+ * of the output's shape (ONNX GatherElements, torch.gather); negative indices count from the
+ * end. Throws ValueError naming the first index out of range, ShapeError for mismatched ranks.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, gatherElements } from 'lightconv';
+ *
+ * const data = Tensor.fromArray([1, 2, 3, 4], [2, 2]);
+ * gatherElements(data, Tensor.fromArray([1, 0, 0, 0], [2, 2], 'int64'), 1).toArray(); // [2, 1, 3, 3]
+ * ```
+ */
 export function gatherElements(data: Tensor, indices: Tensor, axis = 0): Tensor {
   return apply(gatherElementsCard, [data, indices], { axis });
 }
@@ -169,6 +208,7 @@ export function gatherElements(data: Tensor, indices: Tensor, axis = 0): Tensor 
 // ---------------------------------------------------------------------------------------------
 // TopK
 
+/** Attributes of TopK: how many elements, along which axis (negative counts from the end). */
 export interface TopKAttrs {
   readonly k: number;
   readonly axis: number;
@@ -231,7 +271,20 @@ export const topKCard: OpCard<TopKAttrs> = {
   },
 };
 
-/** The k largest (or smallest) elements along `axis`, sorted, with their int64 indices. Differentiable in the values. */
+/**
+ * The k largest (or, with `largest` false, smallest) elements along `axis` (default −1), sorted,
+ * with their int64 indices; equal values by lower index first. Differentiable in the values.
+ * Throws ShapeError when k exceeds the axis length or the axis is out of range.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, topK } from 'lightconv';
+ *
+ * const { values, indices } = topK(Tensor.fromArray([0.1, 0.5, 0.2, 0.9], [1, 4]), 2);
+ * values.toArray(); // [0.9, 0.5]
+ * indices.toArray(); // [3, 1]
+ * ```
+ */
 export function topK(x: Tensor, k: number, axis = -1, largest = true): { values: Tensor; indices: Tensor } {
   const indices = apply(topKCard, [x], { k, axis, largest });
   return { values: gatherElements(x, indices, axis), indices };

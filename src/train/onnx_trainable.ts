@@ -20,6 +20,22 @@ import { batchNorm, batchNormTrain, updateRunningStats } from '../kernels/normal
  * momentum attribute, 0.1 when absent), even though the file is an eval-mode export; in eval
  * mode it uses the running statistics. Dropout nodes drop with a seeded generator in train
  * mode only.
+ *
+ * The constructor throws OnnxError naming the first node whose op the engine does not support.
+ *
+ * @example
+ * ```ts
+ * import { Adam, OnnxTrainable, Tensor, crossEntropy } from 'lightconv';
+ * import { readOnnx } from 'lightconv/onnx';
+ *
+ * const model = new OnnxTrainable(await readOnnx('model.onnx'), { seed: 0 });
+ * const optimizer = new Adam(model.parameters(), { lr: 1e-4 });
+ * const loss = crossEntropy(model.forward(Tensor.randn([4, 3, 224, 224], { seed: 1 })), [0, 1, 2, 3]);
+ * optimizer.zeroGrad();
+ * loss.backward();
+ * optimizer.step();
+ * model.eval(); // BN from the running statistics, no dropout
+ * ```
  */
 export class OnnxTrainable {
   training = true;
@@ -110,27 +126,33 @@ export class OnnxTrainable {
     return [y];
   }
 
+  /** Switches train mode on (default) or off: batch statistics and dropout in train mode. Returns this. */
   train(on = true): this {
     this.training = on;
     return this;
   }
 
+  /** Switches to eval mode (running BN statistics, no dropout); the same as `train(false)`. Returns this. */
   eval(): this {
     return this.train(false);
   }
 
+  /** The trainable tensors (copies of the weight initializers, requiresGrad set), for an optimizer. */
   parameters(): Tensor[] {
     return [...this.params.values()];
   }
 
+  /** The parameters with their initializer names. */
   namedParameters(): [string, Tensor][] {
     return [...this.params];
   }
 
+  /** The BN running means and variances, and a `…num_batches_tracked` counter per BN node, by name. */
   namedBuffers(): [string, Tensor][] {
     return [...this.buffers];
   }
 
+  /** Parameters and buffers by name (the tensors themselves, not copies); `loadStateDict` reads it back. */
   stateDict(): Record<string, Tensor> {
     return Object.fromEntries([...this.params, ...this.buffers]);
   }

@@ -17,6 +17,7 @@ export interface ParamGroupSpec<O> {
   options?: Partial<O>;
 }
 
+/** A parameter group as the optimizer holds it: its tensors and its resolved settings. */
 export interface ParamGroup<O> {
   readonly params: readonly Tensor[];
   /** This group's settings (the defaults merged with its overrides); lr is changed by schedules. */
@@ -25,6 +26,27 @@ export interface ParamGroup<O> {
   readonly initialLr: number;
 }
 
+/**
+ * The base of the optimizers: holds the parameter groups (a flat list of tensors is one group),
+ * the per-parameter state and the step count; `step()` calls the subclass's `update` for every
+ * parameter that requires grad and has a gradient, in place, outside autograd. Throws
+ * ValueError for a negative lr or a parameter in more than one group.
+ *
+ * @example
+ * ```ts
+ * import { Optimizer, Tensor } from 'lightconv';
+ *
+ * // Plain gradient descent: p −= lr·g.
+ * class Descent extends Optimizer {
+ *   protected update(p: Tensor, g: ArrayLike<number>, _state: Record<string, Tensor | number>, o: { lr: number }): void {
+ *     const w = p.dataSync();
+ *     for (let i = 0; i < w.length; i++) w[i] = w[i]! - o.lr * g[i]!;
+ *   }
+ * }
+ * const w = Tensor.randn([4], { seed: 0 }).requireGrad();
+ * const opt = new Descent([w], { lr: 0.1 });
+ * ```
+ */
 export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
   readonly groups: ParamGroup<O>[];
   /** Per-parameter state (momentum buffers, Adam moments, step counts). */
@@ -78,6 +100,10 @@ export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
   }
 }
 
+/**
+ * SGD's settings, PyTorch's names and defaults: lr (required), momentum 0, dampening 0,
+ * weightDecay 0 (L2, added to the gradient), nesterov false.
+ */
 export interface SgdOptions {
   lr: number;
   momentum: number;
@@ -88,7 +114,20 @@ export interface SgdOptions {
 
 /**
  * SGD: d = g + wd·p; with momentum, buf = d on the first step, then buf = μ·buf + (1 − dampening)·d;
- * d = nesterov ? d + μ·buf : buf; p −= lr·d.
+ * d = nesterov ? d + μ·buf : buf; p −= lr·d. Throws ValueError for Nesterov without momentum or
+ * with dampening, or a negative lr.
+ *
+ * @example
+ * ```ts
+ * import { SGD, Tensor, crossEntropy, lightCnn } from 'lightconv';
+ *
+ * const net = lightCnn();
+ * const optimizer = new SGD(net.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+ * const loss = crossEntropy(net.forward(Tensor.randn([2, 3, 64, 64], { seed: 0 })), [0, 1]);
+ * optimizer.zeroGrad();
+ * loss.backward();
+ * optimizer.step();
+ * ```
  */
 export class SGD extends Optimizer<SgdOptions> {
   constructor(params: readonly Tensor[] | readonly ParamGroupSpec<SgdOptions>[], opts: Partial<SgdOptions> & { lr: number }) {
@@ -140,6 +179,10 @@ function sgdMomentumF32(w: Float32Array, g: Float32Array, buf: Float32Array, fir
   }
 }
 
+/**
+ * Adam's and AdamW's settings, PyTorch's names and defaults: lr 1e-3, betas [0.9, 0.999],
+ * eps 1e-8, weightDecay 0 (AdamW: 1e-2), amsgrad false.
+ */
 export interface AdamOptions {
   lr: number;
   betas: readonly [number, number];
@@ -153,6 +196,15 @@ export interface AdamOptions {
  * m = β1·m + (1 − β1)·g; v = β2·v + (1 − β2)·g²; with t the parameter's step,
  * p −= (lr/(1 − β1^t))·m / (sqrt(v)/sqrt(1 − β2^t) + eps) — eps outside the square root and
  * after the bias correction, as PyTorch places it. amsgrad uses the running max of v.
+ *
+ * @example
+ * ```ts
+ * import { Adam, lightCnn } from 'lightconv';
+ *
+ * const net = lightCnn();
+ * // A smaller lr for the feature extractor than for the head.
+ * const optimizer = new Adam([{ params: net.features.parameters(), options: { lr: 1e-4 } }, { params: net.classifier.parameters() }], { lr: 1e-3 });
+ * ```
  */
 export class Adam extends Optimizer<AdamOptions> {
   protected decoupled = false;
@@ -183,7 +235,16 @@ export class Adam extends Optimizer<AdamOptions> {
   }
 }
 
-/** AdamW: Adam with decoupled weight decay (default 1e-2, PyTorch's). */
+/**
+ * AdamW: Adam with decoupled weight decay (default 1e-2, PyTorch's).
+ *
+ * @example
+ * ```ts
+ * import { AdamW, lightCnn } from 'lightconv';
+ *
+ * const optimizer = new AdamW(lightCnn().parameters(), { lr: 3e-4, weightDecay: 0.05 });
+ * ```
+ */
 export class AdamW extends Adam {
   constructor(params: readonly Tensor[] | readonly ParamGroupSpec<AdamOptions>[], opts: Partial<AdamOptions> = {}) {
     super(params, { weightDecay: 1e-2, ...opts });
@@ -195,6 +256,15 @@ export class AdamW extends Adam {
  * Scales the gradients of `params` so that their global L2 norm is at most `maxNorm`
  * (torch.nn.utils.clip_grad_norm_: factor maxNorm/(norm + 1e-6) when norm > maxNorm).
  * Returns the norm before clipping. Gradients are replaced, not written in place.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, clipGradNorm, crossEntropy, lightCnn } from 'lightconv';
+ *
+ * const net = lightCnn();
+ * crossEntropy(net.forward(Tensor.randn([2, 3, 64, 64], { seed: 0 })), [0, 1]).backward();
+ * const norm = clipGradNorm(net.parameters(), 1); // the norm before clipping
+ * ```
  */
 export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
   const list = [...params].filter((p) => p.grad);

@@ -36,7 +36,16 @@ export function f32Index(ptr: number): number {
 let enabled: boolean | undefined;
 let state: Runtime | null | undefined; // null: unavailable
 
-/** Whether this engine can validate a module using f32x4 SIMD. */
+/**
+ * Whether this engine can validate a module using f32x4 SIMD (false where WebAssembly is absent).
+ *
+ * @example
+ * ```ts
+ * import { wasmSimdSupported } from 'lightconv';
+ *
+ * if (!wasmSimdSupported()) console.warn('no WebAssembly SIMD: conv and gemm run their JavaScript kernels');
+ * ```
+ */
 export function wasmSimdSupported(): boolean {
   if (typeof WebAssembly === 'undefined' || typeof WebAssembly.validate !== 'function') return false;
   try {
@@ -48,12 +57,32 @@ export function wasmSimdSupported(): boolean {
   }
 }
 
-/** Turns the WebAssembly SIMD kernels on or off (they are on by default where supported). */
+/**
+ * Turns the WebAssembly SIMD kernels on or off (they are on by default where supported;
+ * `LIGHTCONV_WASM=0` turns them off at start). Off, conv and gemm run their JavaScript kernels.
+ *
+ * @example
+ * ```ts
+ * import { useWasmKernels } from 'lightconv';
+ *
+ * useWasmKernels(false); // e.g. to compare against the JavaScript kernels
+ * ```
+ */
 export function useWasmKernels(on: boolean): void {
   enabled = on;
 }
 
-/** Whether conv and gemm run their WebAssembly SIMD kernels now. */
+/**
+ * Whether conv and gemm run their WebAssembly SIMD kernels now: switched on (the default,
+ * unless `LIGHTCONV_WASM` is 0 or false) and supported by the engine.
+ *
+ * @example
+ * ```ts
+ * import { wasmKernelsEnabled } from 'lightconv';
+ *
+ * console.log(`kernels: ${wasmKernelsEnabled() ? 'WebAssembly SIMD' : 'JavaScript'}`);
+ * ```
+ */
 export function wasmKernelsEnabled(): boolean {
   if (enabled === undefined) {
     const env = typeof process !== 'undefined' ? process.env?.LIGHTCONV_WASM : undefined;
@@ -62,7 +91,19 @@ export function wasmKernelsEnabled(): boolean {
   return enabled && runtime() !== null;
 }
 
-/** Runs `fn` with the WebAssembly kernels switched on or off, restoring the setting after. */
+/**
+ * Runs `fn` with the WebAssembly kernels switched on or off, restoring the setting after (also
+ * when `fn` throws); returns what `fn` returns.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, conv, withWasmKernels } from 'lightconv';
+ *
+ * const x = Tensor.randn([1, 3, 16, 16], { seed: 0 });
+ * const w = Tensor.randn([8, 3, 3, 3], { seed: 1 });
+ * const plain = withWasmKernels(false, () => conv(x, w)); // the JavaScript kernel's result
+ * ```
+ */
 export function withWasmKernels<T>(on: boolean, fn: () => T): T {
   const prev = enabled;
   enabled = on;
@@ -78,7 +119,14 @@ let relaxedProbe: boolean | undefined;
 
 /**
  * Whether this engine validates relaxed SIMD's f32x4.relaxed_madd (Node ≥ 22, Chrome ≥ 114;
- * Node 20's V8 has it only behind a flag).
+ * Node 20's V8 has it only behind a flag). False without WebAssembly SIMD. Probed once.
+ *
+ * @example
+ * ```ts
+ * import { relaxedSimdSupported, useRelaxedSimd } from 'lightconv';
+ *
+ * if (relaxedSimdSupported()) useRelaxedSimd(true);
+ * ```
  */
 export function relaxedSimdSupported(): boolean {
   if (relaxedProbe === undefined) {
@@ -102,13 +150,31 @@ export function relaxedSimdSupported(): boolean {
  * products round once instead of twice, so results change in the last bits and, unlike the
  * default kernels, differ between machines with and without FMA; on one machine they stay the
  * same run after run, for any batch size and thread count. Set it before loading a model: a
- * recorded run keeps the kernels it was recorded with.
+ * recorded run keeps the kernels it was recorded with. Where the engine lacks relaxed SIMD,
+ * turning it on changes nothing.
+ *
+ * @example
+ * ```ts
+ * import { useRelaxedSimd } from 'lightconv';
+ *
+ * useRelaxedSimd(true); // before loading the model
+ * ```
  */
 export function useRelaxedSimd(on: boolean): void {
   relaxed = on;
 }
 
-/** Whether the GEMM kernels use relaxed SIMD's fused multiply-add now. */
+/**
+ * Whether the GEMM kernels use relaxed SIMD's fused multiply-add now: switched on (by
+ * `useRelaxedSimd` or `LIGHTCONV_RELAXED_SIMD=1`) and supported by the engine.
+ *
+ * @example
+ * ```ts
+ * import { relaxedSimdEnabled } from 'lightconv/onnx';
+ *
+ * console.log(`fused multiply-add: ${relaxedSimdEnabled()}`);
+ * ```
+ */
 export function relaxedSimdEnabled(): boolean {
   if (relaxed === undefined) {
     const env = typeof process !== 'undefined' ? process.env?.LIGHTCONV_RELAXED_SIMD : undefined;
@@ -413,6 +479,14 @@ const registry =
  * packed copy of it inside WebAssembly memory (freed when `data` is garbage-collected).
  * The ONNX loader marks every initializer (through holdConstant: freed when the model is
  * disposed); weights being trained are never marked.
+ *
+ * @example
+ * ```ts
+ * import { Tensor, markConstant } from 'lightconv';
+ *
+ * const w = Tensor.randn([16, 3, 3, 3], { seed: 0 }); // a weight that will never be written again
+ * markConstant(w.dataSync() as Float32Array);
+ * ```
  */
 export function markConstant(data: Float32Array): void {
   constants.add(data);
