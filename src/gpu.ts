@@ -11,6 +11,8 @@
  * `lightconv/onnx` alone. Every entry also bundles for the browser: bundlers pick the package's
  * browser build (package.json exports, "browser" condition), which shares one Tensor class across
  * the three entries and leaves out Node's parts (file paths, worker threads, pngjs).
+ *
+ * @module lightconv/gpu
  */
 export { getBackend, useBackend, withBackend, cpuBackend, referenceBackend } from './core/op.js';
 export { Tensor, tidy } from './core/tensor.js';

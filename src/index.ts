@@ -1,6 +1,8 @@
 /**
  * lightconv — a CNN engine in TypeScript. Tensors and backends, the op kernels, ONNX models,
  * image loading and ndarray interop. Nothing here has side effects at import.
+ *
+ * @module lightconv
  */
 export { Tensor, tidy, type DeviceStorage, type TensorLike } from './core/tensor.js';
 export type { DType, TypedArray } from './core/dtype.js';

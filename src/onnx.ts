@@ -1,4 +1,8 @@
-/** lightconv/onnx: reading, running and checking ONNX models. */
+/**
+ * lightconv/onnx: reading, running and checking ONNX models.
+ *
+ * @module lightconv/onnx
+ */
 export { OnnxGraph, type UnsupportedOp, type ValueInfo } from './io/onnx/graph.js';
 export { loadOnnx, loadOnnxSync, readOnnx, OnnxModel, type LoadOptions, type ModelSource, type RunOptions } from './io/onnx/model.js';
 export { OnnxNode, type OnnxOp, type OnnxOpTable } from './io/onnx/node.js';

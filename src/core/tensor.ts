@@ -7,6 +7,7 @@ import { Rng } from './rng.js';
 import { type Shape, fmtShape, sizeOf } from './shape.js';
 import type { Backend } from './op.js';
 
+/** Values a tensor can be made from: a typed array (copied) or any array-like of numbers. */
 export type TensorLike = ArrayLike<number> | TypedArray;
 
 /**

@@ -26,10 +26,15 @@ export interface ValueInfo {
   readonly shape: ReadonlyArray<number | string | null> | undefined;
 }
 
+/** An op type the engine cannot run, as a model's load reports it: where it occurs and why. */
 export interface UnsupportedOp {
+  /** The ONNX op type (or, for graph inputs/outputs, the kind of value). */
   opType: string;
+  /** The op's domain ('' for the default ai.onnx domain). */
   domain: string;
+  /** The names of the nodes (or values) that use it. */
   nodes: string[];
+  /** Why, where the op type itself is known: e.g. "opset 5; needs ≥ 6". */
   reason?: string;
 }
 
