@@ -2,7 +2,7 @@ import { DTYPES, f32Array } from '../core/dtype.js';
 import { ValueError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { Tensor } from '../core/tensor.js';
-import { erfScalar } from './elementwise.js';
+import { erfF32, erfScalar } from './elementwise.js';
 import { gradArray, gradOf } from './grad.js';
 
 /**
@@ -64,7 +64,7 @@ export const geluCard: OpCard<GeluAttrs> = {
     const src = x.f32();
     const out = f32Array(src.length);
     if (attrs.approximate === 'tanh') for (let i = 0; i < src.length; i++) out[i] = geluTanh(src[i]!);
-    else for (let i = 0; i < src.length; i++) out[i] = geluExact(src[i]!);
+    else for (let i = 0; i < src.length; i++) out[i] = 0.5 * src[i]! * (1 + erfF32(src[i]! * SQRT1_2)); // float32-accurate erf
     return new Tensor(out, x.shape, 'float32');
   },
   grad([x], { approximate }, _y, g) {
