@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OnnxError, ResourceLimitError, ShapeError } from '../../src/core/errors.js';
@@ -61,6 +62,20 @@ describe('a PyTorch decoder with ConvTranspose2d, Upsample, bilinear interpolate
       expect(r.sets).toBe(1);
     });
   }
+
+  it("fuses PyTorch's GELU arithmetic (Div √2, Erf, Add 1, Mul x, Mul 0.5) into one Gelu node, with the same outputs", async () => {
+    const bytes = readFileSync(join(MODELS, 'decoder_opset17', 'model.onnx'));
+    const fused = loadOnnxSync(bytes);
+    const plain = loadOnnxSync(bytes, { optimize: false });
+    expect(plain.plan.some((n) => n.opType === 'Erf')).toBe(true);
+    expect(fused.plan.some((n) => n.opType === 'Erf')).toBe(false);
+    expect(fused.plan.filter((n) => n.opType === 'Gelu').length).toBe(plain.plan.filter((n) => n.opType === 'Erf').length);
+    const x = Tensor.randn(plain.inputs[0]!.shape!.map((d) => (typeof d === 'number' ? d : 2)), { seed: 5 });
+    const a = Object.values(fused.runSync(x))[0]!;
+    const b = Object.values(plain.runSync(x))[0]!;
+    // One rounding of 0.5·x·(1 + erf(x/√2)) instead of five: a few float32 ulps of the outputs.
+    expectClose(a, b, { atol: 1e-6, rtol: 1e-5 });
+  });
 
   it('runs on the GPU backend (gpu.js cpu mode), the new cards visibly on the CPU', async () => {
     const messages: string[] = [];

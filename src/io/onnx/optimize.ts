@@ -11,6 +11,8 @@ import { lookupOp } from './ops/index.js';
  * 2. BatchNormalization after a Conv with constant weights folds into the Conv.
  * 3. An activation right after a Conv or Gemm (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid,
  *    HardSwish, Tanh, and Sigmoid+Mul = SiLU) runs in its epilogue instead of as its own pass.
+ * 4. GELU as PyTorch exports it before opset 20 — Div(x, √2) → Erf → Add 1 → Mul x → Mul 0.5 —
+ *    becomes one Gelu node: one pass over the tensor instead of five (ConvNeXt, ViT).
  * A rewrite only happens when the intermediate value has no other reader and is not a graph output.
  */
 export function optimizeGraph(
@@ -75,6 +77,27 @@ export function optimizeGraph(
     if (sig && mul && mul.opType === 'Mul' && mul.domain === '' && yReaders.includes(mul) && mul.inputs.length === 2 && mul.inputs.includes(y) && mul.inputs.includes(sig.outputs[0]!)) {
       replace([sig, mul], cur, withActivation(cur, { _activation: 'silu' }, mul.outputs[0]!));
     }
+  }
+  // 4. GELU chains.
+  const scalarIs = (name: string | undefined, v: number, tol = 1e-6) => {
+    const t = name === undefined ? undefined : inits.get(name);
+    return t !== undefined && t.size === 1 && (t.dtype === 'float32' || t.dtype === 'float64') && Math.abs(t.dataSync()[0]! - v) <= tol;
+  };
+  const other = (n: OnnxNode, value: string) => (n.inputs.length === 2 && n.inputs.includes(value) ? n.inputs[n.inputs[0] === value ? 1 : 0] : undefined);
+  for (const div of [...nodes]) {
+    if (div.opType !== 'Div' || div.domain !== '' || div.inputs.length !== 2 || !scalarIs(div.inputs[1], Math.SQRT2)) continue;
+    const x = div.inputs[0]!;
+    const erf = soleReader(div.outputs[0]!);
+    if (!erf || erf.opType !== 'Erf' || erf.domain !== '') continue;
+    const add = soleReader(erf.outputs[0]!);
+    if (!add || add.opType !== 'Add' || add.domain !== '' || !scalarIs(other(add, erf.outputs[0]!), 1)) continue;
+    const mulX = soleReader(add.outputs[0]!);
+    if (!mulX || mulX.opType !== 'Mul' || mulX.domain !== '' || other(mulX, add.outputs[0]!) !== x) continue;
+    const half = soleReader(mulX.outputs[0]!);
+    if (!half || half.opType !== 'Mul' || half.domain !== '' || !scalarIs(other(half, mulX.outputs[0]!), 0.5)) continue;
+    // Gelu is an opset-20 op: the fused node says so, whatever the model imports.
+    const gelu = new OnnxNode(erf.name, 'Gelu', '', 20, [x], [half.outputs[0]!], new Map());
+    replace([div, erf, add, mulX], half, gelu);
   }
   // Drop initializers that no node reads any more (the pre-folding weights).
   for (const name of [...inits.keys()]) if (!readers.has(name) && !pinned.has(name)) inits.delete(name);
