@@ -17,6 +17,7 @@ import { OnnxTrainable } from '../../src/train/onnx_trainable.js';
 import { SGD } from '../../src/train/optim.js';
 import { expectClose } from '../helpers.js';
 import { modelBytes, node } from './build.js';
+import { expectNodeCases } from './node_cases.js';
 
 const NODE_CASES = join(import.meta.dirname, '../fixtures/onnx-node-layers');
 const MODELS = join(import.meta.dirname, '../fixtures/layers-models');
@@ -37,17 +38,7 @@ describe("ONNX backend node tests for Resize, Upsample, ConvTranspose (ONNX's ge
     const names = cases.map((c) => basename(c));
     for (const prefix of ['test_resize_', 'test_upsample_', 'test_convtranspose_', 'test_gelu_']) expect(names.some((n) => n.startsWith(prefix)), prefix).toBe(true);
   });
-  it('passes every case except the listed ones', async () => {
-    const failed: string[] = [];
-    for (const dir of cases) {
-      const r = await runCase(dir, NODE_CASES);
-      const name = basename(dir);
-      if (r.status !== 'pass') failed.push(name);
-      if (name in EXPECTED_FAILURES) expect(r.status, name).toBe('fail');
-      else expect(r.status, `${name}: ${r.detail}`).toBe('pass');
-    }
-    expect(failed.sort()).toEqual(Object.keys(EXPECTED_FAILURES).sort());
-  });
+  it('passes every case except the listed ones', () => expectNodeCases(NODE_CASES, cases, EXPECTED_FAILURES));
 });
 
 describe('a PyTorch decoder with ConvTranspose2d, Upsample, bilinear interpolate and GELU (scripts/make_layers_models.py)', async () => {

@@ -1,10 +1,11 @@
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findCases, runCase } from '../../src/cli/conformance.js';
+import { findCases } from '../../src/cli/conformance.js';
 import { OnnxError } from '../../src/core/errors.js';
 import { Tensor } from '../../src/core/tensor.js';
 import { loadOnnxSync } from '../../src/io/onnx/model.js';
 import { modelBytes, node } from './build.js';
+import { expectNodeCases } from './node_cases.js';
 
 const CASES = join(import.meta.dirname, '../fixtures/onnx-legacy');
 
@@ -26,18 +27,7 @@ describe('legacy ONNX op forms (opsets 1–9)', async () => {
     }
     for (const opset of ['opset1', 'opset6', 'opset7', 'opset9']) expect(names.some((n) => n.endsWith(opset)), opset).toBe(true);
   });
-  it('passes every case except the listed ones', async () => {
-    const failed: string[] = [];
-    for (const dir of cases) {
-      const r = await runCase(dir, CASES);
-      const name = basename(dir);
-      if (r.status !== 'pass') failed.push(name);
-      if (name in EXPECTED_FAILURES) expect(r.status, name).toBe('fail');
-      else expect(r.status, `${name}: ${r.detail}`).toBe('pass');
-      if (r.status === 'pass') expect(r.sets, name).toBe(1);
-    }
-    expect(failed.sort()).toEqual(Object.keys(EXPECTED_FAILURES).sort());
-  });
+  it('passes every case except the listed ones', () => expectNodeCases(CASES, cases, EXPECTED_FAILURES, { sets: 1 }));
 });
 
 describe('legacy forms the engine refuses, with OnnxErrors naming the node', () => {

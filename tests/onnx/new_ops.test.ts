@@ -17,6 +17,7 @@ import { OnnxTrainable } from '../../src/train/onnx_trainable.js';
 import { SGD } from '../../src/train/optim.js';
 import { expectClose } from '../helpers.js';
 import { modelBytes, node } from './build.js';
+import { expectNodeCases } from './node_cases.js';
 
 const NODE_CASES = join(import.meta.dirname, '../fixtures/onnx-node');
 const MODELS = join(import.meta.dirname, '../fixtures/new-ops');
@@ -50,20 +51,7 @@ const EXPECTED_FAILURES: Record<string, string> = {
 describe("ONNX backend node tests for the structure ops (ONNX's own generators)", async () => {
   const cases = await findCases([NODE_CASES]);
   it('finds the regenerated cases', () => expect(cases.length).toBeGreaterThanOrEqual(218));
-  it('passes every case except the listed ones', async () => {
-    const failed: string[] = [];
-    let passed = 0;
-    for (const dir of cases) {
-      const r = await runCase(dir, NODE_CASES);
-      const name = basename(dir);
-      if (r.status === 'pass') passed++;
-      else failed.push(name);
-      if (name in EXPECTED_FAILURES) expect(r.status, name).toBe('fail');
-      else expect(r.status, `${name}: ${r.detail}`).toBe('pass');
-    }
-    expect(failed.sort()).toEqual(Object.keys(EXPECTED_FAILURES).sort());
-    expect(passed).toBe(cases.length - failed.length);
-  });
+  it('passes every case except the listed ones', () => expectNodeCases(NODE_CASES, cases, EXPECTED_FAILURES));
 });
 
 describe('PyTorch exports that use Slice and LayerNormalization (scripts/make_new_ops_models.py)', async () => {

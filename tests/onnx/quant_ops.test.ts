@@ -9,6 +9,7 @@ import { matmul } from '../../src/kernels/gemm.js';
 import { convInteger, dequantizeLinear, matMulInteger, qlinearConvCard, qlinearMatMulCard, quantizeLinear, roundHalfEven } from '../../src/kernels/quant.js';
 import { apply } from '../../src/core/op.js';
 import { modelBytes, node } from './build.js';
+import { expectNodeCases } from './node_cases.js';
 
 const NODE_CASES = join(import.meta.dirname, '../fixtures/onnx-node-quant');
 const MODELS = join(import.meta.dirname, '../fixtures/quant-models');
@@ -23,17 +24,7 @@ const EXPECTED_FAILURES: Record<string, string> = {};
 describe("ONNX backend node tests for the quantized ops (ONNX's own generators)", async () => {
   const cases = await findCases([NODE_CASES]);
   it('finds the regenerated cases', () => expect(cases.length).toBe(10));
-  it('passes every case except the listed ones', async () => {
-    const failed: string[] = [];
-    for (const dir of cases) {
-      const r = await runCase(dir, NODE_CASES);
-      const name = basename(dir);
-      if (r.status !== 'pass') failed.push(name);
-      if (name in EXPECTED_FAILURES) expect(r.status, name).toBe('fail');
-      else expect(r.status, `${name}: ${r.detail}`).toBe('pass');
-    }
-    expect(failed.sort()).toEqual(Object.keys(EXPECTED_FAILURES).sort());
-  });
+  it('passes every case except the listed ones', () => expectNodeCases(NODE_CASES, cases, EXPECTED_FAILURES));
 });
 
 describe('a CNN quantized by PyTorch, as QDQ and in operator form (scripts/make_quant_models.py)', async () => {

@@ -1,7 +1,7 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OnnxError, ShapeError, ValueError } from '../../src/core/errors.js';
 import { Tensor } from '../../src/core/tensor.js';
@@ -11,6 +11,7 @@ import { mod } from '../../src/kernels/mod.js';
 import { scatterND } from '../../src/kernels/scatter.js';
 import { gradcheck } from '../../src/train/gradcheck.js';
 import { modelBytes, node } from './build.js';
+import { expectNodeCases } from './node_cases.js';
 
 const NODE_CASES = join(import.meta.dirname, '../fixtures/onnx-node-scatter');
 const SWIN = join(import.meta.dirname, '../fixtures/torchvision-small/swin_block_opset17');
@@ -26,17 +27,7 @@ const EXPECTED_FAILURES: Record<string, string> = {};
 describe("ONNX backend node tests for Mod and ScatterND (ONNX's own generators)", async () => {
   const cases = await findCases([NODE_CASES]);
   it('finds the regenerated cases', () => expect(cases.length).toBe(16));
-  it('passes every case except the listed ones', async () => {
-    const failed: string[] = [];
-    for (const dir of cases) {
-      const r = await runCase(dir, NODE_CASES);
-      const name = basename(dir);
-      if (r.status !== 'pass') failed.push(name);
-      if (name in EXPECTED_FAILURES) expect(r.status, name).toBe('fail');
-      else expect(r.status, `${name}: ${r.detail}`).toBe('pass');
-    }
-    expect(failed.sort()).toEqual(Object.keys(EXPECTED_FAILURES).sort());
-  });
+  it('passes every case except the listed ones', () => expectNodeCases(NODE_CASES, cases, EXPECTED_FAILURES));
 });
 
 describe("torchvision's SwinTransformerBlock (scripts/make_swin_block_fixture.py, opset 17)", () => {

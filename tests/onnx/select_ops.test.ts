@@ -1,9 +1,9 @@
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { OnnxError, ShapeError, UnsupportedOpError, ValueError } from '../../src/core/errors.js';
 import { cpuBackend, referenceBackend, withBackend } from '../../src/core/op.js';
 import { Tensor } from '../../src/core/tensor.js';
-import { findCases, runCase } from '../../src/cli/conformance.js';
+import { findCases } from '../../src/cli/conformance.js';
 import { loadOnnxSync } from '../../src/io/onnx/model.js';
 import { einsum, einsumCard } from '../../src/kernels/einsum.js';
 import { matmul, matmulCard } from '../../src/kernels/gemm.js';
@@ -22,6 +22,7 @@ import { argMax, argMin, gatherElements, topK } from '../../src/kernels/select.j
 import { gradcheck } from '../../src/train/gradcheck.js';
 import { expectClose } from '../helpers.js';
 import { modelBytes, node } from './build.js';
+import { expectNodeCases } from './node_cases.js';
 
 const NODE_CASES = join(import.meta.dirname, '../fixtures/onnx-node-select');
 
@@ -36,20 +37,7 @@ const EXPECTED_FAILURES: Record<string, string> = {};
 describe("ONNX backend node tests for the selection, Einsum and norm-reduce ops (ONNX's own generators)", async () => {
   const cases = await findCases([NODE_CASES]);
   it('finds the regenerated cases', () => expect(cases.length).toBeGreaterThanOrEqual(83));
-  it('passes every case except the listed ones', async () => {
-    const failed: string[] = [];
-    let passed = 0;
-    for (const dir of cases) {
-      const r = await runCase(dir, NODE_CASES);
-      const name = basename(dir);
-      if (r.status === 'pass') passed++;
-      else failed.push(name);
-      if (name in EXPECTED_FAILURES) expect(r.status, name).toBe('fail');
-      else expect(r.status, `${name}: ${r.detail}`).toBe('pass');
-    }
-    expect(failed.sort()).toEqual(Object.keys(EXPECTED_FAILURES).sort());
-    expect(passed).toBe(cases.length - failed.length);
-  });
+  it('passes every case except the listed ones', () => expectNodeCases(NODE_CASES, cases, EXPECTED_FAILURES));
 });
 
 const x64 = (shape: number[], seed: number, lo = -1, hi = 1) => {
