@@ -214,8 +214,8 @@ function stridesIn(shape: Shape, out: Shape): number[] {
   return out.map((_, i) => (i < lead || shape[i - lead] === 1 ? 0 : own[i - lead]!));
 }
 
-/** Calls visit(o, ia, ib) for every output element of the broadcast of a and b. */
-function walk2(out: Shape, a: Shape, b: Shape, visit: (o: number, ia: number, ib: number) => void): void {
+/** Calls visit(o, ia, ib) for every output element of the broadcast of a and b, in order. */
+export function walk2(out: Shape, a: Shape, b: Shape, visit: (o: number, ia: number, ib: number) => void): void {
   const sa = stridesIn(a, out);
   const sb = stridesIn(b, out);
   const r = out.length;

@@ -1,9 +1,10 @@
 import { DTYPES, castValue } from '../core/dtype.js';
 import { ValueError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
-import { type Shape, broadcastShapes, sizeOf, stridesOf } from '../core/shape.js';
+import { broadcastShapes, sizeOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { isFloat, unbroadcast } from './grad.js';
+import { walk2 } from './math.js';
 
 /**
  * Mod (ONNX opsets 10, 13): the remainder of a / b elementwise, with numpy broadcasting.
@@ -41,34 +42,6 @@ export function modScalar(a: number, b: number, fmod: boolean, integer: boolean)
   return r === 0 && !integer ? (b < 0 ? -0 : 0) : r;
 }
 
-/** Element strides of `shape` read as `out` under broadcasting: 0 along broadcast dims. */
-function broadcastStrides(shape: Shape, out: Shape): number[] {
-  const own = stridesOf(shape);
-  const lead = out.length - shape.length;
-  return out.map((_, i) => (i < lead || shape[i - lead] === 1 ? 0 : own[i - lead]!));
-}
-
-/** Calls f(outIndex, aOffset, bOffset) for every output element in order. */
-function forEachPair(out: Shape, a: Shape, b: Shape, f: (i: number, ia: number, ib: number) => void): void {
-  const sa = broadcastStrides(a, out);
-  const sb = broadcastStrides(b, out);
-  const n = sizeOf(out);
-  const idx = new Array<number>(out.length).fill(0);
-  let ia = 0;
-  let ib = 0;
-  for (let i = 0; i < n; i++) {
-    f(i, ia, ib);
-    for (let d = out.length - 1; d >= 0; d--) {
-      ia += sa[d]!;
-      ib += sb[d]!;
-      if (++idx[d]! < out[d]!) break;
-      ia -= sa[d]! * out[d]!;
-      ib -= sb[d]! * out[d]!;
-      idx[d] = 0;
-    }
-  }
-}
-
 function checkDtypes(a: Tensor, b: Tensor): void {
   if (a.dtype !== b.dtype) throw new ValueError(`Mod: operands are ${a.dtype} and ${b.dtype}; they must have the same dtype`);
   if (a.dtype === 'bool') throw new ValueError('Mod: bool operands have no remainder');
@@ -86,7 +59,7 @@ export const modCard: OpCard<ModAttrs> = {
     const ad = a!.dataSync();
     const bd = b!.dataSync();
     const out = DTYPES[dtype].make(sizeOf(shape));
-    forEachPair(shape, a!.shape, b!.shape, (i, ia, ib) => {
+    walk2(shape, a!.shape, b!.shape, (i, ia, ib) => {
       out[i] = castValue(dtype, modScalar(ad[ia]!, bd[ib]!, fmod, integer));
     });
     return new Tensor(out, shape, dtype);
@@ -97,7 +70,7 @@ export const modCard: OpCard<ModAttrs> = {
     const bd = b!.dataSync();
     const gd = g.dataSync();
     const gb = new Float64Array(y.size);
-    forEachPair(y.shape, a!.shape, b!.shape, (i, ia, ib) => {
+    walk2(y.shape, a!.shape, b!.shape, (i, ia, ib) => {
       const q = ad[ia]! / bd[ib]!;
       gb[i] = -gd[i]! * (fmod ? Math.trunc(q) : Math.floor(q));
     });
