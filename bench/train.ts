@@ -3,16 +3,18 @@
  * cross-entropy → backward → SGD step with momentum) for MobileNetV3-Small (1000 classes,
  * src/models, torchvision's architecture) at batch 16, 64×64 and 224×224.
  *
- *   npx tsx bench/train.ts [--batch 16] [--sizes 64,224] [--steps 3] [--onnx model.onnx]
+ *   npx tsx bench/train.ts [--batch 16] [--sizes 64,224] [--steps 3] [--onnx model.onnx] [--no-gemm-blocking]
  *
  * `--onnx` trains an ONNX graph instead (BN kept, e.g. the shared mobilenet_v3_small_bn fixture),
  * through OnnxTrainable. One warm-up step, then the median of the timed steps, as wall time and
  * as this process's CPU time (user + system: steadier than wall time on a machine shared with
- * other work). bench/train_torch.py is the PyTorch counterpart.
+ * other work). bench/train_torch.py is the PyTorch counterpart. `--no-gemm-blocking` turns the
+ * GEMM's cache blocking off (gemmBlocking), to measure what it gives.
  */
 import { Rng } from '../src/core/rng.js';
 import { Tensor } from '../src/core/tensor.js';
 import { readOnnx } from '../src/io/onnx/model.js';
+import { gemmBlocking } from '../src/kernels/wasm/conv.js';
 import { mobileNetV3 } from '../src/models/index.js';
 import { crossEntropy } from '../src/train/losses.js';
 import { OnnxTrainable } from '../src/train/onnx_trainable.js';
@@ -28,6 +30,7 @@ const batch = Number(arg('batch', '16'));
 const sizes = arg('sizes', '64,224').split(',').map(Number);
 const steps = Number(arg('steps', '3'));
 const onnx = process.argv.includes('--onnx') ? arg('onnx', '') : '';
+if (process.argv.includes('--no-gemm-blocking')) Object.assign(gemmBlocking, { kc: 1 << 30, mcPanels: 1 << 30, pack: false });
 
 const model: Trainable = onnx ? new OnnxTrainable(await readOnnx(onnx)) : mobileNetV3('small', { numClasses: 1000 });
 const what = onnx ? `ONNX graph ${onnx} (OnnxTrainable)` : 'MobileNetV3-Small (src/models, 1000 classes)';

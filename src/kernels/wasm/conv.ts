@@ -1,7 +1,7 @@
 import { type Activation, activateInPlace } from '../activation.js';
 import { type ConvGeometry, im2col } from '../conv.js';
 import { type Call, chunkCount, depthwiseNs, gemmNs, splitRange, streamNs } from './pool.js';
-import { depthwiseName, splitPlaneFloats } from './kernels.js';
+import { type WasmActivation, depthwiseName, splitPlaneFloats } from './kernels.js';
 import { type Runtime, f32Index, gemmSuffix, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
 import { scratchBytes } from './budget.js';
 
@@ -88,12 +88,16 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
   const pRest = tail + 32 * k; // rest columns' tile: mPanels·4 rows of 8
   const pPart = pRest + 128 * mPanels; // the partial panel's rows: 4 rows of 8·n8
   const calls: Call[][] = [];
+  let pack = 0;
   if (n8 > 0 && full > 0) {
     // Chunks: a grid of (A panel range × B panel range), B ranges first (each A panel range
     // then streams its B columns once).
     const want = chunkCount(gemmNs(mPanels * 4 * k * n));
     const jChunks = Math.min(n8, want);
     const iChunks = Math.min(full, Math.max(1, Math.ceil(want / jChunks)));
+    // B panels whose rows lie far apart are copied together before use (a buffer per chunk).
+    const packBytes = 32 * Math.min(k, gemmBlocking.kc);
+    if (gemmBlocking.pack && 4 * ldb >= gemmBlocking.packRowBytes && k >= 16 && full >= 2) pack = rt.alloc(scratchBytes(iChunks * jChunks * packBytes));
     for (let ic = 0; ic < iChunks; ic++) {
       const i0 = Math.floor((ic * full) / iChunks);
       const i1 = Math.floor(((ic + 1) * full) / iChunks);
@@ -101,7 +105,7 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
       for (let jc = 0; jc < jChunks; jc++) {
         const j0 = Math.floor((jc * n8) / jChunks);
         const j1 = Math.floor(((jc + 1) * n8) / jChunks);
-        if (j1 > j0) calls.push([[gemm8, pA + i0 * k * 16, pB, pC + i0 * 16 * ldc, pBias + i0 * 16, i1 - i0, k, j0, j1, 4 * ldc, 4 * ldb, 32, p1, p2]]);
+        if (j1 > j0) calls.push(blockedGemm8(a, pA, pB, pC, pBias, i0, i1, k, j0, j1, ldc, ldb, pack && pack + calls.length * packBytes, p1, p2));
       }
     }
   }
@@ -132,18 +136,54 @@ export function gemm(rt: Runtime, pA: number, mPanels: number, m: number, k: num
       calls.push([
         ['fill', tail, 8 * k, 0],
         ['copy2d', pRestB, 4 * ldb, 4, tail, 32, 4, k, rest],
-        [gemm8, pA, tail, pRest, pBias, mPanels, k, 0, 1, 32, 32, 32, p1, p2],
+        [gemm8, pA, tail, pRest, pBias, mPanels, k, 0, 1, 32, 32, 32, 16 * k, 0, 0, p1, p2],
         ['copy2d', pRest, 32, 4, pRestC, 4 * ldc, 4, m, rest],
       ]);
     }
   }
   if (partial) {
     calls.push([
-      [gemm8, pA + full * k * 16, pB, pPart, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, p1, p2],
+      [gemm8, pA + full * k * 16, pB, pPart, pBias + full * 16, 1, k, 0, n8, 32 * n8, 4 * ldb, 32, 16 * k, 0, 0, p1, p2],
       ['copy2d', pPart, 32 * n8, 4, pC + 16 * full * ldc, 4 * ldc, 4, m - 4 * full, 8 * n8],
     ]);
   }
-  rt.pool.run(calls);
+  try {
+    rt.pool.run(calls);
+  } finally {
+    if (pack) rt.release(pack);
+  }
+}
+
+/**
+ * Cache blocking of the GEMM's main part (Goto's scheme on gemm8's tiles): K in blocks of at
+ * most `kc` (a B panel block, kc·32 bytes, stays in L1 while the A panels stream past it), A
+ * panels in groups of `mcPanels` (an A block, mcPanels·16·kc bytes, stays in L2 while every B
+ * panel streams past it). Without it a long K (3×3 convs of 256+ channels, ConvNeXt's MLPs, a
+ * training step's ∂W over every position) streamed all of A from memory once per 8 columns.
+ * The bits do not depend on it (see gemmKernel). Settable for benchmarks and tests.
+ */
+export const gemmBlocking = { kc: 384, mcPanels: 32, pack: true, packRowBytes: 2048 };
+
+/**
+ * The calls of one chunk of `gemm`'s main part: A panels [i0, i1), B panels [j0, j1), K in
+ * blocks (the first starts at the bias, later ones add to C; the activation runs on the last).
+ */
+function blockedGemm8(act: WasmActivation, pA: number, pB: number, pC: number, pBias: number, i0: number, i1: number, k: number, j0: number, j1: number, ldc: number, ldb: number, pack: number, p1: number, p2: number): Call[] {
+  const suffix = gemmSuffix();
+  const kBlocks = k > gemmBlocking.kc ? Math.ceil(k / gemmBlocking.kc) : 1;
+  const mcPanels = kBlocks > 1 || (i1 - i0) * 16 * k > gemmBlocking.mcPanels * 16 * gemmBlocking.kc ? gemmBlocking.mcPanels : i1 - i0;
+  const calls: Call[] = [];
+  for (let m0 = i0; m0 < i1; m0 += mcPanels) {
+    const m1 = Math.min(i1, m0 + mcPanels);
+    for (let b = 0; b < kBlocks; b++) {
+      // Even blocks: K = 400 is 200 + 200, not 384 + 16.
+      const k0 = Math.floor((b * k) / kBlocks);
+      const k1 = Math.floor(((b + 1) * k) / kBlocks);
+      const last = b === kBlocks - 1;
+      calls.push([`gemm8_${last ? act : 'none'}${suffix}`, pA + m0 * k * 16 + k0 * 16, pB + k0 * 4 * ldb, pC + m0 * 16 * ldc, pBias + m0 * 16, m1 - m0, k1 - k0, j0, j1, 4 * ldc, 4 * ldb, 32, 16 * k, b > 0 ? 1 : 0, pack, p1, p2]);
+    }
+  }
+  return calls;
 }
 
 /** Column block of a copied 1×1 conv: B (k × nb) and C (m × nb) about 256 KiB each at most. */

@@ -149,17 +149,24 @@ function emitSigmoids(f: Fn, vs: readonly number[], silu: boolean): void {
 export const FUSED_SUFFIX = '_fma';
 
 /**
- * gemm8_<act>(pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, p1, p2): for the 8-wide
- * B panels j0 ≤ j < j1 and every 4-row A panel, C[4×8 tile] = act(bias + A panel · B panel).
- * A panels are K×4 (16 bytes per k); B panel j starts at pB + j·panelB and its K rows of 8
- * floats are ldb bytes apart: B read in place, 8 columns of a row-major matrix (ldb its row
- * bytes, panelB 32) — as fast as packed panels in measurements here, and without the copy.
- * C is row-major with ldc bytes per row, bias one float per row (padded to whole panels).
- * K ≥ 1.
+ * gemm8_<act>(pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, aStride, accumulate, pPack, p1, p2):
+ * for the 8-wide B panels j0 ≤ j < j1 and every 4-row A panel, C[4×8 tile] = act(start + A
+ * panel · B panel), where start is the bias (accumulate 0) or the tile C already holds
+ * (accumulate 1: a later block of K, see `gemm`). A panels are K×4 (16 bytes per k), aStride
+ * bytes apart; B panel j starts at pB + j·panelB and its K rows of 8 floats are ldb bytes
+ * apart: B read in place, 8 columns of a row-major matrix (ldb its row bytes, panelB 32) — as
+ * fast as packed panels in measurements here, and without the copy. C is row-major with ldc
+ * bytes per row, bias one float per row (padded to whole panels). K ≥ 1. Each output is one
+ * chain of adds in k order whether K comes in one call or in blocks (a float32 store and load
+ * in between change nothing), so blocking does not change a bit. pPack (0: none) is K·32 bytes
+ * of scratch where each B panel is copied before its tiles read it.
  */
 export function gemmKernel(act: WasmActivation, fused = false): Fn {
-  const f = new Fn(`gemm8_${act}${fused ? FUSED_SUFFIX : ''}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32]);
-  const [pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const f = new Fn(`gemm8_${act}${fused ? FUSED_SUFFIX : ''}`, [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32]);
+  const [pA, pB, pC, pBias, mPanels, K, j0, j1, ldc, ldb, panelB, aStride, accumulate, pPack, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+  const aPanel = f.local(I32);
+  const ldRead = f.local(I32); // row bytes of the B panel the tiles read: ldb, or 32 when packed
+  const src = f.local(I32);
   const j = f.local(I32);
   const bPanel = f.local(I32);
   const cCol = f.local(I32);
@@ -176,8 +183,9 @@ export function gemmKernel(act: WasmActivation, fused = false): Fn {
   const av = f.local(V128);
   const halves = 2;
 
-  // kBytes = K · ldb: from a panel's first row to past its last
-  f.get(K).get(ldb).mul().set(kBytes);
+  // kBytes = K · (row bytes read): from a panel's first row to past its last
+  f.get(pPack).if_().i32(32).set(ldRead).else_().get(ldb).set(ldRead).end();
+  f.get(K).get(ldRead).mul().set(kBytes);
   f.get(j0).set(j);
   f.get(j).get(j1).geS().brIf(0 /* nothing to do: returns from the function body */);
   f.block().loop(); // over B panels
@@ -185,17 +193,44 @@ export function gemmKernel(act: WasmActivation, fused = false): Fn {
     // bPanel = pB + j·panelB; cCol = pC + j·32
     f.get(pB).get(j).get(panelB).mul().add().set(bPanel);
     f.get(pC).get(j).i32(32).mul().add().set(cCol);
+    // With pPack, the panel's K rows (ldb bytes apart: one page each for wide matrices) are
+    // first copied next to each other, so the A panels that follow read it from few pages.
+    f.get(pPack).if_();
+    {
+      f.get(bPanel).set(src);
+      f.get(pPack).set(b);
+      f.get(pPack).get(kBytes).add().set(end);
+      f.loop();
+      f.get(b).get(src).v128Load(0).v128Store(0);
+      f.get(b).get(src).v128Load(16).v128Store(16);
+      f.get(src).get(ldb).add().set(src);
+      f.get(b).i32(32).add().tee(b).get(end).ne().brIf(0);
+      f.end();
+      f.get(pPack).set(bPanel);
+    }
+    f.end();
     f.i32(0).set(ip);
-    f.get(pA).set(a);
+    f.get(pA).set(aPanel);
     f.get(cCol).set(cRow);
     f.get(pBias).set(bias);
     f.block().loop(); // over A panels
     {
-      // Accumulators start at the bias of their row.
+      f.get(aPanel).set(a);
+      // Accumulators start at the bias of their row, or at what C holds.
+      f.get(accumulate).if_();
+      for (let r = 0; r < 4; r++) {
+        for (let h = 0; h < halves; h++) {
+          f.get(cRow);
+          if (r > 0) f.get(ldc).i32(r).mul().add();
+          f.v128Load(h * 16).set(acc[r * halves + h]!);
+        }
+      }
+      f.else_();
       for (let r = 0; r < 4; r++) {
         f.get(bias).loadSplat(r * 4).set(acc[r * halves]!);
         f.get(acc[r * 2]!).set(acc[r * 2 + 1]!);
       }
+      f.end();
       f.get(bPanel).set(b);
       f.get(bPanel).get(kBytes).add().set(end);
       f.loop();
@@ -208,7 +243,7 @@ export function gemmKernel(act: WasmActivation, fused = false): Fn {
           f.get(av).get(b1).madd(acc[r * 2 + 1]!, fused).set(acc[r * 2 + 1]!);
         }
         f.get(a).i32(16).add().set(a);
-        f.get(b).get(ldb).add().tee(b).get(end).ne().brIf(0);
+        f.get(b).get(ldRead).add().tee(b).get(end).ne().brIf(0);
       }
       f.end();
       // Epilogue and stores: row r of the tile at cRow + r·ldc.
@@ -222,6 +257,7 @@ export function gemmKernel(act: WasmActivation, fused = false): Fn {
         }
       }
       f.get(cRow).get(ldc).i32(2).shl().add().set(cRow);
+      f.get(aPanel).get(aStride).add().set(aPanel);
       f.get(bias).i32(16).add().set(bias);
       f.get(ip).i32(1).add().tee(ip).get(mPanels).ltS().brIf(0);
     }
