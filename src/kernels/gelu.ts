@@ -1,9 +1,11 @@
-import { DTYPES, f32Array } from '../core/dtype.js';
+import { DTYPES } from '../core/dtype.js';
+import { outputBuffer } from '../core/storage.js';
 import { ValueError } from '../core/errors.js';
 import { type OpCard, apply } from '../core/op.js';
 import { Tensor } from '../core/tensor.js';
 import { erfF32, erfScalar } from './elementwise.js';
 import { gradArray, gradOf } from './grad.js';
+import { wasmGelu } from './wasm/elementwise.js';
 
 /**
  * Gelu (ONNX opset 20): x·Φ(x) with the exact normal CDF ('none', via erf) or PyTorch's tanh
@@ -62,9 +64,9 @@ export const geluCard: OpCard<GeluAttrs> = {
     const x = inputs[0]!;
     if (x.dtype !== 'float32') return geluCard.reference(inputs, attrs);
     const src = x.f32();
-    const out = f32Array(src.length);
+    const out = outputBuffer(src.length);
     if (attrs.approximate === 'tanh') for (let i = 0; i < src.length; i++) out[i] = geluTanh(src[i]!);
-    else for (let i = 0; i < src.length; i++) out[i] = 0.5 * src[i]! * (1 + erfF32(src[i]! * SQRT1_2)); // float32-accurate erf
+    else if (!wasmGelu(src, out)) for (let i = 0; i < src.length; i++) out[i] = 0.5 * src[i]! * (1 + erfF32(src[i]! * SQRT1_2)); // float32-accurate erf
     return new Tensor(out, x.shape, 'float32');
   },
   grad([x], { approximate }, _y, g) {

@@ -8,6 +8,7 @@ import type { Activation } from '../../src/kernels/activation.js';
 import { conv, convGeometry } from '../../src/kernels/conv.js';
 import { wasmConv } from '../../src/kernels/wasm/conv.js';
 import { binary } from '../../src/kernels/elementwise.js';
+import { gelu } from '../../src/kernels/gelu.js';
 import { type PoolAttrs, averagePool, globalAveragePool, maxPool } from '../../src/kernels/pool.js';
 import { KernelArena, openArena } from '../../src/kernels/wasm/arena.js';
 import { wasmPool2d } from '../../src/kernels/wasm/pooling.js';
@@ -172,6 +173,23 @@ describe('kernels reading and writing wasm memory in place (the arena)', () => {
         expectClose(got, ref, { atol: 1e-6, rtol: 1e-6, what: `${op} ${JSON.stringify(sa)} ∘ ${JSON.stringify(sb)}` });
       }
     }
+  });
+
+  it('GELU (exact form) on the WebAssembly kernel: the reference within float32 error, special values as the TS kernel', () => {
+    // A dense sweep over [−12, 12] (both sides of the ±4·√2 switch to erf = ±1) and odd lengths
+    // (the pass's 8-vector, vector and lane tails).
+    for (const n of [1, 7, 33, 2051]) {
+      const X = new Tensor(Float32Array.from({ length: n }, (_, i) => -12 + (24 * i) / Math.max(1, n - 1)), [n]);
+      const got = inArena([X], (x) => gelu(x!));
+      const ref = withBackend(referenceBackend, () => gelu(X));
+      // float32 evaluation of erf's rational form (the TS kernel evaluates it in float64): a few
+      // ulps of erf, seen as up to ~1e-6 absolute on values of size up to 12.
+      expectClose(got, ref, { atol: 2e-6, rtol: 2e-6, what: `Gelu n=${n}` });
+    }
+    const special = new Tensor(Float32Array.from([NaN, Infinity, -Infinity, -0, 0, -100, 100, 3.4e38, -3.4e38, 1e-30]), [10]);
+    const got = [...(inArena([special], (x) => gelu(x!)).dataSync() as Float32Array)];
+    const ts = [...(withWasmKernels(false, () => gelu(special)).dataSync() as Float32Array)];
+    expect(got.map((v) => (Object.is(v, -0) ? '-0' : String(v)))).toEqual(ts.map((v) => (Object.is(v, -0) ? '-0' : String(v))));
   });
 
   it('global average pool over planes of any size', () => {

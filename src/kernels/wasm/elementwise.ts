@@ -1,7 +1,7 @@
 import type { Activation } from '../activation.js';
 import { actParams } from './conv.js';
 import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
-import { type WasmBinaryOp, BINARY_OPS } from './kernels.js';
+import { type WasmActivation, type WasmBinaryOp, BINARY_OPS } from './kernels.js';
 import { type Runtime, f32Index, runtime, wasmActivation, wasmKernelsEnabled } from './runtime.js';
 import { scratchBytes } from './budget.js';
 
@@ -87,14 +87,22 @@ export function wasmMeanRows(X: Float32Array, y: Float32Array, rows: number, n: 
  * having done nothing, otherwise.
  */
 export function wasmActivate(act: Activation, X: Float32Array, Y: Float32Array): boolean {
-  const kind = wasmActivation(act.kind);
+  const [p1, p2] = actParams(act);
+  return activationPass(wasmActivation(act.kind), p1, p2, X, Y);
+}
+
+/** Y = GELU(X) (the exact form), as wasmActivate: false, having done nothing, outside wasm memory. */
+export function wasmGelu(X: Float32Array, Y: Float32Array): boolean {
+  return activationPass('gelu', 0, 0, X, Y);
+}
+
+function activationPass(kind: WasmActivation, p1: number, p2: number, X: Float32Array, Y: Float32Array): boolean {
   if (kind === 'none' || !wasmKernelsEnabled() || Y.length === 0) return false;
   const rt = runtime()!;
   const xAt = rt.addressOf(X);
   const yAt = rt.addressOf(Y);
   if (xAt < 0 || yAt < 0) return false;
   const n = Y.length;
-  const [p1, p2] = actParams(act);
   const calls = splitRange(Math.ceil(n / 4), chunkCount(streamNs(2 * n))).map(([v0, v1]): Call[] => {
     const count = Math.min(n, 4 * v1) - 4 * v0;
     return [

@@ -296,6 +296,12 @@ export class Fn {
   flt(): this {
     return this.simd(0x43);
   }
+  fge(): this {
+    return this.simd(0x46);
+  }
+  fabs(): this {
+    return this.simd(0xe0);
+  }
   bitselect(): this {
     return this.simd(0x52);
   }

@@ -15,7 +15,7 @@ import { F32, Fn, I32, V128, type ValType } from './emit.js';
  * The epilogues the kernels run on their accumulators. Sigmoid and SiLU use a polynomial exp
  * (emitExp); tanh runs in JS afterwards, on the finished output, with the TS path's code.
  */
-export const WASM_ACTIVATIONS = ['none', 'relu', 'leaky_relu', 'clip', 'hard_sigmoid', 'hard_swish', 'sigmoid', 'silu'] as const;
+export const WASM_ACTIVATIONS = ['none', 'relu', 'leaky_relu', 'clip', 'hard_sigmoid', 'hard_swish', 'sigmoid', 'silu', 'gelu'] as const;
 export type WasmActivation = (typeof WASM_ACTIVATIONS)[number];
 
 /** A v128 constant with four equal f32 lanes. */
@@ -62,6 +62,9 @@ export function emitActivation(f: Fn, act: WasmActivation, v: number, p1: number
     case 'silu':
       emitSigmoids(f, [v], act === 'silu');
       return;
+    case 'gelu':
+      emitGelus(f, [v]);
+      return;
   }
 }
 
@@ -71,11 +74,67 @@ export function emitActivation(f: Fn, act: WasmActivation, v: number, p1: number
  * 3× faster than one vector after another. Other activations are short and go one by one.
  */
 export function emitActivations(f: Fn, act: WasmActivation, vs: readonly number[], p1: number, p2: number): void {
+  if (act === 'gelu') {
+    for (let i = 0; i < vs.length; i += 4) emitGelus(f, vs.slice(i, i + 4));
+    return;
+  }
   if (act !== 'sigmoid' && act !== 'silu') {
     for (const v of vs) emitActivation(f, act, v, p1, p2);
     return;
   }
   for (let i = 0; i < vs.length; i += 4) emitSigmoids(f, vs.slice(i, i + 4), act === 'silu');
+}
+
+/**
+ * v = 0.5·v·(1 + erf(v·√½)) (GELU, exact form) for up to four vectors, interleaved. erf is the
+ * float32 rational approximation of the TS kernel (erfF32 in elementwise.ts: x·P(x²)/Q(x²) on
+ * |x| < 4, ±1 beyond), evaluated in float32 here: a few ulps from the TS kernel's float64
+ * evaluation. Special values as there: NaN stays NaN, +∞ gives +∞, −∞ gives NaN (−∞·0, as
+ * PyTorch), large negative x gives −0.
+ */
+function emitGelus(f: Fn, vs: readonly number[]): void {
+  const tmp = f.temps(4 * vs.length);
+  const U = vs.map((_, i) => tmp[4 * i]!); // x·√½ clamped to [−4, 4], then erf
+  const Z = vs.map((_, i) => tmp[4 * i + 1]!); // its square
+  const P = vs.map((_, i) => tmp[4 * i + 2]!);
+  const Q = vs.map((_, i) => tmp[4 * i + 3]!);
+  const each = (emit: (i: number) => void) => vs.forEach((_, i) => emit(i));
+  each((i) => {
+    // f32x4.max/min keep NaN (pmax/pmin would not).
+    f.get(vs[i]!);
+    constF32x4(f, Math.SQRT1_2).fmul();
+    constF32x4(f, -4).fmax();
+    constF32x4(f, 4).fmin().tee(U[i]!).get(U[i]!).fmul().set(Z[i]!);
+    f.get(Z[i]!);
+    constF32x4(f, -2.72614225801306e-10).fmul();
+    constF32x4(f, 2.77068142495902e-8).fadd().set(P[i]!);
+    f.get(Z[i]!);
+    constF32x4(f, -1.45660718464996e-5).fmul();
+    constF32x4(f, -2.13374055278905e-4).fadd().set(Q[i]!);
+  });
+  for (const c of [-2.10102402082508e-6, -5.69250639462346e-5, -7.34990630326855e-4, -2.95459980854025e-3, -1.60960333262415e-2]) {
+    each((i) => {
+      f.get(P[i]!).get(Z[i]!).fmul();
+      constF32x4(f, c).fadd().set(P[i]!);
+    });
+  }
+  for (const c of [-1.68282697438203e-3, -7.37332916720468e-3, -1.42647390514189e-2]) {
+    each((i) => {
+      f.get(Q[i]!).get(Z[i]!).fmul();
+      constF32x4(f, c).fadd().set(Q[i]!);
+    });
+  }
+  each((i) => {
+    // erf = ±1 where |x·√½| ≥ 4 (the clamped value / 4), else u·P/Q; then 0.5·x·(1 + erf).
+    f.get(U[i]!);
+    constF32x4(f, 0.25).fmul();
+    f.get(U[i]!).get(P[i]!).fmul().get(Q[i]!).fdiv();
+    f.get(U[i]!).fabs();
+    constF32x4(f, 4).fge().bitselect();
+    constF32x4(f, 1).fadd();
+    f.get(vs[i]!);
+    constF32x4(f, 0.5).fmul().fmul().set(vs[i]!);
+  });
 }
 
 /**
