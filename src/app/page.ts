@@ -36,7 +36,7 @@ interface Loaded {
 interface Result {
   image: RgbImage;
   x: Tensor;
-  probs: Float32Array;
+  probs: Float64Array;
   order: number[];
   cams: Map<number, Cam>;
   times: { decode: number; preprocess: number; inference: number; cam: number };

@@ -1,6 +1,6 @@
 import { interpolateViridis } from 'd3-scale-chromatic';
 import { noGrad } from '../core/autograd.js';
-import { ValueError } from '../core/errors.js';
+import { ShapeError, ValueError } from '../core/errors.js';
 import { fmtShape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import type { RgbImage } from '../data/image.js';
@@ -66,7 +66,15 @@ type AnyImage = RgbImage | string | Tensor;
 export async function activationMaps(model: AnyModel, image: AnyImage, opts: ActivationMapOptions = {}): Promise<ActivationMap[]> {
   const m = await resolveModel(model);
   const { x, preprocess } = await toInput(m, image, opts.preprocess);
+  const declared = m.onnx?.inputs[0]?.shape;
+  const [fh, fw] = declared && declared.length === 4 ? [declared[2], declared[3]] : [];
+  if (typeof fh === 'number' && typeof fw === 'number' && x.rank === 4 && (x.shape[2] !== fh || x.shape[3] !== fw)) {
+    const hint = image instanceof Tensor ? `pass a tensor [N, C, ${fh}, ${fw}]` : `images are resized and centre-cropped to a square, so this model takes only a tensor [1, ${x.shape[1]}, ${fh}, ${fw}] (API)`;
+    throw new ShapeError(`activationMaps: the input ${fmtShape(x.shape)} cannot be fitted to the model, whose graph declares ${fh}×${fw} inputs; ${hint}`);
+  }
   const outputs = m.onnx ? await onnxOutputs(m.onnx, x, opts.layers) : nativeOutputs(m.module!, x, opts.layers);
+  // Asked for nothing in particular and found nothing: an error, not an empty folder.
+  if (outputs.length === 0) throw new ValueError(`activationMaps: the model has no layer with channel maps larger than 1×1 for an input ${fmtShape(x.shape)}, so there is nothing to draw (a convolutional model, or a larger input)`);
   const thumb = inputPicture(x, preprocess);
   const maps: ActivationMap[] = [];
   for (const o of outputs) maps.push(await renderGrid(o.layer, o.source, o.tensor, opts, thumb));
@@ -318,7 +326,9 @@ async function onnxOutputs(model: OnnxModel, x: Tensor, layers?: readonly string
     if (explicit) {
       if (t.rank !== 4) throw notMaps(w.layer, t);
     } else if (!isSpatial(t)) continue;
-    out.push({ layer: w.layer, source: w.node.name, tensor: t });
+    // The loader runs an activation inside the conv before it: say so, or 'Conv' reads as the raw sums.
+    const act = w.node.attrs.get('_activation');
+    out.push({ layer: w.layer, source: typeof act === 'string' ? `${w.node.name} (${w.node.opType} with its ${act.replace(/_/g, '-')} fused)` : w.node.name, tensor: t });
   }
   return out;
 }

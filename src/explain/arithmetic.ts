@@ -672,8 +672,11 @@ export function softmaxArithmetic(layer: string, x: Tensor, y: Tensor, axis: num
   });
 }
 
-/** One output of an op that only moves values (flatten, reshape, dropout at inference): which input it is. */
-export function copyArithmetic(layer: string, what: string, x: Tensor, y: Tensor, index: number[]): Arithmetic {
+/**
+ * One output of an op that only moves values (flatten, reshape, dropout at inference): which input
+ * it is. `source` names where the value comes from when that is not the step's own input.
+ */
+export function copyArithmetic(layer: string, what: string, x: Tensor, y: Tensor, index: number[], source = 'input'): Arithmetic {
   checkIndex(layer, y.shape, index);
   const flat = flatOf(y.shape, index);
   const from = unflat(x.shape, flat);
@@ -682,9 +685,9 @@ export function copyArithmetic(layer: string, what: string, x: Tensor, y: Tensor
   return assemble({
     layer,
     index,
-    head: `${layer}: output${fmtIndex(index)} is input${fmtIndex(from)} unchanged (${what})`,
+    head: `${layer}: output${fmtIndex(index)} is ${source}${fmtIndex(from)} unchanged (${what})`,
     terms: [{ input: v, weight: 1, inputIndex: from }],
-    termText: (t) => `input${fmtIndex(t.inputIndex)} = ${fmtNum(t.input)}`,
+    termText: (t) => `${source}${fmtIndex(t.inputIndex)} = ${fmtNum(t.input)}`,
     sum: v,
     sumActual: actual,
     output: actual,

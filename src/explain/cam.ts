@@ -186,6 +186,8 @@ export function resolveTarget(s: Subject, k: number, target: string | number | u
   } else {
     index = names.indexOf(target);
     if (index < 0 && /^\d+$/.test(target) && Number(target) < k) index = Number(target);
+    // '--class 7' on a two-class model: an index, out of range, rather than an unknown name.
+    if (index < 0 && /^\d+$/.test(target)) throw new ValueError(`class index ${target} is out of range (0…${k - 1}); ${list()}`);
     if (index < 0) throw new ValueError(`the model has no class '${target}'; ${list()}`);
   }
   return { index, name: names[index]! };
@@ -236,16 +238,22 @@ export async function prepareInput(s: Subject, image: CamImage, what: string, ov
   const p = await subjectPreprocess(s, override);
   const { preprocessImage } = await import('../data/transforms.js');
   const x = new Tensor(preprocessImage(img, p), [1, p.channels, p.inputSize, p.inputSize]);
-  checkFits(s, x.shape, what);
+  checkFits(s, x.shape, what, true);
   return { x, region: cropRegion(img.width, img.height, p), preprocess: p };
 }
 
-/** A ShapeError when an input of `shape` cannot go into the model (channels, or an ONNX graph's fixed size). */
-export function checkFits(s: Subject, shape: Shape, what: string): void {
+/**
+ * A ShapeError when an input of `shape` cannot go into the model (channels, or an ONNX graph's
+ * fixed size); `fromImage`: the input is an image's preprocessing (always square), not a tensor.
+ */
+export function checkFits(s: Subject, shape: Shape, what: string, fromImage = false): void {
   const [, c, h, w] = shape;
   if (s.channels !== undefined && c !== s.channels) throw new ShapeError(`${what}: the input has ${c} channel${c === 1 ? '' : 's'} ${fmtShape(shape)} but ${s.what} takes ${s.channels}`);
   if (s.fixed && (h !== s.fixed[0] || w !== s.fixed[1])) {
-    throw new ShapeError(`${what}: the input ${fmtShape(shape)} cannot be fitted to ${s.what}, whose graph declares ${s.fixed[0]}×${s.fixed[1]} inputs; pass an image (it is resized) or a tensor of that size`);
+    const hint = fromImage
+      ? `images are resized and centre-cropped to a square ${h}×${w}, so this model takes only a tensor [1, ${c}, ${s.fixed[0]}, ${s.fixed[1]}] (API)`
+      : 'pass an image (it is resized) or a tensor of that size';
+    throw new ShapeError(`${what}: the input ${fmtShape(shape)} cannot be fitted to ${s.what}, whose graph declares ${s.fixed[0]}×${s.fixed[1]} inputs; ${hint}`);
   }
 }
 
@@ -300,12 +308,15 @@ function cannotRun(s: Subject, x: Tensor, what: string, e: unknown): Error {
   return e as Error;
 }
 
-/** Softmax of each row (unless the model already outputs probabilities). */
-export function probabilities(s: Subject, y: Tensor): Float32Array {
+/**
+ * Softmax of each row (unless the model already outputs probabilities), in float64: a confident
+ * model's p = 1 − 1e-9 rounds to 1 in float32, and occlusion's drops would be rounding noise.
+ */
+export function probabilities(s: Subject, y: Tensor): Float64Array {
   const d = y.f32();
   const [n, k] = y.shape as [number, number];
-  if (s.probabilities) return Float32Array.from(d);
-  const out = new Float32Array(n * k);
+  if (s.probabilities) return Float64Array.from(d);
+  const out = new Float64Array(n * k);
   for (let i = 0; i < n; i++) {
     let mx = -Infinity;
     for (let j = 0; j < k; j++) mx = Math.max(mx, d[i * k + j]!);
@@ -317,8 +328,8 @@ export function probabilities(s: Subject, y: Tensor): Float32Array {
 }
 
 /** Probabilities of class `c` for many inputs, `batch` at a time (occlusion, faithfulness, slides). */
-export function classProbabilities(s: Subject, inputs: (i: number) => Float32Array, count: number, shape: Shape, c: number, what: string, batch = 32): Float32Array {
-  const out = new Float32Array(count);
+export function classProbabilities(s: Subject, inputs: (i: number) => Float32Array, count: number, shape: Shape, c: number, what: string, batch = 32): Float64Array {
+  const out = new Float64Array(count);
   const per = shape.slice(1).reduce((a, b) => a * b, 1);
   for (let start = 0; start < count; start += batch) {
     const n = Math.min(batch, count - start);

@@ -277,12 +277,15 @@ export async function overlayFigure(cam: Cam, image: RgbImage | string, opts: Ov
   }
   const layer = cam.layer ? ` · layer ${cam.layer}${cam.raw ? ` (${cam.raw.width}×${cam.raw.height} maps)` : ''}` : '';
   // The map is scaled to its own maximum: for occlusion, say how large that maximum drop was.
-  const drop = cam.method === 'occlusion' && cam.raw ? ` · largest drop ${fmtProb(cam.raw.map.reduce((m, v) => Math.max(m, v), 0))}` : '';
+  const largest = cam.method === 'occlusion' && cam.raw ? cam.raw.map.reduce((m, v) => Math.max(m, v), 0) : undefined;
+  const drop = largest !== undefined ? ` · largest drop ${fmtProb(largest)}` : '';
+  // A confident model's probability barely moves under any one patch: the map then ranks tiny effects.
+  const faint = largest !== undefined && largest < 0.01 ? [`No patch lowered the probability by even 0.01 (largest ${fmtProb(largest)}): the answer does not rest on any one patch, and the map ranks tiny effects.`] : [];
   return heatFigure(
     {
       title: `${METHOD_TITLE[cam.method]} for '${cam.className}'`,
       subtitle: `class ${cam.classIndex} '${cam.className}', model probability ${fmtProb(cam.score)}${layer}${drop} · input ${cam.width}×${cam.height}`,
-      caption: METHOD_CAPTION[cam.method],
+      caption: [...METHOD_CAPTION[cam.method], ...faint],
       image: img,
       heat: cam.map,
       heatWidth: cam.width,

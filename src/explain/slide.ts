@@ -60,7 +60,7 @@ export async function slideHeatMap(model: CamModel, image: RgbImage | string, op
   const s = await resolveSubject(model, opts);
   const p = await subjectPreprocess(s, opts.preprocess);
   const shape = [1, p.channels, p.inputSize, p.inputSize];
-  checkFits(s, shape, what);
+  checkFits(s, shape, what, true);
   const cols = Math.floor((img.width - tile) / stride) + 1;
   const rows = Math.floor((img.height - tile) / stride) + 1;
   const { preprocessImage, crop } = await import('../data/transforms.js');
@@ -69,7 +69,7 @@ export async function slideHeatMap(model: CamModel, image: RgbImage | string, op
   const first = runModel(s, new Tensor(tileInput(0), shape), what);
   const k = first.shape[1]!;
   const { index, name } = resolveTarget(s, k, opts.target, k - 1);
-  const map = classProbabilities(s, tileInput, rows * cols, shape, index, what, batch);
+  const map = Float32Array.from(classProbabilities(s, tileInput, rows * cols, shape, index, what, batch));
   return { map, width: cols, height: rows, tile, stride, classIndex: index, className: name, imageWidth: img.width, imageHeight: img.height };
 }
 

@@ -601,7 +601,7 @@ function nativeStep(ev: Event, inner: Event[], ctx: { index: number; ms: number;
       },
       (index) => {
         if (!branch) throw new ValueError(`${show}: its layers did not run`);
-        if (!m.useResidual) return copyArithmetic(show, 'no residual: the block output is its projection (1×1 conv + BN)', branch, y, index);
+        if (!m.useResidual) return copyArithmetic(show, 'no residual: the block output is its projection (1×1 conv + BN)', branch, y, index, 'the projection\'s output');
         return binaryArithmetic(show, 'Add', branch, x, y, index, ['branch', 'input']);
       },
     );
@@ -804,7 +804,15 @@ function onnxStep(node: OnnxNode, args: (Tensor | undefined)[], outs: readonly T
     const exact = node.opset >= 13 || axis === x.rank - 1;
     return new LayerStep(
       { ...base, layer: label(), kind: 'softmax', attributes: { ...attrs, axis } },
-      () => `softmax turned the ${x.shape[axis]} scores of each image into probabilities that sum to 1; the top classes of the first image are ${softmaxWords(Array.from(y.dataSync().subarray(0, x.shape[axis]!)), ctx.classes)}.`,
+      () => {
+        // The first distribution along the axis: for [N, K] the first image's row, else strided.
+        const stride = sizeOf(x.shape.slice(axis + 1));
+        const d = y.dataSync();
+        const first = Array.from({ length: x.shape[axis]! }, (_, i) => d[i * stride]!);
+        return x.rank === 2 && axis === 1
+          ? `softmax turned the ${x.shape[axis]} scores of each image into probabilities that sum to 1; the top classes of the first image are ${softmaxWords(first, ctx.classes)}.`
+          : `softmax turned each run of ${x.shape[axis]} values along axis ${axis} of ${fmtShape(x.shape)} into probabilities that sum to 1; the largest of the first run (from index ${fmtShape(x.shape.map(() => 0))} along axis ${axis}) are ${softmaxWords(first, undefined)}.`;
+      },
       exact ? (index) => softmaxArithmetic(show, x, y, axis, index, ctx.classes) : null,
     );
   }

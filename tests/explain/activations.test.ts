@@ -9,7 +9,7 @@ import { Tensor } from '../../src/core/tensor.js';
 import { decodeImage } from '../../src/data/image.js';
 import { activationMaps, saveActivationMaps } from '../../src/explain/activations.js';
 import { loadOnnx } from '../../src/io/onnx/model.js';
-import { Conv2d, ReLU, Sequential } from '../../src/layers/layers.js';
+import { Conv2d, Flatten, Linear, ReLU, Sequential } from '../../src/layers/layers.js';
 import { mobileNetV3 } from '../../src/models/index.js';
 import { runCommand } from '../helpers.js';
 
@@ -93,6 +93,9 @@ describe('activationMaps', () => {
     // Its nodes are named '/features/0/Conv_0' …: blocks features.0, features.3, … (BN and ReLU fold into the conv).
     expect(maps.length).toBeGreaterThanOrEqual(4);
     expect(maps.every((m) => /^features\.\d+$/.test(m.layer) && m.shape.length === 4)).toBe(true);
+    // The ReLU runs inside the conv (the loader's fusion): the label says so, as the values are past it.
+    expect(maps[0]!.source).toMatch(/^\/features\/0\/Conv_\d+ \(Conv with its relu fused\)$/);
+    expect(maps[0]!.range[0]).toBeGreaterThanOrEqual(0);
   });
 
   it('typed errors: an unknown layer lists the valid ones, a layer without maps says so', async () => {
@@ -105,6 +108,17 @@ describe('activationMaps', () => {
     const onnx = await loadOnnx(join(FIXTURES, 'eca_mini', 'model.onnx'));
     await expect(activationMaps(onnx, x, { layers: ['nope'] })).rejects.toThrow(/no layer 'nope'; valid blocks and node names: 'stem', 'dw', 'pw', 'eca1'/);
     await expect(activationMaps(net, Tensor.randn([2, 2], { seed: 1 }))).rejects.toThrow(/must be \[C, H, W\] or \[N, C, H, W\], got \[2, 2\]/);
+    // A graph that declares a non-square input cannot take an image (preprocessed to a square).
+    const { Network } = await import('../../src/models/network.js');
+    const { exportOnnxBytes } = await import('../../src/io/onnx/export.js');
+    const wide = new Network({ arch: 'wide', input: [1, 3, 16, 24] }, new Sequential(new Conv2d(3, 2, 3, { padding: 1 }), new ReLU()), new Sequential(new Linear(2, 2)));
+    const wideOnnx = await loadOnnx(exportOnnxBytes(wide, { input: [1, 3, 16, 24] }));
+    const img = { width: 30, height: 20, rgb: new Uint8Array(30 * 20 * 3) };
+    await expect(activationMaps(wideOnnx, img, { preprocess: { inputSize: 16, resize: 16, crop: 16, channels: 3, mean: [0, 0, 0], std: [1, 1, 1] } })).rejects.toThrow(/\[1, 3, 16, 16\] cannot be fitted to the model, whose graph declares 16×24 inputs; images are resized and centre-cropped to a square/);
+    expect((await activationMaps(wideOnnx, Tensor.zeros([1, 3, 16, 24])))[0]!.shape).toEqual([1, 2, 16, 24]);
+    // A model without any spatial layer: an error rather than an empty folder.
+    const mlp = new Sequential(new Flatten(), new Linear(12, 2));
+    await expect(activationMaps(mlp, Tensor.randn([1, 3, 2, 2], { seed: 1 }))).rejects.toThrow(/no layer with channel maps larger than 1×1 for an input \[1, 3, 2, 2\]/);
   });
 
   it('saveActivationMaps writes one PNG per layer and an index.md that shows them', async () => {

@@ -241,6 +241,54 @@ describe('gradCam methods', () => {
     expect([Math.floor(best / 32) >= 8 && Math.floor(best / 32) < 16, best % 32 >= 16 && best % 32 < 24]).toEqual([true, true]);
   });
 
+  it('SmoothGrad is the mean of the plain saliency maps of the seeded noisy copies', async () => {
+    const net = redDetector(16);
+    const x = redBlue(16, 16, (y, xx) => (xx - 6) ** 2 + (y - 9) ** 2 < 20);
+    const samples = 3;
+    const noise = 0.3;
+    const sg = await gradCam(net, x, { method: 'saliency', target: 1, smoothGrad: { samples, noise }, seed: 5 });
+    // The same noise, drawn here in the same order (sample by sample, value by value): σ = noise · (max − min).
+    const rng = new Rng(5);
+    const d = x.f32();
+    const sigma = noise * (Math.max(...d) - Math.min(...d));
+    const mean = new Float64Array(256);
+    for (let k = 0; k < samples; k++) {
+      const noisy = new Tensor(Float32Array.from(d, (v) => v + rng.normal(0, sigma)), x.shape);
+      const plain = await gradCam(net, noisy, { method: 'saliency', target: 1, smoothGrad: { samples: 1, noise: 0 } });
+      plain.raw!.map.forEach((v, i) => (mean[i] += v / samples));
+    }
+    // Noise moves pixels across the ReLU: the mean is not any one sample's map.
+    const one = await gradCam(net, x, { method: 'saliency', target: 1, smoothGrad: { samples: 1, noise: 0 } });
+    expect(Array.from(one.raw!.map)).not.toEqual(Array.from(mean, Math.fround));
+    // Sums of three float32 values in another order: 1e-6 of the largest.
+    const scale = Math.max(...mean);
+    for (let i = 0; i < 256; i++) expect(Math.abs(sg.raw!.map[i]! - mean[i]!)).toBeLessThanOrEqual(1e-6 * scale);
+  });
+
+  it('occlusion of a confident model: drops computed in float64, not float32 rounding noise', async () => {
+    // The red detector with its logits scaled by 12: class 0's margin is 12·(2 − 8m) = 18 for the
+    // square below, so p = 1 − 1.5e-8 and every occluded p rounds to 1 in float32.
+    const net = redDetector(32);
+    net.loadStateDict({ 'classifier.0.weight': Tensor.fromArray([-48, 48], [2, 1]), 'classifier.0.bias': Tensor.fromArray([12, -12], [2]) }, { strict: false });
+    const x = redBlue(32, 32, (y, x) => y >= 8 && y < 16 && x >= 16 && x < 24);
+    const cam = await gradCam(net, x, { method: 'occlusion', target: 0, occlusion: { patch: 4, stride: 2 } });
+    const p0 = (m: number) => 1 / (1 + Math.exp(12 * (8 * m - 2))); // p(class 0), in float64
+    // Occluding 16 of the 64 red pixels makes class 0 surer: a negative drop of about 1.2e-8.
+    const want = p0(64 / 1024) - p0(48 / 1024);
+    expect(want).toBeLessThan(-1e-8);
+    // Relative 1e-4: the logits are exact in float32 (small integers times 1/64 steps); the rest is float64.
+    expect(Math.abs(cam.raw!.map[12 * 32 + 20]! - want)).toBeLessThanOrEqual(1e-4 * Math.abs(want));
+    // The figure says that the largest drop is tiny, so the bright spots are not read as strong evidence.
+    const redCam = await gradCam(net, x, { method: 'occlusion', target: 1, occlusion: { patch: 4, stride: 2 } });
+    expect(Math.max(...redCam.raw!.map)).toBeLessThan(0.01);
+    expect((await overlayFigure(redCam, rgbOf(x))).svg).toContain('No patch lowered the probability by even 0.01');
+    // Target 0 gains from every patch: no drop at all, said the same way.
+    expect((await overlayFigure(cam, rgbOf(x))).svg).toContain('No patch lowered the probability by even 0.01 (largest 0.00)');
+    // The unscaled detector: occluding a quarter of the square drops p by 0.018, no such line.
+    const plain = await gradCam(redDetector(32), x, { method: 'occlusion', target: 1, occlusion: { patch: 4, stride: 2 } });
+    expect((await overlayFigure(plain, rgbOf(x))).svg).not.toContain('No patch lowered');
+  });
+
   it('works on a model written with lightconv metadata (class names, preprocessing) given by path', async () => {
     const dir = tmp();
     const file = join(dir, 'red.onnx');
@@ -289,6 +337,8 @@ describe('errors', async () => {
     await expect(gradCam(redDetector(8), x, { target: 'tumour', classes: CLASSES })).rejects.toThrow(ValueError);
     await expect(gradCam(redDetector(8), x, { target: 'tumour', classes: CLASSES })).rejects.toThrow(/no class 'tumour'.*0 'dab_negative', 1 'dab_positive'/);
     await expect(gradCam(redDetector(8), x, { target: 2, method: 'occlusion' })).rejects.toThrow(/class index 2 is out of range \(0…1\)/);
+    // A digit string (as from --class) that is no class name is an index.
+    await expect(gradCam(redDetector(8), x, { target: '7', classes: CLASSES })).rejects.toThrow(/class index 7 is out of range \(0…1\); the model's classes: 0 'dab_negative', 1 'dab_positive'/);
     await expect(gradCam(redDetector(8), x, { classes: ['a', 'b', 'c'] })).rejects.toThrow(/3 class names given but the model has 2 outputs/);
   });
 
@@ -302,6 +352,13 @@ describe('errors', async () => {
     await expect(gradCam(onnx, Tensor.zeros([1, 3, 64, 64]))).rejects.toThrow(/cannot be fitted.*96×96/);
     await expect(gradCam(onnx, Tensor.zeros([1, 1, 96, 96]))).rejects.toThrow(/1 channel .* takes 3/);
     await expect(gradCam(onnx, Tensor.zeros([2, 3, 96, 96]))).rejects.toThrow(/one image/);
+    // A graph that declares a non-square input: an image (always preprocessed to a square) cannot go in.
+    const wide = new Network({ arch: 'wide', input: [1, 3, 16, 24] }, new Sequential(new Conv2d(3, 2, 3, { padding: 1 }), new ReLU()), new Sequential(new Linear(2, 2)));
+    const { exportOnnxBytes } = await import('../../src/io/onnx/export.js');
+    const wideOnnx = await loadOnnx(exportOnnxBytes(wide, { input: [1, 3, 16, 24] }));
+    await expect(gradCam(wideOnnx, rgbOf(redBlue(20, 30, () => true)), { preprocess: RAW(16) })).rejects.toThrow(/\[1, 3, 16, 16\] cannot be fitted to .* declares 16×24 inputs; images are resized and centre-cropped to a square 16×16, so this model takes only a tensor \[1, 3, 16, 24\]/);
+    await expect(gradCam(wideOnnx, Tensor.zeros([1, 3, 16, 16]))).rejects.toThrow(/declares 16×24 inputs; pass an image \(it is resized\) or a tensor of that size/);
+    expect((await gradCam(wideOnnx, Tensor.zeros([1, 3, 16, 24]), { method: 'saliency', smoothGrad: { samples: 1, noise: 0 } })).width).toBe(24);
     await expect(gradCam(redDetector(8), { width: 4, height: 4, rgb: new Uint8Array(5) })).rejects.toThrow(ShapeError);
     await expect(gradCam(redDetector(8), redBlue(8, 8, () => true), { method: 'lime' as never })).rejects.toThrow(/unknown method 'lime'/);
   });

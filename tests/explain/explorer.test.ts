@@ -198,6 +198,35 @@ describe.skipIf(!existsSync(CHROMIUM))(`explorer page in headless Chromium (${CH
   }, 60_000);
 });
 
+describe('explore: the static folder', () => {
+  it('asks a file server for nothing but its four files (no favicon.ico 404 in the console)', async () => {
+    const { pageHtml } = await import('../../src/explain/explorer/template.js');
+    const html = pageHtml('t');
+    expect(html).toContain('<link rel="icon" href="data:,">');
+    expect([...html.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1])).toEqual(['style.css', 'data:,', 'data.js', 'explorer.js']);
+  });
+
+  it('explore --out --layer: the Grad-CAM of the chosen layer; an unknown one lists the valid ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lightconv-explorer-cli-'));
+    try {
+      const image = join(PATCHES, readdirSync(PATCHES).sort()[0]!);
+      const log = await runCommand(register, ['explore', TRAINED, '--image', image, '--out', dir, '--layer', 'features.3', '--classes', '1']);
+      expect(log).toMatch(/wrote index\.html, style\.css, explorer\.js, data\.js/);
+      const data = (await import('node:vm')).runInNewContext(readFileSync(join(dir, 'data.js'), 'utf8').replace(/^window\./, 'this.') + ';this.__LIGHTCONV_EXPLORER__', {}) as ExplorerData;
+      expect(data.cams.map((c) => c.layer)).toEqual(['features.3']);
+      // The loss beside the gradient bars is −log p of the class (float64, so a certain model's is not 0);
+      // the two come from two runs of the graph (tape and plain): 1e-4 relative covers their round-off.
+      const g = data.gradients[0]!;
+      const want = -Math.log(data.probabilities[g.classIndex]!);
+      expect(want).toBeGreaterThan(0);
+      expect(Math.abs(g.loss - want)).toBeLessThanOrEqual(1e-4 * want + 1e-7);
+      await expect(runCommand(register, ['explore', TRAINED, '--image', image, '--out', dir, '--layer', 'features.99'])).rejects.toThrow(/no layer 'features\.99'.*'features\.3'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('explore: loopback only', () => {
   it('refuses any host but 127.0.0.1, ::1 and localhost, before doing any work', async () => {
     for (const h of ['127.0.0.1', '::1', 'localhost', '[::1]']) expect(() => checkLoopback(h)).not.toThrow();

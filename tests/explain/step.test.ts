@@ -10,7 +10,7 @@ import { Rng } from '../../src/core/rng.js';
 import { type Arithmetic, fmtNum, fmtRange, poolArithmetic, rangeOf, softmaxArithmetic } from '../../src/explain/arithmetic.js';
 import { type Step, collectSteps, onnxScope, stepThrough } from '../../src/explain/step.js';
 import { type Module, captureOutputs } from '../../src/layers/module.js';
-import { BatchNorm2d, Conv2d, Hardswish, Linear, MaxPool2d, Sequential } from '../../src/layers/layers.js';
+import { BatchNorm2d, Conv2d, Hardsigmoid, Hardswish, Linear, MaxPool2d, ReLU6, Sequential, Sigmoid, SiLU } from '../../src/layers/layers.js';
 import { fromArch, mobileNetV3 } from '../../src/models/index.js';
 import { summarize } from '../../src/models/summary.js';
 import { loadOnnx } from '../../src/io/onnx/model.js';
@@ -409,6 +409,64 @@ describe('at() against hand computations', () => {
     // output = branch + input, the input being the block's own input.
     expect(a.terms[1]!.input).toBe(x.get(0, 3, 2, 4));
     expect(a.terms[0]!.input + a.terms[1]!.input).toBeCloseTo(a.output, 5);
+  });
+
+  it('a grouped (not depthwise) conv and each remaining activation: words with the run\'s numbers, arithmetic that matches', async () => {
+    const conv = new Conv2d(4, 6, 3, { padding: 1, groups: 2 });
+    const net = new Sequential(conv, new ReLU6(), new Sigmoid(), new SiLU(), new Hardsigmoid());
+    const x = Tensor.randn([1, 4, 5, 5], { seed: 4, std: 4 }); // wide enough that ReLU6 clips at both ends
+    const steps = await collectSteps(net, x);
+    expect(steps.map((s) => s.kind)).toEqual(['conv', 'activation', 'activation', 'activation', 'activation']);
+    for (const s of steps) for (const idx of sampleIndices(s.output.shape)) checkArithmetic(s, idx);
+    // Output channel 4 is in the second group: it reads input channels 2 and 3 only, 2 × 3×3 taps.
+    const a = steps[0]!.at([0, 4, 2, 2]);
+    expect(a.terms).toHaveLength(18);
+    expect(new Set(a.terms.map((t) => t.inputIndex[1]))).toEqual(new Set([2, 3]));
+    expect(a.terms.every((t) => t.weightIndex?.[0] === 4 && t.weightIndex[1] === t.inputIndex[1]! - 2)).toBe(true);
+    expect(steps[0]!.macs).toBe(6 * 25 * 2 * 9);
+    const y0 = Array.from(steps[0]!.output.dataSync());
+    expect(steps[1]!.explain()).toContain(`clipped ${y0.filter((v) => v < 0).length} of 150 values`);
+    expect(steps[1]!.explain()).toContain(`and ${y0.filter((v) => v > 6).length}`);
+    expect(steps[2]!.explain()).toMatch(/^sigmoid \(1\/\(1 \+ e\^−x\)\) squashed 150 values into 0…1/);
+    const y2 = Array.from(steps[2]!.output.dataSync());
+    expect(steps[3]!.explain()).toContain(`pulled the ${y2.filter((v) => v < 0).length} negative values of 150`);
+    expect(steps[4]!.explain()).toMatch(/hard-sigmoid \(min\(max\(0\.1667·x \+ 0\.5, 0\), 1\)\) clipped \d+ of 150 values to 0/);
+  });
+
+  it('ONNX Softmax and AveragePool nodes: kinds, words and arithmetic (ONNX node-test graphs)', async () => {
+    const core = join(import.meta.dirname, '../fixtures/onnx-node-core');
+    for (const [name, kind, words] of [['test_softmax_axis_1', 'softmax', /softmax/i], ['test_averagepool_2d_pads', 'pool', /average/i]] as const) {
+      const model = await loadOnnx(join(core, name, 'model.onnx'));
+      const x = decodeTensor(readFileSync(join(core, name, 'test_data_set_0/input_0.pb')));
+      const [s] = await collectSteps(model, x);
+      expect(s!.kind, name).toBe(kind);
+      expect(s!.explain(), name).toMatch(words);
+      const want = decodeTensor(readFileSync(join(core, name, 'test_data_set_0/output_0.pb')));
+      expectClose(s!.output, want, { atol: 1e-6, rtol: 1e-5, what: name });
+      for (const idx of sampleIndices(s!.output.shape)) checkArithmetic(s!, idx);
+      if (kind === 'softmax') {
+        // [3, 4, 5] along axis 1: the words read the first run y[0, :, 0] (strided), which sums to 1.
+        const run = [0, 1, 2, 3].map((i) => s!.output.get(0, i, 0));
+        expect(run.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+        const top = run.indexOf(Math.max(...run));
+        expect(s!.explain()).toContain(`each run of 4 values along axis 1 of [3, 4, 5]`);
+        expect(s!.explain()).toContain(`along axis 1) are class ${top} ${fmtNum(run[top]!, 3)},`);
+      }
+    }
+  });
+
+  it('an MBConv block without a residual: at() names the projection, not the block input, as the source', async () => {
+    const block = new InvertedResidual({ inChannels: 4, kernel: 3, expanded: 8, outChannels: 6, attention: 'none', activation: 'relu', stride: 2, dilation: 1 }, { bn: { eps: 1e-3, momentum: 0.01 }, rng: new Rng(5), se: 'mobilenet' });
+    const x = Tensor.randn([1, 4, 6, 6], { seed: 2 });
+    const steps = await collectSteps(block, x);
+    const mb = steps[steps.length - 1]!;
+    expect(mb.kind).toBe('mbconv');
+    expect(mb.explain()).toContain('No residual (the stride changes the size)');
+    const a = checkArithmetic(mb, [0, 5, 2, 1]);
+    // The value comes from the projection's BN, the step just before the block.
+    expect(a.terms[0]!.input).toBe(steps[mb.index - 1]!.output.get(0, 5, 2, 1));
+    expect(a.text).toContain("is the projection's output[0, 5, 2, 1] unchanged (no residual");
+    expect(a.text).not.toMatch(/is input\[/);
   });
 
   it('batch norm alone and an activation', async () => {

@@ -10,6 +10,7 @@ export function pageHtml(title: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escape(title)} — lightconv explorer</title>
 <link rel="stylesheet" href="style.css">
+<link rel="icon" href="data:,">
 </head>
 <body>
 <header class="top">
