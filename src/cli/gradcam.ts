@@ -30,6 +30,8 @@ export function register(program: Command): void {
       const cam = await gradCam(o.model, o.image, { method: o.method, ...(o.layer ? { layer: o.layer } : {}), ...(o.class !== undefined ? { target: o.class } : {}) });
       await saveOverlay(cam, o.image, o.out, { colormap: o.colormap });
       console.log(`${o.method}: class ${cam.classIndex} '${cam.className}' (probability ${cam.score.toFixed(3)})${cam.layer ? ` at layer ${cam.layer} (${cam.raw!.width}×${cam.raw!.height} maps)` : ''}`);
+      // The last maps of a small input (the demo's 32 px) are 2×2: say how to get a finer map.
+      if (cam.layer && !o.layer && Math.min(cam.raw!.width, cam.raw!.height) < 4) console.log(`the maps are coarse: an earlier layer (--layer) gives finer ones; \`lightconv activations\` lists each layer's map size`);
       console.log(`wrote ${resolve(o.out)}`);
     });
 }

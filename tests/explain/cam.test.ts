@@ -427,8 +427,16 @@ describe('lightconv gradcam', () => {
     const out = join(dir, 'cam.png');
     const log = await runCommand(register, ['gradcam', '--model', model, '--image', image, '--class', 'dab_positive', '--method', 'gradcam++', '--out', out]);
     expect(log).toMatch(/gradcam\+\+: class 1 'dab_positive' \(probability 0\.\d+\) at layer features\.1 \(16×16 maps\)/);
+    expect(log).not.toMatch(/coarse/);
     expect(existsSync(out)).toBe(true);
     expect(Array.from(readFileSync(out).subarray(1, 4))).toEqual([0x50, 0x4e, 0x47]);
     await expect(runCommand(register, ['gradcam', '--model', model, '--image', image, '--method', 'lime', '--out', out])).rejects.toThrow(/expected one of gradcam/);
+  });
+
+  it("says when the default layer's maps are coarser than 4×4 (MobileNetV3-Small at 96 px: 3×3)", async () => {
+    const dir = tmp();
+    const log = await runCommand(register, ['gradcam', '--model', join(FIX, 'mnv3s.onnx'), '--image', IMAGE, '--out', join(dir, 'cam.png')]);
+    expect(log).toMatch(/at layer features\.12 \(3×3 maps\)/);
+    expect(log).toMatch(/the maps are coarse: an earlier layer \(--layer\) gives finer ones/);
   });
 });
