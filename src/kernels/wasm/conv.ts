@@ -4,6 +4,7 @@ import { type Call, chunkCount, depthwiseNs, gemmNs, splitRange, streamNs } from
 import { type WasmActivation, depthwiseName, splitPlaneFloats } from './kernels.js';
 import { type Runtime, f32Index, gemmSuffix, isConstant, packA, placeBias, placeConstant, runtime, wasmActivation } from './runtime.js';
 import { scratchBytes } from './budget.js';
+import { winogradApplies, winogradConv } from './winograd.js';
 
 /**
  * Conv on the WebAssembly SIMD kernels: 1×1 and im2col convs as GEMMs, depthwise convs
@@ -41,6 +42,8 @@ export function wasmConv(X: Float32Array, W: Float32Array, B: Float32Array | nul
     depthwise(rt, X, W, B, y, g, act);
   } else if (g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pt + g.pl + g.pb + g.pr === 0) {
     pointwise(rt, X, W, B, y, g, act);
+  } else if (winogradApplies(g, W)) {
+    winogradConv(rt, X, W, B, y, g, act);
   } else {
     im2colGemm(rt, X, W, B, y, g, act);
   }

@@ -2,6 +2,7 @@ import { Fn, V128, moduleBytes } from './emit.js';
 import { Pool } from './pool.js';
 import { ResourceLimitError, ValueError } from '../../core/errors.js';
 import { fmtBytes } from '../../core/limits.js';
+import { winogradInputKernel, winogradOutputKernel } from './winograd_kernels.js';
 import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel, poolKernel, FUSED_SUFFIX } from './kernels.js';
 
 /**
@@ -224,7 +225,8 @@ export class Runtime {
     const fns: Fn[] = [padPlaneKernel(), im2colKernel(1), im2colKernel(2)];
     for (const act of WASM_ACTIVATIONS) fns.push(gemmKernel(act), gemvKernel(act), ...(act === 'none' ? [] : [activationPassKernel(act)]));
     for (const op of Object.keys(BINARY_OPS) as WasmBinaryOp[]) fns.push(binaryKernel(op, 'vv'), binaryKernel(op, 'vs'), binaryKernel(op, 'sv'));
-    fns.push(meanRowsKernel(), copy2dKernel(), fillKernel());
+    fns.push(meanRowsKernel(), copy2dKernel(), fillKernel(), winogradInputKernel());
+    for (const act of WASM_ACTIVATIONS) fns.push(winogradOutputKernel(act));
     for (const kind of ['max', 'avg'] as const) fns.push(poolKernel(kind, 1), poolKernel(kind, 2));
     this.addModule(fns);
     // The fused-multiply-add GEMMs in a module of their own: engines without relaxed SIMD would
@@ -565,7 +567,7 @@ export function isConstant(data: Float32Array): boolean {
  * A copy of (part of) `data` in wasm memory, made by fill(ptr) into `floats` floats: cached
  * under `key` when `data` is constant (freed with it), else written into `scratch`.
  */
-function constantCopy(rt: Runtime, data: Float32Array, key: string, floats: number, scratch: number, fill: (ptr: number) => void): number {
+export function constantCopy(rt: Runtime, data: Float32Array, key: string, floats: number, scratch: number, fill: (ptr: number) => void): number {
   const cacheable = constants.has(data);
   if (!cacheable) {
     fill(scratch);
