@@ -51,7 +51,7 @@ for (const [name, c, m, hw] of CASES) {
     return { ms, out };
   };
   const ref = withBackend(referenceBackend, () => conv(X, W, null, opts)).dataSync();
-  const scale = ref.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+  const scale = Array.from(ref).reduce((a, v) => Math.max(a, Math.abs(v)), 0);
   const err = (o: Float32Array) => o.reduce((a, v, i) => Math.max(a, Math.abs(v - ref[i]!)), 0) / scale;
   const eDirect = err(once(false).out);
   const eWino = err(once(true).out);

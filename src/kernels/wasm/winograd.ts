@@ -1,6 +1,7 @@
 import type { Activation } from '../activation.js';
 import type { ConvGeometry } from '../conv.js';
 import { NO_ACTIVATION } from '../activation.js';
+import { getLimits } from '../../core/limits.js';
 import { scratchBytes } from './budget.js';
 import { actParams, gemm, gemmTailFloats } from './conv.js';
 import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
@@ -21,8 +22,41 @@ export function winogradApplies(g: ConvGeometry, W: Float32Array): boolean {
   return (
     winogradEnabled.on &&
     g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 && g.group === 1 &&
-    g.c >= 16 && g.m >= 16 && g.oh >= 4 && g.ow >= 4 && isConstant(W)
+    g.c >= 16 && g.m >= 16 && g.oh >= 4 && g.ow >= 4 && isConstant(W) &&
+    // Its scratch holds whole transformed images; beyond this the direct conv, which works
+    // through chunks of positions, is the one that fits.
+    4 * scratchFloats(g, true, false) <= Math.min(256 * 2 ** 20, getLimits().maxTensorBytes)
   );
+}
+
+/** Floats of scratch for one conv, by part (see winogradConv). */
+function scratchParts(g: ConvGeometry, constantW: boolean, inputThere: boolean): Record<string, number> {
+  const { c, m, h, w } = g;
+  const { tilesH, tilesW4, T, hp, wp } = tiling(g);
+  const mPanels = Math.ceil(m / 4);
+  return {
+    u: constantW ? 0 : 16 * mPanels * 4 * c,
+    bias: mPanels * 4,
+    zero: mPanels * 4,
+    input: inputThere ? 0 : c * h * w,
+    pad: c * hp * wp,
+    v: 16 * c * T,
+    prod: 16 * m * T,
+    out: m * (2 * tilesH) * (2 * tilesW4),
+    tail: gemmTailFloats(c, mPanels, T),
+  };
+}
+
+function scratchFloats(g: ConvGeometry, constantW: boolean, inputThere: boolean): number {
+  return Object.values(scratchParts(g, constantW, inputThere)).reduce((a, n) => a + ((n + 15) & ~15), 0);
+}
+
+/** Tiles: 2×2 outputs each, rows of tilesW4 (a multiple of 4: one vector of tiles). */
+function tiling(g: ConvGeometry): { tilesH: number; tilesW4: number; T: number; hp: number; wp: number } {
+  const tilesH = Math.ceil(g.oh / 2);
+  const tilesW4 = Math.ceil(Math.ceil(g.ow / 2) / 4) * 4;
+  // The zero-bordered plane: every tile's 4×4 window, and four tiles read 12 floats.
+  return { tilesH, tilesW4, T: tilesH * tilesW4, hp: 2 * tilesH + 2, wp: 2 * tilesW4 + 4 };
 }
 
 /** Settable for benchmarks and tests: off runs the same convs through im2col and the GEMM. */
@@ -69,27 +103,13 @@ function transformedWeights(rt: Runtime, W: Float32Array, m: number, c: number, 
 
 export function winogradConv(rt: Runtime, X: Float32Array, W: Float32Array, B: Float32Array | null, y: Float32Array, g: ConvGeometry, act: Activation): void {
   const { c, m, h, w, oh, ow } = g;
-  const tilesH = Math.ceil(oh / 2);
-  const tilesW4 = Math.ceil(Math.ceil(ow / 2) / 4) * 4;
-  const T = tilesH * tilesW4;
-  const hp = 2 * tilesH + 2;
-  const wp = 2 * tilesW4 + 4; // four tiles read 12 floats from their first column
+  const { tilesH, tilesW4, T, hp, wp } = tiling(g);
   const mPanels = Math.ceil(m / 4);
   const ohp = 2 * tilesH;
   const owp = 2 * tilesW4;
   const xAt = rt.addressOf(X);
   const yAt = rt.addressOf(y);
-  const floats = {
-    u: isConstant(W) ? 0 : 16 * mPanels * 4 * c,
-    bias: mPanels * 4,
-    zero: mPanels * 4,
-    input: xAt >= 0 ? 0 : c * h * w,
-    pad: c * hp * wp,
-    v: 16 * c * T,
-    prod: 16 * m * T,
-    out: m * ohp * owp,
-    tail: gemmTailFloats(c, mPanels, T),
-  };
+  const floats = scratchParts(g, isConstant(W), xAt >= 0);
   const at: Record<string, number> = {};
   let total = 0;
   for (const [name, n] of Object.entries(floats)) {
