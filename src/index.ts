@@ -28,6 +28,7 @@ export * from './workflow/index.js';
 export * from './explain/index.js';
 export {
   listCsvImages,
+  listImageFiles,
   listImageFolder,
   loadImageFolder,
   subset,

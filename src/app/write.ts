@@ -62,10 +62,10 @@ export async function appFiles(modelPath: string): Promise<Map<string, string>> 
 /** Writes the page for the ONNX model at `modelPath` into `outDir` (created if needed). */
 export async function writeApp(modelPath: string, outDir: string): Promise<{ dir: string; files: string[] }> {
   const files = await appFiles(modelPath);
-  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { writeFilesAtomic } = await import('../io/atomic.js');
   const { join, resolve } = await import('node:path');
-  await mkdir(outDir, { recursive: true });
-  for (const [name, body] of files) await writeFile(join(outDir, name), body);
+  // Every file written whole, then all renamed in place: an interrupted write leaves the old page.
+  await writeFilesAtomic([...files].map(([name, body]) => ({ path: join(outDir, name), data: body })));
   return { dir: resolve(outDir), files: [...files.keys()] };
 }
 

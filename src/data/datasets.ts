@@ -60,10 +60,17 @@ export async function loadImageFolder(root: string, opts: ImageFolderOptions = {
   for (const [label, cls] of classes.entries()) {
     const listed = await readdir(join(root, cls), { withFileTypes: true });
     const names: string[] = [];
-    for (const e of listed) if (IMAGE.test(e.name) && (await dataFile(join(root, cls, e.name), e, inside, 'loadImageFolder')) === 'file') names.push(e.name);
+    const links = new Map<string, string>();
+    for (const e of listed) {
+      if (!IMAGE.test(e.name)) continue;
+      const { kind, real } = await dataFile(join(root, cls, e.name), e, inside, 'loadImageFolder');
+      if (kind !== 'file') continue;
+      names.push(e.name);
+      if (real !== undefined) links.set(e.name, real);
+    }
     names.sort();
     for (const f of names) {
-      let img = decodeAnyImage(await readRegularFile(join(root, cls, f)), join(root, cls, f));
+      let img = decodeAnyImage(await readRegularFile(links.get(f) ?? join(root, cls, f), DATA_READ), join(root, cls, f));
       if (opts.size) img = resizeBilinear(img, opts.size, opts.size);
       const t = toTensor(img, { channels, mean: opts.mean, std: opts.std });
       if (tensors.length && t.shape.join() !== tensors[0]!.shape.join()) {
@@ -169,35 +176,70 @@ async function insideRoot(root: string): Promise<(real: string) => boolean> {
  * are followed only when they lead to somewhere inside the dataset's root; a link out of it, or
  * a FIFO, socket or device with an image's name, is an error naming the entry (never its
  * contents): reading such a file could hang, or show bytes of a file that is not the dataset's.
+ * For a link to a file, `real` is the path the link resolved to (what is read later, without
+ * following links: DATA_READ).
  */
-async function dataFile(abs: string, e: import('node:fs').Dirent, inside: (real: string) => boolean, what: string): Promise<'dir' | 'file' | 'skip'> {
+async function dataFile(abs: string, e: import('node:fs').Dirent, inside: (real: string) => boolean, what: string): Promise<{ kind: 'dir' | 'file' | 'skip'; real?: string }> {
   const { realpath, stat } = await import('node:fs/promises');
   const data = LISTED.test(e.name);
   let st: { isDirectory(): boolean; isFile(): boolean } = e;
+  let resolved: string | undefined;
   if (e.isSymbolicLink()) {
     const real = await realpath(abs).catch(() => undefined);
     const target = real !== undefined ? await stat(real).catch(() => undefined) : undefined;
     if (real === undefined || target === undefined) {
       if (data) throw new ValueError(`${what}: '${abs}' is a broken symbolic link`);
-      return 'skip';
+      return { kind: 'skip' };
     }
     if (!inside(real)) {
-      if (!data && !target.isDirectory()) return 'skip';
+      if (!data && !target.isDirectory()) return { kind: 'skip' };
       throw new ValueError(`${what}: '${abs}' is a symbolic link leading out of the dataset's folder; links are followed only within it`);
     }
     st = target;
+    resolved = real;
   }
-  if (st.isDirectory()) return 'dir';
-  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return { kind: 'dir' };
+  if (st.isFile()) return resolved !== undefined ? { kind: 'file', real: resolved } : { kind: 'file' };
   if (data) throw new ValueError(`${what}: '${abs}' is not a regular file (a FIFO, socket or device?); refusing to read it`);
-  return 'skip';
+  return { kind: 'skip' };
+}
+
+/**
+ * How a listed data file is read: opened without following a symbolic link as its last component
+ * (a link checked at listing time was replaced by its target's real path), then checked on the
+ * descriptor (a regular file within budget; src/io/files.ts). A file swapped for a link, FIFO or
+ * folder after it was listed is refused then, not followed.
+ */
+const DATA_READ = { noFollow: true } as const;
+
+/**
+ * The image files (.png .jpg .jpeg .dcm) under `dir`, recursively, sorted: `file` is `dir` joined
+ * with the relative path (what messages show), `path` what to read (for a symbolic link inside
+ * `dir`, its target's real path; links out of `dir` are refused). ImageLoader reads `path`
+ * without following a link as its last component, so a file swapped for one later is refused.
+ *
+ * @example
+ * ```ts
+ * import { listImageFiles } from 'lightconv';
+ *
+ * for (const { file } of await listImageFiles('new-images', 'predict')) console.log(file);
+ * ```
+ */
+export async function listImageFiles(dir: string, what: string): Promise<{ file: string; path: string }[]> {
+  const { join } = await import('node:path');
+  const links = new Map<string, string>();
+  const files = (await walk(dir, what, dir, links)).filter((f) => LISTED.test(f));
+  return files.map((f) => {
+    const file = join(dir, ...f.split('/'));
+    return { file, path: links.get(f) ?? file };
+  });
 }
 
 /**
  * Regular files under `dir`, recursively, as sorted relative POSIX paths. Symbolic links are
  * followed within `root` only (each real folder once); see dataFile.
  */
-async function walk(dir: string, what: string, root = dir): Promise<string[]> {
+async function walk(dir: string, what: string, root = dir, links?: Map<string, string>): Promise<string[]> {
   const { readdir, realpath } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const inside = await insideRoot(root);
@@ -215,9 +257,12 @@ async function walk(dir: string, what: string, root = dir): Promise<string[]> {
       if (e.name.startsWith('.')) continue;
       const a = join(abs, e.name);
       const r = rel ? `${rel}/${e.name}` : e.name;
-      const kind = await dataFile(a, e, inside, what);
+      const { kind, real: target } = await dataFile(a, e, inside, what);
       if (kind === 'dir') await visit(a, r);
-      else if (kind === 'file') out.push(r);
+      else if (kind === 'file') {
+        out.push(r);
+        if (target !== undefined) links?.set(r, target);
+      }
     }
   };
   await visit(dir, '');
@@ -254,9 +299,10 @@ export async function listImageFolder(root: string): Promise<ImageList> {
   const items: ImageItem[] = [];
   const empty: string[] = [];
   for (const [label, cls] of classes.entries()) {
-    const files = (await walk(join(root, cls), what, root)).filter((f) => LISTED.test(f));
+    const links = new Map<string, string>();
+    const files = (await walk(join(root, cls), what, root, links)).filter((f) => LISTED.test(f));
     if (files.length === 0) empty.push(cls);
-    for (const f of files) items.push({ path: join(root, cls, ...f.split('/')), file: `${cls}/${f}`, label });
+    for (const f of files) items.push({ path: links.get(f) ?? join(root, cls, ...f.split('/')), file: `${cls}/${f}`, label });
   }
   if (items.length === 0) throw new ValueError(`${what}: no images (.png .jpg .jpeg .dcm) under '${root}'`);
   if (empty.length) {
@@ -325,7 +371,8 @@ export async function listCsvImages(root: string, csvFile: string, opts: CsvImag
   const lc = col(labelCol);
   const gc = opts.groupCol !== undefined ? col(opts.groupCol) : -1;
 
-  const files = await walk(root, what);
+  const links = new Map<string, string>();
+  const files = await walk(root, what, root, links);
   const fileSet = new Set(files);
   // Relative paths by base name and by base name without its image extension.
   const byName = new Map<string, string[]>();
@@ -394,7 +441,7 @@ export async function listCsvImages(root: string, csvFile: string, opts: CsvImag
   const classes = given ?? [...new Set(raw.map((it) => it.label))].sort();
   const seen = new Set(raw.map((it) => it.label));
   if (seen.size < 2) throw new ValueError(`${what}: ${csvPath}: every image has the label '${raw[0]!.label}'; a classifier needs at least two classes`);
-  const items = raw.map(({ file, label, group }) => ({ path: join(root, ...file.split('/')), file, label: classes.indexOf(label), ...(group !== undefined ? { group } : {}) }));
+  const items = raw.map(({ file, label, group }) => ({ path: links.get(file) ?? join(root, ...file.split('/')), file, label: classes.indexOf(label), ...(group !== undefined ? { group } : {}) }));
   return { root, layout: 'csv', classes, items };
 }
 

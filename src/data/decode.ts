@@ -1,5 +1,5 @@
 import { LightconvError, ResourceLimitError, ShapeError, ValueError } from '../core/errors.js';
-import { readRegularFile, readRegularFileSync } from '../io/files.js';
+import { type RegularFileOptions, readRegularFile, readRegularFileSync } from '../io/files.js';
 import { decodeDicom, dicomToRgb } from './dicom.js';
 import { type RgbImage, decodeImage } from './image.js';
 
@@ -70,7 +70,10 @@ export async function readImage(path: string, opts: DecodeOptions = {}): Promise
   return decodeAnyImage(await readRegularFile(path), path, opts);
 }
 
-/** The synchronous twin of readImage, for the decode workers (one file at a time, no interleaving to gain). */
-export function readImageSync(fs: typeof import('node:fs'), path: string, opts: DecodeOptions = {}): RgbImage {
-  return decodeAnyImage(readRegularFileSync(fs, path), path, opts);
+/**
+ * The synchronous twin of readImage, for the decode workers (one file at a time, no interleaving
+ * to gain); `read` as for readRegularFile (datasets pass `{ noFollow: true }`).
+ */
+export function readImageSync(fs: typeof import('node:fs'), path: string, opts: DecodeOptions = {}, read: RegularFileOptions = {}): RgbImage {
+  return decodeAnyImage(readRegularFileSync(fs, path, read), path, opts);
 }

@@ -457,7 +457,14 @@ export interface LoadImageOptions extends NormalizeOptions {
 export async function loadImageTensor(source: Uint8Array | string, opts: LoadImageOptions = {}): Promise<Tensor> {
   // node:fs is imported (by readRegularFile) only when a path is given, so the module loads in browsers.
   const bytes = typeof source === 'string' ? await (await import('../io/files.js')).readRegularFile(source) : source;
-  let img = decodeImage(bytes);
+  let img: RgbImage;
+  try {
+    img = decodeImage(bytes);
+  } catch (e) {
+    // A decode error names the file it came from (decode.ts imports this module: loaded lazily).
+    if (typeof source === 'string') throw (await import('./decode.js')).withFile(e, source);
+    throw e;
+  }
   const resize = opts.resize === undefined ? 256 : opts.resize;
   const crop = opts.crop === undefined ? 224 : opts.crop;
   if (resize !== null) img = resizeShorter(img, resize);

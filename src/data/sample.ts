@@ -108,7 +108,9 @@ export class SampleDecoder {
     if (path === undefined) throw new LightconvError(`decode: no item ${index} (the list has ${this.init.paths.length})`);
     let base = this.cache.get(index);
     if (!base) {
-      base = baseImage(readImageSync(this.fs, path, this.window), this.init.preprocess);
+      // Not following a final symbolic link (DATA_READ of datasets.ts): listing resolved links
+      // within the root to real paths, so a link here was swapped in after the listing.
+      base = baseImage(readImageSync(this.fs, path, this.window, { noFollow: true }), this.init.preprocess);
       this.cache.set(index, base);
     }
     const aug = this.init.augment.length ? this.init.augment : undefined;

@@ -54,6 +54,66 @@ export function tempName(path: string): string {
   return `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+/** What tempName appends to a target's file name: `.tmp-<pid>-<up to 8 base-36 characters>`. */
+const TEMP_SUFFIX = /^\.tmp-(\d+)-[0-9a-z]{1,8}$/;
+
+/** How old a temporary file of a dead process must be before a later save removes it. */
+export const STALE_TEMP_MS = 10 * 60 * 1000;
+
+/**
+ * Removes temporary files that saves of `paths` killed midway left beside them: regular files
+ * named exactly `<path>.tmp-<pid>-<id>` (tempName's pattern), last modified more than `maxAgeMs`
+ * ago, whose process is no longer running. One listing per folder. Best effort: returns the
+ * paths removed, never throws.
+ */
+export async function removeStaleTemps(paths: string | readonly string[], maxAgeMs = STALE_TEMP_MS): Promise<string[]> {
+  const removed: string[] = [];
+  const byDir = new Map<string, Map<string, string>>();
+  for (const p of typeof paths === 'string' ? [paths] : paths) {
+    const base = baseOf(p);
+    const m = byDir.get(dirOf(p)) ?? byDir.set(dirOf(p), new Map()).get(dirOf(p))!;
+    m.set(base, p.slice(0, p.length - base.length));
+  }
+  try {
+    const fs = await import('node:fs/promises');
+    const now = Date.now();
+    for (const [dir, targets] of byDir) {
+      for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+        const at = name.lastIndexOf('.tmp-');
+        const prefix = at > 0 ? targets.get(name.slice(0, at)) : undefined;
+        if (prefix === undefined) continue;
+        const m = TEMP_SUFFIX.exec(name.slice(at));
+        if (!m || alive(Number(m[1]))) continue;
+        const full = prefix + name;
+        const st = await fs.lstat(full).catch(() => undefined);
+        if (!st?.isFile() || now - st.mtimeMs <= maxAgeMs) continue;
+        await fs.rm(full, { force: true }).then(
+          () => removed.push(full),
+          () => undefined,
+        );
+      }
+    }
+  } catch {
+    // Cleaning up is a courtesy; the save itself has succeeded.
+  }
+  return removed;
+}
+
+/** Whether a process with this id is running (EPERM: running, as another user). */
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function baseOf(path: string): string {
+  return path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
+}
+
 /** node:fs's operations, for `AtomicOptions.io` wrappers. */
 export async function nodeAtomicIo(): Promise<AtomicIo> {
   const fs = await import('node:fs/promises');
@@ -139,9 +199,9 @@ export async function writeFilesAtomic(files: readonly AtomicFile[], opts: Atomi
   } catch (err) {
     await Promise.all(made.map((t) => io.rm(t, { force: true }).catch(() => undefined)));
     const e = err as NodeJS.ErrnoException;
-    const why =
-      e.code === 'ENOENT' && opts.mkdir === false ? `the folder ${dirOf(current)} does not exist`
-      : `${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}`;
+    // ENOENT says the folder is missing only when it is: /proc exists, but refuses new files so.
+    const missing = (e.code === 'ENOENT' || e.code === 'ENOTDIR') && opts.mkdir === false ? await folderProblem(dirOf(current)) : undefined;
+    const why = missing ?? `${e.code && !e.message.includes(e.code) ? `${e.code}: ` : ''}${e.message}`;
     const msg = `cannot write ${current}: ${why}; any previous file there is unchanged`;
     throw opts.error ? opts.error(msg) : new LightconvError(msg);
   }
@@ -154,6 +214,20 @@ export async function writeFilesAtomic(files: readonly AtomicFile[], opts: Atomi
       const msg = `wrote ${files.map((f) => f.path).join(', ')} but could not fsync the folder ${d} (${(err as Error).message}); a crash now may undo the save`;
       throw opts.error ? opts.error(msg) : new LightconvError(msg);
     }
+  }
+  // Temporary files of earlier saves of these targets that were killed midway.
+  await removeStaleTemps(files.map((f) => f.path));
+}
+
+/** Why a file cannot be created in `dir`, if the folder itself is the problem: missing or not a folder. */
+async function folderProblem(dir: string): Promise<string | undefined> {
+  const { stat } = await import('node:fs/promises');
+  try {
+    const st = await stat(dir);
+    return st.isDirectory() ? undefined : `${dir} is not a folder`;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? `the folder ${dir} does not exist` : undefined;
   }
 }
 

@@ -28,7 +28,9 @@ import type { Optimizer } from './optim.js';
  *
  * Loading validates the whole file first — header shape, allowlisted dtypes, offsets and sizes,
  * the checksum, and every parameter, buffer and optimizer-state name and shape against the target
- * model and optimizer — and only then copies: all or nothing, CheckpointError naming the tensor.
+ * model and optimizer, the state keys and values against what the optimizer keeps
+ * (Optimizer.stateSpec) and the saved lrs against its settings' ranges (Optimizer.checkOptions)
+ * — and only then copies: all or nothing, CheckpointError naming the tensor or key.
  */
 export interface CheckpointModel {
   /** Every parameter with its dotted name. */
@@ -239,11 +241,19 @@ function validate(bytes: Uint8Array, what: string): { header: Header; dataStart:
   if (o !== null && o !== undefined) {
     if (!isObject(o)) throw bad('optimizer is not an object');
     if (!isCount(o.stepCount)) throw bad(`optimizer stepCount ${JSON.stringify(o.stepCount)} is not a non-negative integer`);
-    if (!Array.isArray(o.groups) || !o.groups.every((g) => isObject(g) && typeof g.lr === 'number' && Number.isFinite(g.lr) && typeof g.initialLr === 'number')) {
-      throw bad('optimizer groups must be objects with finite lr');
-    }
-    if (!isObject(o.scalars) || !Object.values(o.scalars).every((s) => isObject(s) && Object.values(s).every((v) => typeof v === 'number'))) {
-      throw bad('optimizer scalars must map parameter names to objects of numbers');
+    const isRate = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+    if (!Array.isArray(o.groups)) throw bad('optimizer groups is not an array');
+    o.groups.forEach((g: unknown, i: number) => {
+      if (!isObject(g) || !isRate(g.lr) || !isRate(g.initialLr)) {
+        throw bad(`optimizer group ${i} must have a finite lr and initialLr ≥ 0, found ${JSON.stringify(isObject(g) ? { lr: g.lr, initialLr: g.initialLr } : g)}`);
+      }
+    });
+    if (!isObject(o.scalars) || !Object.values(o.scalars).every(isObject)) throw bad('optimizer scalars must map parameter names to objects of numbers');
+    for (const [p, sc] of Object.entries(o.scalars)) {
+      for (const [k, v] of Object.entries(sc as object)) {
+        // JSON cannot hold NaN or ∞, but a key may hold a string, null or an object.
+        if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(`optimizer state '${p}/${k}' is ${JSON.stringify(v)}, not a finite number`);
+      }
     }
     for (const [p, sc] of Object.entries(o.scalars)) {
       const k = Object.keys(sc as object).find((x) => !isStateKey(x));
@@ -251,6 +261,51 @@ function validate(bytes: Uint8Array, what: string): { header: Header; dataStart:
     }
   }
   return { header: { ...(raw as unknown as Header), meta: (raw.meta as Record<string, unknown> | undefined) ?? {}, optimizer: (o as Header['optimizer']) ?? null }, dataStart };
+}
+
+/**
+ * Checks the optimizer state a checkpoint holds against what the optimizer keeps (its stateSpec
+ * for the parameter's group): exactly the expected tensor and scalar keys for every parameter
+ * that has state, tensors in the dtype the optimizer creates and with finite values (second
+ * moments ≥ 0), counts such as Adam's `step` non-negative safe integers. A file that passes
+ * cannot make the next step produce NaN from its state or reach a missing or mistyped key.
+ */
+function checkOptimizerState(path: string, opt: Optimizer<{ lr: number }>, params: [string, Tensor][], states: Map<Tensor, Record<string, Tensor | number>>): void {
+  const groupOf = new Map<Tensor, { lr: number }>();
+  for (const g of opt.groups) for (const p of g.params) groupOf.set(p, g.options);
+  const list = (keys: Iterable<string>) => [...keys].map((k) => `'${k}'`).join(', ') || 'none';
+  for (const [name, p] of params) {
+    const st = states.get(p);
+    if (!st) continue; // never stepped (frozen, or unused by the loss): the optimizer starts it afresh
+    const at = (k: string) => `${path}: optimizer state '${name}/${k}'`;
+    const o = groupOf.get(p);
+    if (!o) throw new CheckpointError(`${path}: optimizer state for '${name}', which is in none of the optimizer's parameter groups`);
+    const spec = opt.stateSpec(o);
+    const floatType = p.dtype === 'float64' ? 'float64' : 'float32';
+    for (const [k, v] of Object.entries(st)) {
+      if (v instanceof Tensor) {
+        if (spec && !spec.tensors.includes(k)) {
+          throw new CheckpointError(`${at(k)} is a tensor; ${opt.constructor.name} keeps ${spec.counts.includes(k) ? `'${k}' as a number` : `no '${k}'`} (tensor state: ${list(spec.tensors)})`);
+        }
+        if (spec && v.dtype !== floatType) throw new CheckpointError(`${at(k)} is ${v.dtype}, ${opt.constructor.name} keeps it as ${floatType} for a ${p.dtype} parameter`);
+        const min = spec?.nonNegative?.includes(k) ? 0 : -Infinity;
+        const d = v.dataSync();
+        for (let i = 0; i < d.length; i++) {
+          const x = d[i]!;
+          if (!(x >= min) || !Number.isFinite(x)) throw new CheckpointError(`${at(k)} holds ${x} at index ${i}${min === 0 ? '; it must be finite and ≥ 0' : '; it must be finite'}`);
+        }
+      } else if (spec) {
+        if (!spec.counts.includes(k)) {
+          throw new CheckpointError(`${at(k)} is the number ${v}; ${opt.constructor.name} keeps ${spec.tensors.includes(k) ? `'${k}' as a tensor of the parameter's shape` : `no '${k}'`} (scalar state: ${list(spec.counts)})`);
+        }
+        if (!Number.isSafeInteger(v) || v < 0) throw new CheckpointError(`${at(k)} is ${v}; it must be a non-negative integer`);
+      }
+    }
+    if (spec) {
+      const missing = [...spec.tensors, ...spec.counts].filter((k) => !Object.hasOwn(st, k));
+      if (missing.length) throw new CheckpointError(`${path}: optimizer state of '${name}' lacks ${list(missing)} (${opt.constructor.name} keeps ${list([...spec.tensors, ...spec.counts])})`);
+    }
+  }
 }
 
 /**
@@ -328,6 +383,14 @@ export async function loadCheckpoint(path: string, model: CheckpointModel, opts:
   if (opt) {
     if (!ho) throw new CheckpointError(`${path}: holds no optimizer state`);
     if (ho.groups.length !== opt.groups.length) throw new CheckpointError(`${path}: optimizer state has ${ho.groups.length} parameter groups, the optimizer ${opt.groups.length}`);
+    // The saved lrs must be valid settings of the optimizer they go into.
+    ho.groups.forEach((g, i) => {
+      try {
+        opt.checkOptions({ ...opt.groups[i]!.options, lr: g.lr });
+      } catch (e) {
+        throw new CheckpointError(`${path}: optimizer group ${i}: ${(e as Error).message}`);
+      }
+    });
     const byName = new Map(params);
     for (const name of Object.keys(ho.scalars)) {
       if (!byName.has(name)) throw new CheckpointError(`${path}: optimizer state for '${name}', which is not a parameter of the model`);
@@ -350,8 +413,13 @@ export async function loadCheckpoint(path: string, model: CheckpointModel, opts:
       const sc = ho.scalars[name];
       if (!sc) continue;
       const st = states.get(p) ?? states.set(p, {}).get(p)!;
-      for (const [k, v] of Object.entries(sc)) st[k] = v; // keys checked by isStateKey
+      for (const [k, v] of Object.entries(sc)) {
+        // keys checked by isStateKey
+        if (Object.hasOwn(st, k)) throw new CheckpointError(`${path}: optimizer state '${name}/${k}' is given both as a scalar and as the tensor 'optim/${name}/${k}'`);
+        st[k] = v;
+      }
     }
+    checkOptimizerState(path, opt, params, states);
   }
 
   // 2. Commit: nothing below can fail on the file's contents.

@@ -2,7 +2,7 @@
 export { AutogradError, isGradEnabled, noGrad } from '../core/autograd.js';
 export { GradcheckError, gradcheck, type GradcheckOptions } from './gradcheck.js';
 export { binaryCrossEntropyWithLogits, crossEntropy, mseLoss, type CrossEntropyOptions, type Reduction } from './losses.js';
-export { Adam, AdamW, Optimizer, SGD, clipGradNorm, type AdamOptions, type ParamGroup, type ParamGroupSpec, type SgdOptions } from './optim.js';
+export { Adam, AdamW, Optimizer, SGD, clipGradNorm, type AdamOptions, type OptimizerStateSpec, type ParamGroup, type ParamGroupSpec, type SgdOptions } from './optim.js';
 export { cosineSchedule, exponentialSchedule, setLr, stepSchedule, type Schedule } from './schedule.js';
 export {
   TrainingAbortedError,

@@ -30,7 +30,8 @@ export interface ParamGroup<O> {
  * The base of the optimizers: holds the parameter groups (a flat list of tensors is one group),
  * the per-parameter state and the step count; `step()` calls the subclass's `update` for every
  * parameter that requires grad and has a gradient, in place, outside autograd. Throws
- * ValueError for a negative lr or a parameter in more than one group.
+ * ValueError for a setting out of its range (lr negative or not finite; see checkOptions) or a
+ * parameter in more than one group.
  *
  * @example
  * ```ts
@@ -47,6 +48,27 @@ export interface ParamGroup<O> {
  * const opt = new Descent([w], { lr: 0.1 });
  * ```
  */
+/**
+ * The per-parameter state an optimizer keeps once a parameter has been stepped, under one group's
+ * settings: `tensors` (each of the parameter's shape, float64 for a float64 parameter, else
+ * float32), `counts` (scalars that are non-negative safe integers, such as Adam's `step`), and
+ * which of the tensors can never be negative (second moments). Checkpoint loading refuses state
+ * that differs from it.
+ */
+export interface OptimizerStateSpec {
+  readonly tensors: readonly string[];
+  readonly counts: readonly string[];
+  readonly nonNegative?: readonly string[];
+}
+
+/** Throws ValueError unless `v` is a finite number ≥ `min` (and < `below` when given). */
+function checkRange(who: string, name: string, v: unknown, min: number, below?: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (below !== undefined && !(v < below))) {
+    const range = `${min > -Infinity ? ` ≥ ${min}` : ''}${below !== undefined ? ` and < ${below}` : ''}`;
+    throw new ValueError(`${who}: ${name} must be a finite number${range}, got ${String(v)}`);
+  }
+}
+
 export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
   readonly groups: ParamGroup<O>[];
   /** Per-parameter state (momentum buffers, Adam moments, step counts). */
@@ -55,7 +77,7 @@ export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
   stepCount = 0;
 
   constructor(params: readonly Tensor[] | readonly ParamGroupSpec<O>[], defaults: O) {
-    if (!(defaults.lr >= 0)) throw new ValueError(`${this.constructor.name}: lr must be ≥ 0, got ${defaults.lr}`);
+    checkRange(this.constructor.name, 'lr', defaults.lr, 0);
     const specs: ParamGroupSpec<O>[] = params.length > 0 && !(params[0] instanceof Tensor) ? [...(params as ParamGroupSpec<O>[])] : [{ params: params as Tensor[] }];
     const seen = new Set<Tensor>();
     this.groups = specs.map((s, i) => {
@@ -64,8 +86,26 @@ export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
         seen.add(p);
       }
       const options = { ...defaults, ...s.options } as O;
+      this.checkOptions(options);
       return { params: s.params, options, initialLr: options.lr };
     });
+  }
+
+  /**
+   * Throws ValueError unless a group's settings are in their valid ranges (PyTorch's checks):
+   * here lr finite and ≥ 0; subclasses add their own settings. Also used on the lr a checkpoint holds.
+   */
+  checkOptions(o: O): void {
+    checkRange(this.constructor.name, 'lr', o.lr, 0);
+  }
+
+  /**
+   * The state `update` keeps for a stepped parameter under a group's settings `o`; null (the
+   * default, for optimizers that do not say) lets a checkpoint hold any finite scalars and
+   * parameter-shaped tensors.
+   */
+  stateSpec(_o: O): OptimizerStateSpec | null {
+    return null;
   }
 
   /** Clears every parameter's gradient (PyTorch's zero_grad with set_to_none=True). */
@@ -135,6 +175,18 @@ export class SGD extends Optimizer<SgdOptions> {
     if (this.groups.some((g) => g.options.nesterov && (g.options.momentum <= 0 || g.options.dampening !== 0))) {
       throw new ValueError('SGD: Nesterov momentum requires a momentum > 0 and zero dampening');
     }
+  }
+
+  override checkOptions(o: SgdOptions): void {
+    super.checkOptions(o);
+    checkRange('SGD', 'momentum', o.momentum, 0);
+    checkRange('SGD', 'dampening', o.dampening, -Infinity);
+    checkRange('SGD', 'weightDecay', o.weightDecay, 0);
+  }
+
+  /** A momentum buffer when momentum is on; nothing otherwise. */
+  override stateSpec(o: SgdOptions): OptimizerStateSpec {
+    return { tensors: o.momentum !== 0 ? ['momentum_buffer'] : [], counts: [] };
   }
 
   protected update(p: Tensor, g: ArrayLike<number>, st: Record<string, Tensor | number>, o: SgdOptions): void {
@@ -211,6 +263,22 @@ export class Adam extends Optimizer<AdamOptions> {
 
   constructor(params: readonly Tensor[] | readonly ParamGroupSpec<AdamOptions>[], opts: Partial<AdamOptions> = {}) {
     super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, ...opts });
+  }
+
+  override checkOptions(o: AdamOptions): void {
+    super.checkOptions(o);
+    const who = this.constructor.name;
+    if (!Array.isArray(o.betas) || o.betas.length !== 2) throw new ValueError(`${who}: betas must be two numbers, got ${String(o.betas)}`);
+    checkRange(who, 'betas[0]', o.betas[0], 0, 1);
+    checkRange(who, 'betas[1]', o.betas[1], 0, 1);
+    checkRange(who, 'eps', o.eps, 0);
+    checkRange(who, 'weightDecay', o.weightDecay, 0);
+  }
+
+  /** The two moments (and their running max with amsgrad) and the parameter's step count. */
+  override stateSpec(o: AdamOptions): OptimizerStateSpec {
+    const second = o.amsgrad ? ['exp_avg_sq', 'max_exp_avg_sq'] : ['exp_avg_sq'];
+    return { tensors: ['exp_avg', ...second], counts: ['step'], nonNegative: second };
   }
 
   protected update(p: Tensor, g: ArrayLike<number>, st: Record<string, Tensor | number>, o: AdamOptions): void {

@@ -119,26 +119,29 @@ function mapClasses(list: ImageList, m: TrainedModel, where: string): ImageList 
  */
 export async function predictFiles(o: { model: string; inputs: string[]; batch?: number; workers?: number }): Promise<{ classes: string[]; rows: { file: string; predicted: string; probability: number; probs: number[] }[] }> {
   const m = await loadTrainedModel(o.model);
-  const { stat, readdir } = await import('node:fs/promises');
-  const { join, resolve } = await import('node:path');
+  const { realpath, stat } = await import('node:fs/promises');
+  const { resolve } = await import('node:path');
+  const { listImageFiles } = await import('../data/datasets.js');
   const files: string[] = [];
-  const IMAGE = /\.(png|jpe?g|dcm)$/i;
+  const paths: string[] = [];
   for (const p of o.inputs) {
     const s = await stat(p).catch(() => {
       throw new LightconvError(`predict: '${p}' does not exist`);
     });
     if (s.isDirectory()) {
-      const walk = async (d: string): Promise<void> => {
-        for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-          if (e.isDirectory()) await walk(join(d, e.name));
-          else if (IMAGE.test(e.name)) files.push(join(d, e.name));
-        }
-      };
-      await walk(p);
-    } else files.push(p);
+      // The datasets' walk: symbolic links are followed only within the folder, FIFOs refused.
+      for (const f of await listImageFiles(p, 'predict')) {
+        files.push(f.file);
+        paths.push(resolve(f.path));
+      }
+    } else {
+      // A file named on the command line is read where it really is (links followed once, here).
+      files.push(p);
+      paths.push(await realpath(p));
+    }
   }
   if (files.length === 0) throw new ValueError(`predict: no images (.png, .jpg, .jpeg, .dcm) in ${o.inputs.join(', ')}`);
-  const list: ImageList = { root: '', layout: 'folder', classes: m.classes, items: files.map((f) => ({ path: resolve(f), file: f, label: 0 })) };
+  const list: ImageList = { root: '', layout: 'folder', classes: m.classes, items: files.map((f, i) => ({ path: paths[i]!, file: f, label: 0 })) };
   const loader = new ImageLoader(list, { preprocess: m.preprocess, batchSize: o.batch ?? 16, shuffle: false, ...(o.workers !== undefined ? { workers: o.workers } : {}) });
   try {
     const r = await modelProbabilities(m, loader);

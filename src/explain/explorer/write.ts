@@ -182,7 +182,10 @@ function layerGradients(graph: OnnxGraph, x: Tensor, classes: readonly number[])
       e.params += p.size;
       if (p.grad) for (const g of p.grad.dataSync()) e.sq += g * g;
     }
-    return { classIndex: c, loss: loss.dataSync()[0]!, layers: [...layers.values()].map((e) => ({ output: e.output, layer: e.layer, norm: Math.sqrt(e.sq), params: e.params })) };
+    // The loss shown: −log p_c in float64 from the logits, so a confident model's 1e-20 does not read as 0.
+    const z = Array.from(logits.dataSync().subarray(0, logits.shape[1]!));
+    const rest = z.reduce((acc, v, j) => (j === c ? acc : acc + Math.exp(v - z[c]!)), 0);
+    return { classIndex: c, loss: Math.log1p(rest), layers: [...layers.values()].map((e) => ({ output: e.output, layer: e.layer, norm: Math.sqrt(e.sq), params: e.params })) };
   });
 }
 
@@ -232,10 +235,10 @@ export async function explorerFiles(data: ExplorerData): Promise<ExplorerFiles> 
  */
 export async function writeExplorer(model: ExplorerModel, image: RgbImage | string, outDir: string, opts: ExplorerOptions = {}): Promise<{ dir: string; files: string[] }> {
   const files = await explorerFiles(await explorerData(model, image, opts));
-  const { mkdir, writeFile } = await import('node:fs/promises');
+  const { writeFilesAtomic } = await import('../../io/atomic.js');
   const { join, resolve } = await import('node:path');
-  await mkdir(outDir, { recursive: true });
-  for (const [name, body] of files) await writeFile(join(outDir, name), body);
+  // Every file written whole, then all renamed in place: an interrupted write leaves the old page.
+  await writeFilesAtomic([...files].map(([name, body]) => ({ path: join(outDir, name), data: body })));
   return { dir: resolve(outDir), files: [...files.keys()] };
 }
 

@@ -22,7 +22,9 @@ export const poolKernel = function (this: KernelThis<PoolConstants>, x: Arr): nu
   const iy0 = oy * this.constants.sh - this.constants.pt;
   const ix0 = ox * this.constants.sw - this.constants.pl;
   const base = plane * this.constants.h * this.constants.w;
-  let mx = -3.4e38;
+  // From −∞ (gpu.js writes it as −FLT_MAX in GLSL) with `v > mx`: NaN never wins and a window
+  // of only NaN or −∞ gives −∞, as the CPU MaxPool (docs/special-values.md).
+  let mx = -Infinity;
   let sum = 0;
   let inside = 0;
   let rows = 0;
@@ -35,7 +37,7 @@ export const poolKernel = function (this: KernelThis<PoolConstants>, x: Arr): nu
         const ix = ix0 + kx * this.constants.dw;
         if (ix >= 0 && ix < this.constants.w) {
           const v = x[base + iy * this.constants.w + ix]!;
-          mx = Math.max(mx, v);
+          if (v > mx) { mx = v; }
           sum += v;
           inside += 1;
         }
@@ -104,11 +106,11 @@ interface GlobalConstants {
 
 export const globalPoolKernel = function (this: KernelThis<GlobalConstants>, x: Arr): number {
   const base = this.thread.x * this.constants.len;
-  let mx = -3.4e38;
+  let mx = -Infinity; // as poolKernel: NaN never wins, only NaN or −∞ gives −∞
   let sum = 0;
   for (let i = 0; i < this.constants.len; i++) {
     const v = x[base + i]!;
-    mx = Math.max(mx, v);
+    if (v > mx) { mx = v; }
     sum += v;
   }
   if (this.constants.isMax === 1) { return mx; }

@@ -19,8 +19,10 @@ export const reduceKernel = function (this: KernelThis<ReduceConstants>, x: Arr)
   const j = o - outer * this.constants.inner;
   const base = outer * this.constants.len * this.constants.inner + j;
   let sum = 0;
-  let mx = -3.4e38;
-  let mn = 3.4e38;
+  // From ∓∞ (gpu.js writes ±FLT_MAX in GLSL), so a line of only −∞ gives −∞; Math.max and
+  // Math.min propagate NaN, as the CPU ReduceMax and ReduceMin (docs/special-values.md).
+  let mx = -Infinity;
+  let mn = Infinity;
   for (let i = 0; i < this.constants.len; i++) {
     const v = x[base + i * this.constants.inner]!;
     sum += v;

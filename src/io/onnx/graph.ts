@@ -4,6 +4,7 @@ import { fmtBytes, getLimits } from '../../core/limits.js';
 import type { Tensor } from '../../core/tensor.js';
 import { lookupOp } from './ops/index.js';
 import { type AttrValue, OnnxNode } from './node.js';
+import protobuf from 'protobufjs/minimal.js';
 import { onnx } from './proto/onnx.js';
 import { type ExternalReader, dtypeFromOnnx, onnxTypeName, safeInt, tensorFromProto } from './tensor_proto.js';
 
@@ -13,6 +14,15 @@ import { type ExternalReader, dtypeFromOnnx, onnxTypeName, safeInt, tensorFromPr
  * adapters check); a newer one is refused at load instead of run with older semantics.
  */
 export const MAX_OPSET = 22;
+
+/**
+ * The newest IR version (file format) the engine reads: 10, the one ONNX released with opset 22
+ * (ONNX 1.16–1.17). The pinned proto/onnx.proto names IR 8, but IR 9 and 10 added only element
+ * types (float8, int4 — refused per tensor as unsupported), function overloads and metadata
+ * fields that no graph the engine runs depends on. A newer format may carry fields this decoder
+ * would silently skip, so it is refused, as a newer opset is.
+ */
+export const MAX_IR_VERSION = 10;
 
 /** A graph input or output as declared: element type and shape (symbolic dims as their names). */
 export interface ValueInfo {
@@ -77,7 +87,11 @@ export class OnnxGraph {
     if (bytes.length === 0) throw new OnnxError(`${what}: empty file`);
     let m: onnx.ModelProto;
     try {
-      m = onnx.ModelProto.decode(bytes);
+      // Unknown fields and enum values are kept ($unknowns), not dropped, so that an attribute
+      // type beyond the schema is seen (attrValue) rather than read as an untyped attribute.
+      const reader = protobuf.Reader.create(bytes);
+      reader.discardUnknown = false;
+      m = onnx.ModelProto.decode(reader);
     } catch (e) {
       throw new OnnxError(`${what}: not a valid ONNX model (${(e as Error).message})`);
     }
@@ -89,6 +103,9 @@ export class OnnxGraph {
     const g = m.graph;
     if (!g) throw new OnnxError(`${what}: has no graph`);
     const irVersion = safeInt(m.ir_version ?? 0, `${what} ir_version`);
+    if (irVersion > MAX_IR_VERSION) {
+      throw new OnnxError(`${what}: IR version ${irVersion} is newer than the newest this engine reads (${MAX_IR_VERSION}); re-export the model with an older ONNX (IR ≤ ${MAX_IR_VERSION}, opset ≤ ${MAX_OPSET})`);
+    }
     const opsets = new Map<string, number>();
     for (const o of m.opset_import ?? []) {
       const domain = o.domain === 'ai.onnx' ? '' : (o.domain ?? '');
@@ -119,10 +136,12 @@ export class OnnxGraph {
     };
 
     const initializers = new Map<string, Tensor>();
+    const initTypes = new Map<string, number>();
     for (const t of g.initializer ?? []) {
       const name = t.name ?? '';
       define(name, `initializer '${name}'`);
       initializers.set(name, tensorFromProto(t, `${what}: initializer`, readExternal));
+      initTypes.set(name, t.data_type ?? 0);
     }
     if ((g.sparse_initializer ?? []).length > 0) throw new OnnxError(`${what}: sparse initializers are not supported`);
 
@@ -132,8 +151,16 @@ export class OnnxGraph {
       const info = valueInfo(vi, `${what} graph input`);
       if (seenInputs.has(info.name)) throw new OnnxError(`${what}: graph input '${info.name}' is declared twice`);
       seenInputs.add(info.name);
-      // An input with an initializer of the same name is optional: the initializer is its default.
-      if (initializers.has(info.name)) continue;
+      // An input with an initializer of the same name is optional: the initializer is its default,
+      // and must be of the type the input declares (else a fed value and the default would differ).
+      if (initializers.has(info.name)) {
+        const declared = vi.type?.tensor_type?.elem_type ?? 0;
+        const stored = initTypes.get(info.name) ?? 0;
+        if (declared !== 0 && declared !== stored) {
+          throw new OnnxError(`${what}: graph input '${info.name}' is declared ${onnxTypeName(declared)}, but its initializer holds ${onnxTypeName(stored)}`);
+        }
+        continue;
+      }
       define(info.name, `graph input '${info.name}'`);
       inputs.push(info);
     }
@@ -212,11 +239,47 @@ function toNode(n: onnx.NodeProto.$Properties, index: number, opsets: ReadonlyMa
 const A = onnx.AttributeProto.AttributeType;
 const utf8 = new TextDecoder();
 
+/** The AttributeProto field that holds a value of each attribute type. */
+const VALUE_FIELD: Readonly<Record<number, keyof onnx.AttributeProto.$Properties>> = {
+  [A.FLOAT]: 'f', [A.INT]: 'i', [A.STRING]: 's', [A.TENSOR]: 't', [A.GRAPH]: 'g', [A.SPARSE_TENSOR]: 'sparse_tensor', [A.TYPE_PROTO]: 'tp',
+  [A.FLOATS]: 'floats', [A.INTS]: 'ints', [A.STRINGS]: 'strings', [A.TENSORS]: 'tensors', [A.GRAPHS]: 'graphs', [A.SPARSE_TENSORS]: 'sparse_tensors', [A.TYPE_PROTOS]: 'type_protos',
+};
+const SINGLE = new Set([A.FLOAT, A.INT, A.STRING, A.TENSOR, A.GRAPH, A.SPARSE_TENSOR, A.TYPE_PROTO]);
+
+/**
+ * The value fields an attribute sets: a scalar field as decoded (an own property: protobufjs keeps
+ * defaults on the prototype), a list when non-empty.
+ */
+function setFields(a: onnx.AttributeProto.$Properties): string[] {
+  return Object.entries(VALUE_FIELD)
+    .filter(([t, f]) => {
+      const v = (a as Record<string, unknown>)[f];
+      return SINGLE.has(Number(t)) ? Object.hasOwn(a, f) && v !== null && v !== undefined : Array.isArray(v) && v.length > 0;
+    })
+    .map(([, f]) => f);
+}
+
 function attrValue(a: onnx.AttributeProto.$Properties, what: string, readExternal?: ExternalReader): AttrValue {
-  // Old models omit `type`; infer it from the field that is set.
-  const type =
-    a.type ||
-    (a.t ? A.TENSOR : a.g ? A.GRAPH : a.floats?.length ? A.FLOATS : a.ints?.length ? A.INTS : a.strings?.length ? A.STRINGS : a.s?.length ? A.STRING : a.f !== undefined && a.f !== 0 ? A.FLOAT : A.INT);
+  const fields = setFields(a);
+  const byField = (f: string) => Number(Object.keys(VALUE_FIELD).find((t) => VALUE_FIELD[Number(t)] === f));
+  let type = a.type ?? 0;
+  // protobufjs keeps an enum value it does not know (a type number beyond the schema's) and any
+  // unknown field aside, as if absent: the attribute would be read as some other type.
+  if (((a as { $unknowns?: unknown[] }).$unknowns ?? []).length > 0) {
+    throw new OnnxError(`${what}: has an attribute type or field that this engine's ONNX schema does not know`);
+  }
+  if (type === 0) {
+    // Old models omit `type`: it is the one field that is set (none: an int 0, as before).
+    if (fields.length > 1) throw new OnnxError(`${what}: has no type and sets ${fields.map((f) => `'${f}'`).join(' and ')}; which one is meant?`);
+    type = fields.length ? byField(fields[0]!) : A.INT;
+  } else {
+    const want = VALUE_FIELD[type];
+    if (want === undefined) throw new OnnxError(`${what}: unknown attribute type ${type}`);
+    // A value in another field than the declared type's would be ignored (or read as 0): refused.
+    const other = fields.filter((f) => f !== want);
+    if (other.length) throw new OnnxError(`${what}: declared ${A[type]} but sets ${other.map((f) => `'${f}'`).join(' and ')}${fields.includes(want) ? '' : ` and not '${want}'`}`);
+    if (SINGLE.has(type) && !fields.includes(want)) throw new OnnxError(`${what}: declared ${A[type]} but has no value (field '${want}' is not set)`);
+  }
   switch (type) {
     case A.FLOAT:
       return a.f ?? 0;

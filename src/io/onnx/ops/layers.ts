@@ -180,6 +180,12 @@ export const layerOps: OnnxOpTable = {
         for (const [name, v, len] of [['strides', strides, r], ['dilations', dilations, r], ['output_padding', outputPadding, r], ['pads', pads, 2 * r]] as const) {
           if (v && v.length !== len) throw node.error(`${name} has ${v.length} values; the weight has ${r} spatial axes`);
         }
+        // As PyTorch and onnxruntime: extra output cells beyond a stride (or dilation) step are
+        // not an output padding but a malformed attribute (output_shape is the way to ask for size).
+        const badPad = outputPadding?.findIndex((p, i) => p >= Math.max(strides?.[i] ?? 1, dilations?.[i] ?? 1)) ?? -1;
+        if (badPad >= 0) {
+          throw node.error(`output_padding[${badPad}] = ${outputPadding![badPad]} must be smaller than its stride (${strides?.[badPad] ?? 1}) or dilation (${dilations?.[badPad] ?? 1})`);
+        }
         return [
           convTranspose(x, w, inputs[2], {
             strides,
