@@ -28,6 +28,12 @@ const fraction = (v: string) => {
   if (!(n >= 0 && n < 1)) throw new InvalidArgumentError('expected a number in [0, 1)');
   return n;
 };
+/** "center,width" (a DICOM VOI window, e.g. -600,1500). */
+const windowArg = (v: string): [number, number] => {
+  const parts = v.split(',').map((x) => Number(x.trim()));
+  if (parts.length !== 2 || !parts.every(Number.isFinite) || parts[1]! < 1) throw new InvalidArgumentError('expected center,width (e.g. -600,1500) with width ≥ 1');
+  return [parts[0]!, parts[1]!];
+};
 const number = (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
@@ -71,8 +77,10 @@ interface TrainFlags {
   freeze: 'backbone' | 'none';
   bn: 'frozen' | 'train';
   inputSize: number;
+  window?: [number, number];
   epochs: number;
   headEpochs?: number;
+  patience?: number;
   batch: number;
   lr?: number;
   folds: number;
@@ -123,7 +131,9 @@ export function register(program: Command): void {
     .addOption(new Option('--bn <mode>', 'fine-tuning: frozen (pretrained BN statistics) or train (batch statistics: a distant domain)').choices(['frozen', 'train']).default('frozen'))
     .addOption(new Option('--freeze <what>', 'backbone: train only the head').choices(['backbone', 'none']).default('none'))
     .option('--input-size <n>', 'square input size', positiveInt, 224)
+    .option('--window <center,width>', "DICOM: the VOI window for every image (e.g. -600,1500 for lung CT; default each file's own); stored in the model", windowArg)
     .option('--epochs <n>', 'epochs per model', positiveInt, 20)
+    .option('--patience <n>', 'early stopping: stop a model after n epochs without a better validation F1 (default: train every epoch; the best epoch is kept either way)', positiveInt)
     .option('--head-epochs <n>', 'fine-tuning: epochs of the head alone first (default ⌈epochs/4⌉, at most 3)', nonNegInt)
     .option('--batch <n>', 'batch size', positiveInt, 32)
     .option('--lr <x>', 'peak learning rate (default 2e-3 from scratch, 1e-3 fine-tuning)', number)

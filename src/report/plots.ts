@@ -471,7 +471,8 @@ export async function rocCurves(curves: RocCurve[], opts: PlotOptions = {}): Pro
 }
 
 /**
- * Precision-recall step curves with each class's prevalence (no-skill precision) as a dotted line.
+ * Precision-recall step curves (averages such as 'macro average' dashed) with each class's
+ * prevalence (no-skill precision) as a dotted line.
  *
  * @example
  * ```ts
@@ -494,7 +495,7 @@ export async function prCurves(curves: PrCurve[], opts: PlotOptions = {}): Promi
     const n = c.recall.length;
     for (let j = 0; j < n; j++) {
       const i = rev ? n - 1 - j : j;
-      rows.push({ x: c.recall[i], y: c.precision[i], i: j, curve: legend[k] });
+      rows.push({ x: c.recall[i], y: c.precision[i], i: j, curve: legend[k], kind: isAverage(c.label) ? 'average' : 'class' });
     }
     if (finite(c.prevalence)) base.push({ y: c.prevalence, curve: legend[k] });
   });
@@ -517,6 +518,8 @@ export async function prCurves(curves: PrCurve[], opts: PlotOptions = {}): Promi
           y: { field: 'y', type: 'quantitative', title: 'Precision (PPV)', scale: { domain: [0, 1] } },
           order: { field: 'i', type: 'quantitative' },
           color,
+          // Averages dashed, as in rocCurves.
+          strokeDash: { field: 'kind', type: 'nominal', scale: { domain: ['class', 'average'], range: [[1, 0], [6, 3]] }, legend: null },
         },
       },
       {

@@ -295,9 +295,13 @@ function foldSections(m: RunMetricsJson): string[] {
   return out;
 }
 
+// The names writeRunOutputs/evaluationPlots use (training_curves, confusion_matrix…) and shorter aliases.
 const FIGURE_TITLES: Record<string, string> = {
   history: 'Training curves',
   curves: 'Training curves',
+  training_curves: 'Training curves',
+  confusion_matrix: 'Confusion matrix',
+  confusion_matrix_normalized: 'Confusion matrix (row-normalised)',
   roc: 'ROC curves',
   pr: 'Precision-recall curves',
   confusion: 'Confusion matrix',

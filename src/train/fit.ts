@@ -107,8 +107,8 @@ export interface FitOptions {
   frozenBatchNorm?: boolean;
   /**
    * At the end, load the weights of the epoch with the best validation score (valMetric when
-   * given, else valLoss) — Keras' restore_best_weights. Needs validation data and a model with
-   * stateDict()/loadStateDict() (Module has them).
+   * given, ties going to the lower valLoss; else valLoss) — Keras' restore_best_weights. Needs
+   * validation data and a model with stateDict()/loadStateDict() (Module has them).
    */
   restoreBest?: boolean;
   callbacks?: readonly Callback[];
@@ -338,7 +338,7 @@ export async function fit(
     throw new ValueError('fit: restoreBest needs a model with stateDict() and loadStateDict()');
   }
   const metricMode = opts.validationMetric?.mode ?? 'max';
-  let best = { epoch: 0, score: NaN, state: null as Record<string, Tensor> | null };
+  let best = { epoch: 0, score: NaN, loss: Infinity, state: null as Record<string, Tensor> | null };
   // cli-progress is loaded only when a bar is shown (the module stays usable without a terminal).
   const showBar = opts.progress ?? Boolean(typeof process !== 'undefined' && process.stdout?.isTTY);
   const bar: SingleBar | null = showBar
@@ -397,9 +397,12 @@ export async function fit(
         log.valAccuracy = accuracyOf(v.labels, v.probs, v.numClasses);
         if (opts.validationMetric) log.valMetric = opts.validationMetric.fn(v.labels, v.probs, v.numClasses);
         const score = opts.validationMetric ? log.valMetric! : log.valLoss;
-        const improved = Number.isNaN(best.score) || (opts.validationMetric && metricMode === 'max' ? score > best.score : score < best.score);
+        // A tie on the metric goes to the lower validation loss: on a few dozen validation images
+        // F1 often reaches 1.0 in the first epochs and stays there while the loss keeps falling.
+        const tie = opts.validationMetric !== undefined && score === best.score && v.loss < best.loss;
+        const improved = Number.isNaN(best.score) || tie || (opts.validationMetric && metricMode === 'max' ? score > best.score : score < best.score);
         if (improved && Number.isFinite(score)) {
-          best = { epoch, score, state: opts.restoreBest ? cloneState(stateful.stateDict!()) : null };
+          best = { epoch, score, loss: v.loss, state: opts.restoreBest ? cloneState(stateful.stateDict!()) : null };
         }
       }
       log.timeMs = performance.now() - t0;
@@ -419,7 +422,7 @@ function cloneState(s: Record<string, Tensor>): Record<string, Tensor> {
   return Object.fromEntries(Object.entries(s).map(([k, t]) => [k, new Tensor(Float32Array.from(t.dataSync()), t.shape)]));
 }
 
-type Monitor = 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy';
+type Monitor = 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy' | 'valMetric';
 
 function better(mode: 'min' | 'max', a: number, best: number, minDelta: number): boolean {
   return mode === 'min' ? a < best - minDelta : a > best + minDelta;
@@ -438,7 +441,8 @@ function better(mode: 'min' | 'max', a: number, best: number, minDelta: number):
  */
 export function earlyStopping(opts: { monitor?: Monitor; patience?: number; minDelta?: number; mode?: 'min' | 'max' } = {}): Callback & { bestEpoch: number } {
   const monitor = opts.monitor ?? 'valLoss';
-  const mode = opts.mode ?? (monitor.toLowerCase().includes('acc') ? 'max' : 'min');
+  // valMetric: 'max', as fit's validationMetric defaults to; pass `mode` for a metric to minimise.
+  const mode = opts.mode ?? (monitor.toLowerCase().includes('acc') || monitor === 'valMetric' ? 'max' : 'min');
   const patience = opts.patience ?? 3;
   let best = mode === 'min' ? Infinity : -Infinity;
   let wait = 0;
@@ -479,7 +483,8 @@ export function checkpointCallback(path: string, opts: { monitor?: Monitor; mode
     return c as CheckpointModel;
   };
   const monitor = opts.monitor ?? 'valLoss';
-  const mode = opts.mode ?? (monitor.toLowerCase().includes('acc') ? 'max' : 'min');
+  // valMetric: 'max', as fit's validationMetric defaults to; pass `mode` for a metric to minimise.
+  const mode = opts.mode ?? (monitor.toLowerCase().includes('acc') || monitor === 'valMetric' ? 'max' : 'min');
   let best = mode === 'min' ? Infinity : -Infinity;
   return {
     async onEpochEnd(log, ctx) {

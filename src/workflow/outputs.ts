@@ -74,6 +74,8 @@ export async function evaluationPlots(dir: string, rows: readonly PredictionRow[
     return { label: classes[c]!, recall: r.recall, precision: r.precision, ap: m.per_class[classes[c]!]!.pr_auc, prevalence: y.filter((v) => v === c).length / y.length };
   });
   if (C > 2) rocs.push({ label: 'macro average', ...macroRoc(rocs), auc: m.roc_auc_macro });
+  // Only when every class has an AP: then the area under the macro curve is pr_auc_macro.
+  if (C > 2 && prs.every((c) => Number.isFinite(c.ap))) prs.push({ label: 'macro average', ...macroPrCurve(prs), ap: m.pr_auc_macro, prevalence: NaN });
   const figs: Record<string, string> = {};
   const save = async (name: string, fig: Promise<{ svg: string; png: Uint8Array }>) => {
     await saveFigure(await fig, `${dir}/plots/${prefix}${name}`);
@@ -99,6 +101,32 @@ function macroRoc(curves: { fpr: number[]; tpr: number[] }[]): { fpr: number[]; 
     return ys[k]! + t * (ys[k + 1]! - ys[k]!);
   };
   return { fpr: grid, tpr: grid.map((x) => curves.reduce((a, c) => a + interp(c.fpr, c.tpr, x), 0) / curves.length) };
+}
+
+/**
+ * Macro-average precision-recall curve: the mean of the classes' step functions (each recall step
+ * holding the precision that average precision weights it by), on the union of their recalls,
+ * in increasing recall. Drawn as steps, the area under it is the mean of the classes' APs.
+ */
+export function macroPrCurve(curves: readonly { recall: readonly number[]; precision: readonly number[] }[]): { recall: number[]; precision: number[] } {
+  // Per class: its distinct recalls, ascending, each with the highest precision reaching it (the
+  // point at the highest threshold, where that recall is first reached: what AP counts).
+  const steps = curves.map((c) => {
+    const best = new Map<number, number>();
+    c.recall.forEach((r, i) => best.set(r, Math.max(best.get(r) ?? -Infinity, c.precision[i]!)));
+    const recalls = [...best.keys()].sort((a, b) => a - b);
+    return { recalls, precision: recalls.map((r) => best.get(r)!) };
+  });
+  const grid = [...new Set(steps.flatMap((s) => s.recalls))].sort((a, b) => a - b);
+  const at = steps.map(() => 0);
+  const precision = grid.map((r) =>
+    steps.reduce((sum, s, k) => {
+      // The step covering r ends at the smallest recall ≥ r (every curve reaches recall 1 or its maximum).
+      while (at[k]! < s.recalls.length - 1 && s.recalls[at[k]!]! < r) at[k]!++;
+      return sum + s.precision[at[k]!]!;
+    }, 0) / steps.length,
+  );
+  return { recall: grid, precision };
 }
 
 export interface RunOutputs {

@@ -4,7 +4,7 @@ import { setThreads } from '../core/threads.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/image.js';
 import { type ImageList, listCsvImages, listImageFolder } from '../data/datasets.js';
 import { ImageLoader } from '../data/loader.js';
-import { type Preprocess, type TransformSpec, defaultAugment, preprocessToMetadata, uprightAugment } from '../data/transforms.js';
+import { type Preprocess, type TransformSpec, checkPreprocess, defaultAugment, preprocessToMetadata, uprightAugment } from '../data/transforms.js';
 import { type ClassificationMetrics, HEADLINE, classificationMetrics } from '../eval/metrics.js';
 import { stratifiedKFold, stratifiedSplit } from '../eval/splits.js';
 import { bootstrapCI, meanStd } from '../eval/stats.js';
@@ -15,7 +15,7 @@ import { compileForInference, exportOnnxBytes } from '../io/onnx/export.js';
 import { BatchNorm2d } from '../layers/layers.js';
 import { ARCHS, fromArch } from '../models/index.js';
 import type { Classifier } from '../models/network.js';
-import { type EpochLog, TrainingAbortedError, fit, predictProbabilities } from '../train/fit.js';
+import { type EpochLog, TrainingAbortedError, earlyStopping, fit, predictProbabilities } from '../train/fit.js';
 import { crossEntropy } from '../train/losses.js';
 import { AdamW } from '../train/optim.js';
 import { recalibrateBatchNorm } from '../train/precise_bn.js';
@@ -62,7 +62,11 @@ export interface TrainRunOptions {
   /** 'backbone': only the head (and with weights, nothing else) ever trains. */
   freeze?: 'backbone' | 'none';
   inputSize?: number;
+  /** DICOM VOI window [center, width] for every DICOM image, e.g. [-600, 1500] for lung CT (default: each file's own); stored in the model with the rest of its preprocessing. */
+  window?: [number, number];
   epochs?: number;
+  /** Early stopping: a model stops after this many epochs without a better validation macro F1 (default: none; the best epoch is restored either way). */
+  patience?: number;
   /** Fine-tuning: epochs of the head alone before all layers train (default ⌈epochs/4⌉, at most 3). */
   headEpochs?: number;
   batch?: number;
@@ -188,6 +192,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   for (const [name, v, min] of [['--input-size', inputSize, 16], ['--epochs', epochs, 1], ['--batch', batch, 2]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw new ValueError(`${name} must be an integer ≥ ${min}, got ${v}`);
   }
+  if (opts.patience !== undefined && (!Number.isSafeInteger(opts.patience) || opts.patience < 1)) throw new ValueError(`--patience must be an integer ≥ 1, got ${opts.patience}`);
   if (folds !== 0 && (!Number.isSafeInteger(folds) || folds < 2)) throw new ValueError(`--folds must be 0 (no cross-validation) or an integer ≥ 2, got ${folds}`);
   if (!(testFraction >= 0 && testFraction < 1)) throw new ValueError(`--test-fraction must be in [0, 1), got ${testFraction}`);
   if (archInputFixed(opts.arch) && inputSize % 16 !== 0) throw new ValueError(`--input-size: ${opts.arch} needs a multiple of 16, got ${inputSize}`);
@@ -201,7 +206,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   const counts = Object.fromEntries(classes.map((c, k) => [c, labels.filter((y) => y === k).length]));
   const finetune = opts.weights !== undefined;
   const lr = opts.lr ?? (finetune ? 1e-3 : 2e-3);
-  const preprocess: Preprocess = { inputSize, resize: inputSize, crop: inputSize, channels: 3, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] };
+  const preprocess: Preprocess = checkPreprocess({ inputSize, resize: inputSize, crop: inputSize, channels: 3, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], ...(opts.window ? { window: opts.window } : {}) }, '--window');
   const augment: TransformSpec[] = Array.isArray(opts.augment) ? opts.augment : opts.augment === 'none' ? [] : opts.augment === 'upright' ? uprightAugment(inputSize) : defaultAugment(inputSize);
   // A regular file only (a FIFO would hang the read), read whole.
   const weightsBytes = finetune ? await readRegularFile(opts.weights!, { error: (m) => new LightconvError(`--weights: ${m}`) }) : null;
@@ -310,13 +315,15 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         },
       ],
     };
+    // A fresh stopper per fit (the head phase and the all-layers phase each count their own epochs).
+    const stopping = () => ({ callbacks: [...common.callbacks, ...(opts.patience ? [earlyStopping({ monitor: 'valMetric', mode: 'max', patience: opts.patience })] : [])] });
     let bestEpoch = 0;
     const headEpochs = finetune ? Math.min(opts.headEpochs ?? Math.min(3, Math.ceil(epochs / 4)), epochs) : 0;
     const head = net.head();
     if (headEpochs > 0) {
       phase = 'head';
       net.freeze().unfreeze(head.name);
-      const r = await fit(net, trainData, { ...common, epochs: headEpochs, frozenBatchNorm: frozenBn, optimizer: new AdamW(net.parameters(), { lr, weightDecay: 1e-4 }), schedule: cosineSchedule({ total: headEpochs, warmup: 0 }) });
+      const r = await fit(net, trainData, { ...common, ...stopping(), epochs: headEpochs, frozenBatchNorm: frozenBn, optimizer: new AdamW(net.parameters(), { lr, weightDecay: 1e-4 }), schedule: cosineSchedule({ total: headEpochs, warmup: 0 }) });
       bestEpoch = r.bestEpoch;
       offset = headEpochs;
     }
@@ -330,7 +337,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
       const backbone = params.filter((p) => !headParams.has(p));
       const groups = finetune ? [{ params: backbone, options: { lr: lr / 10 } }, { params: params.filter((p) => headParams.has(p)) }] : [{ params }];
       const optimizer = new AdamW(groups, { lr, weightDecay: finetune ? 1e-4 : 5e-4 });
-      const r = await fit(net, trainData, { ...common, epochs: rest, frozenBatchNorm: frozenBn || opts.freeze === 'backbone', optimizer, schedule: cosineSchedule({ total: rest, warmup: finetune ? 0 : Math.min(2, Math.floor(rest / 5)) }) });
+      const r = await fit(net, trainData, { ...common, ...stopping(), epochs: rest, frozenBatchNorm: frozenBn || opts.freeze === 'backbone', optimizer, schedule: cosineSchedule({ total: rest, warmup: finetune ? 0 : Math.min(2, Math.floor(rest / 5)) }) });
       if (r.bestEpoch > 0) bestEpoch = r.bestEpoch + offset;
     }
     return { net, bestEpoch };
@@ -356,12 +363,28 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
 
   let final: Classifier | null = null;
   try {
+    // Training reads every development image in its first epoch, the held-out test images only
+    // at the very end: decode them now, so that a corrupt or oversized test image stops the run
+    // at its start, naming the file, instead of after every model has trained.
+    if (test.length > 0) {
+      for await (const b of loader(test, 'eval').batches(0)) void b;
+      await closeLoaders();
+    }
     if (folds >= 2) {
       const devLabels = Int32Array.from(dev, (i) => labels[i]!);
       const devGroups = groups ? dev.map((i) => groups[i]!) : undefined;
-      const splits = stratifiedKFold(devLabels, folds, seed, devGroups, { classNames: classes });
+      let splits: ReturnType<typeof stratifiedKFold>;
+      try {
+        splits = stratifiedKFold(devLabels, folds, seed, devGroups, { classNames: classes });
+      } catch (e) {
+        // The class sizes it counts are the development images', not the folder's: say so.
+        if (e instanceof ValueError && test.length > 0) throw new ValueError(`${e.message} (counted among the ${dev.length} development images left after the held-out test set of ${test.length}, --test-fraction ${testFraction})`);
+        throw e;
+      }
       const oof = new Float32Array(dev.length * C);
+      // In metrics from the start, so that a cancelled run keeps the folds that finished.
       const foldsMetrics: NonNullable<RunMetrics['folds']> = [];
+      metrics.folds = foldsMetrics;
       for (const [k, s] of splits.entries()) {
         // The fold's own images only score the model: its best epoch is chosen on 15 % of the
         // other folds' images (selecting on the scored images would bias the fold's result upwards).
@@ -377,7 +400,6 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         foldsMetrics.push({ fold: k + 1, best_epoch: bestEpoch, n_train: trainIdx.length, n_val: valIdx.length, ...m });
         log(`fold ${k + 1}/${folds}: best epoch ${bestEpoch}, ${headlineLine(m)}`);
       }
-      metrics.folds = foldsMetrics;
       metrics.mean = {};
       metrics.std = {};
       for (const h of HEADLINE) {

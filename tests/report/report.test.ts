@@ -66,6 +66,10 @@ describe('writeReport', () => {
     expect(md).toContain('[![ROC curves](plots/roc.png)](plots/roc.svg)');
     expect(md).toContain('[![Confusion matrix](plots/confusion.png)](plots/confusion.svg)');
     expect(md).toContain('[![my plot](plots/my%20plot.png)](plots/my%20plot.svg)');
+    // The figure names a training run writes get titles too, not their file names.
+    const run = await renderReport(tmp, m, { figures: { training_curves: 'plots/training_curves.png', confusion_matrix: 'plots/confusion_matrix.png', confusion_matrix_normalized: 'plots/confusion_matrix_normalized.png' } });
+    for (const t of ['Training curves', 'Confusion matrix', 'Confusion matrix (row-normalised)']) expect(run).toContain(`### ${t}\n`);
+    expect(run).not.toMatch(/### (training_curves|confusion_matrix)/);
     // Files: present ones plain, missing ones marked.
     expect(md).toContain('- Metrics (JSON): [metrics.json](metrics.json) (not written)');
     expect(md).toContain('- Training history: [history.csv](history.csv)\n');

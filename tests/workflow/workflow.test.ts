@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOnnx } from '../../src/io/onnx/model.js';
 import { preprocessFromMetadata } from '../../src/data/transforms.js';
+import { listImageFolder } from '../../src/data/datasets.js';
 import { HEADLINE } from '../../src/eval/metrics.js';
+import { stratifiedSplit } from '../../src/eval/splits.js';
 import { pairedTTest, wilcoxonSignedRank } from '../../src/eval/stats.js';
 import { compareRuns } from '../../src/workflow/compare.js';
-import { evalRun, predictFiles } from '../../src/workflow/eval_run.js';
+import { evalRun, loadTrainedModel, predictFiles } from '../../src/workflow/eval_run.js';
+import { TrainingAbortedError } from '../../src/train/fit.js';
 import { trainRun } from '../../src/workflow/train_run.js';
 import { csvSubset, imageFolderSubset } from './datasets.js';
 
@@ -17,7 +20,8 @@ import { csvSubset, imageFolderSubset } from './datasets.js';
  * seen in this form: 4 digit classes (grayscale, ImageFolder) and the IHC patches (colour, a CSV
  * with groups). Models are small and epochs few: these tests check the plumbing and the
  * contracts (files, keys, splits, metadata), not accuracy — accuracy is tested in
- * readme_training.test.ts and finetune.test.ts.
+ * finetune_bn.test.ts (precise BN, fine-tuning vs scratch) and by scripts/check-readme.ts (the
+ * README's digits runs, ≥ 95 %).
  */
 const quiet = () => undefined;
 const dirs: string[] = [];
@@ -146,7 +150,10 @@ describe('CSV layout with groups, no cross-validation', () => {
     dirs.push(dir.replace(/\/images$/, ''));
     const out = `${dir}-run`;
     dirs.push(out);
-    const r = await trainRun({ ...common, data: dir, csv, groupCol: 'lesion_id', arch: 'light_cnn', epochs: 2, folds: 0, testFraction: 0.3, out });
+    // A DICOM window (these PNGs ignore it) travels into the model with the rest of the preprocessing.
+    const r = await trainRun({ ...common, data: dir, csv, groupCol: 'lesion_id', arch: 'light_cnn', epochs: 2, folds: 0, testFraction: 0.3, window: [-600, 1500], out });
+    expect(r.metrics.preprocess.window).toEqual([-600, 1500]);
+    expect((await loadTrainedModel(join(out, 'best.onnx'))).preprocess.window).toEqual([-600, 1500]);
     expect(r.metrics.evaluated_on).toBe('test');
     expect(r.metrics.validation).toBeDefined();
     const rows = (parse(await readFile(csv, 'utf8'), { columns: true }) as Record<string, string>[]);
@@ -159,10 +166,60 @@ describe('CSV layout with groups, no cross-validation', () => {
   });
 });
 
+describe('early stopping', () => {
+  it('--patience stops a model once validation F1 has not improved for that many epochs', async () => {
+    const out = `${digits}-patience`;
+    dirs.push(out);
+    const r = await trainRun({ ...common, data: digits, arch: 'light_cnn', epochs: 12, patience: 1, folds: 0, explain: false, out });
+    const f1 = r.history.map((h) => h.valMetric!);
+    const best = f1.indexOf(Math.max(...f1)); // the first epoch reaching the maximum (strict improvement)
+    expect(r.history.length).toBe(best + 1 + 1);
+    expect(r.history.length).toBeLessThan(12);
+    await expect(trainRun({ ...common, data: digits, arch: 'light_cnn', epochs: 2, patience: 0, out: `${out}-bad` })).rejects.toThrow(/--patience must be an integer ≥ 1, got 0/);
+  });
+});
+
+describe('cancellation', () => {
+  it('a run cancelled in its second fold keeps the first fold in metrics.json and predictions.csv', async () => {
+    const out = `${digits}-cancelled`;
+    dirs.push(out);
+    const ac = new AbortController();
+    const log = (l: string) => void (/^fold 2 epoch 1:/.test(l) && ac.abort());
+    const err = await trainRun({ ...common, log, signal: ac.signal, data: digits, arch: 'light_cnn', epochs: 2, folds: 3, out }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TrainingAbortedError);
+    const m = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
+    expect(m.status).toBe('cancelled');
+    expect(m.folds.map((f: { fold: number }) => f.fold)).toEqual([1]);
+    expect(m.folds[0].n_val).toBe(16); // a third of the 48 development images
+    const preds = parse(await readFile(join(out, 'predictions.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+    expect(preds.map((p) => p.split)).toEqual(Array(16).fill('fold1'));
+    expect(existsSync(join(out, 'best.onnx'))).toBe(false);
+  });
+});
+
 describe('bad input: typed errors that name the problem, nothing written', () => {
   it('--folds larger than the smallest class', async () => {
     const out = `${digits}-bad-folds`;
-    await expect(trainRun({ ...common, data: digits, arch: 'light_cnn', epochs: 1, folds: 20, out })).rejects.toThrow(/smallest class/);
+    await expect(trainRun({ ...common, data: digits, arch: 'light_cnn', epochs: 1, folds: 20, out })).rejects.toThrow(/smallest class '0' \(12 images\); every fold needs one of each class \(counted among the 48 development images left after the held-out test set of 12, --test-fraction 0.2\)/);
+    expect(existsSync(out)).toBe(false);
+  });
+  it('a DICOM window of width < 1', async () => {
+    const out = `${digits}-bad-window`;
+    await expect(trainRun({ ...common, data: digits, arch: 'light_cnn', epochs: 1, window: [40, 0], out })).rejects.toThrow(/--window: window must be \[center, width\] with width ≥ 1/);
+    expect(existsSync(out)).toBe(false);
+  });
+  it('a corrupt held-out test image stops the run before any training, naming the file', async () => {
+    // The test split is what trainRun draws: stratifiedSplit of the listed labels with the run's seed.
+    const dir = await imageFolderSubset('datasets/digits', ['0', '1', '2', '3'], 15);
+    dirs.push(dir);
+    const list = await listImageFolder(dir);
+    const { test } = stratifiedSplit(Int32Array.from(list.items, (it) => it.label), common.testFraction, common.seed);
+    const bad = list.items[test[0]!]!;
+    await writeFile(bad.path, 'not an image');
+    const out = `${dir}-bad-test-image`;
+    const lines: string[] = [];
+    await expect(trainRun({ ...common, log: (l) => lines.push(l), data: dir, arch: 'light_cnn', epochs: 1, folds: 2, out })).rejects.toThrow(new RegExp(`${bad.file}: decodeImage: not a PNG or JPEG`));
+    expect(lines.filter((l) => /epoch/.test(l))).toEqual([]);
     expect(existsSync(out)).toBe(false);
   });
   it('--weights of another architecture, or of light_cnn at another input size', async () => {
