@@ -62,6 +62,11 @@ export interface OverlayOptions {
   size?: number;
   /** Also write the SVG beside the PNG (same name, .svg). A path ending in .svg writes only the SVG. */
   svg?: boolean;
+  /**
+   * The image's true class, when known (a labelled test image): the title then says whether the
+   * explained class is it, so a map of a wrong answer is not read as evidence for the right one.
+   */
+  trueClass?: string;
 }
 
 /** What `heatFigure` draws: an image, values over it with their colour bar, a title and a caption. */
@@ -283,7 +288,7 @@ export async function overlayFigure(cam: Cam, image: RgbImage | string, opts: Ov
   const faint = largest !== undefined && largest < 0.01 ? [`No patch lowered the probability by even 0.01 (largest ${fmtProb(largest)}): the answer does not rest on any one patch, and the map ranks tiny effects.`] : [];
   return heatFigure(
     {
-      title: `${METHOD_TITLE[cam.method]} for '${cam.className}'`,
+      title: `${METHOD_TITLE[cam.method]} for '${cam.className}'${opts.trueClass === undefined ? '' : opts.trueClass === cam.className ? ' — the true class' : ` — wrong: the true class is '${opts.trueClass}'`}`,
       subtitle: `class ${cam.classIndex} '${cam.className}', model probability ${fmtProb(cam.score)}${layer}${drop} · input ${cam.width}×${cam.height}`,
       caption: [...METHOD_CAPTION[cam.method], ...faint],
       image: img,

@@ -110,7 +110,7 @@ export async function writeRunExplanations(
       for (const [i, p] of picks.entries()) {
         const cam = cams[i]!;
         const name = `explain/gradcam_${i + 1}.png`;
-        await saveOverlay(cam, p.row.path, `${out}/${name}`, { svg: true, size: 240 });
+        await saveOverlay(cam, p.row.path, `${out}/${name}`, { svg: true, size: 240, trueClass: classes[p.row.label]! });
         files.push(name, name.replace(/\.png$/, '.svg'));
         md.push(`| \`${p.row.file}\` | ${classes[p.row.label]} | ${classes[p.predicted]} (p = ${Number(p.row.probs[p.predicted]).toFixed(3)})${p.right ? '' : ' — wrong'} | ![Grad-CAM ${i + 1}](${name}) |`);
       }

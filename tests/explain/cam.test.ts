@@ -287,6 +287,10 @@ describe('gradCam methods', () => {
     // The unscaled detector: occluding a quarter of the square drops p by 0.018, no such line.
     const plain = await gradCam(redDetector(32), x, { method: 'occlusion', target: 1, occlusion: { patch: 4, stride: 2 } });
     expect((await overlayFigure(plain, rgbOf(x))).svg).not.toContain('No patch lowered');
+    // A labelled image: the title says whether the explained class is the true one.
+    const [, wrong, right] = await Promise.all([null, overlayFigure(plain, rgbOf(x), { trueClass: 'blue' }), overlayFigure(plain, rgbOf(x), { trueClass: plain.className })]);
+    expect(wrong.svg).toContain(`for '${plain.className}' — wrong: the true class is 'blue'`);
+    expect(right.svg).toContain(`for '${plain.className}' — the true class`);
   });
 
   it('works on a model written with lightconv metadata (class names, preprocessing) given by path', async () => {

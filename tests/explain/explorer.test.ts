@@ -227,6 +227,27 @@ describe('explore: the static folder', () => {
   });
 });
 
+describe('explore: a model without spatial maps', () => {
+  it('shows gradient saliency where Grad-CAM has no layer to weight (an MLP)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lc-explore-mlp-'));
+    try {
+      const file = join(dir, 'mlp.onnx');
+      const { exportOnnx } = await import('../../src/io/onnx/export.js');
+      const { preprocessToMetadata } = await import('../../src/data/transforms.js');
+      const { Flatten, Linear, Sequential } = await import('../../src/layers/layers.js');
+      const raw = { inputSize: 8, resize: 8, crop: 8, channels: 3 as const, mean: [0, 0, 0], std: [1, 1, 1] };
+      const image = { width: 8, height: 8, rgb: Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => (i * 37) % 256) };
+      await exportOnnx(new Sequential(new Flatten(), new Linear(3 * 8 * 8, 3)), file, { input: [1, 3, 8, 8], metadata: { 'lightconv.classes': JSON.stringify(['a', 'b', 'c']), ...preprocessToMetadata(raw) } });
+      const data = await explorerData(file, image);
+      expect(data.cams.map((c) => c.method)).toEqual(['saliency', 'saliency', 'saliency']);
+      // Asked for a layer, the page does not swap methods: the error names the problem.
+      await expect(explorerData(file, image, { layer: 'nope' })).rejects.toThrow(ValueError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('explore: loopback only', () => {
   it('refuses any host but 127.0.0.1, ::1 and localhost, before doing any work', async () => {
     for (const h of ['127.0.0.1', '::1', 'localhost', '[::1]']) expect(() => checkLoopback(h)).not.toThrow();

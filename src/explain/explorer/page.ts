@@ -11,6 +11,9 @@ import { type Arithmetic, fmtNum, flatOf, unflat } from '../arithmetic.js';
 import { type Step, collectSteps } from '../step.js';
 import { DATA_GLOBAL, type ExplorerData, type ExplorerGradients } from './data.js';
 
+/** How the page names each CAM method. */
+const METHOD_NAMES: Record<string, string> = { gradcam: 'Grad-CAM', 'gradcam++': 'Grad-CAM++', occlusion: 'Occlusion sensitivity', saliency: 'Gradient saliency (the input gradient)' };
+
 /** How many channel maps a panel shows before its "show all" button. */
 const FIRST_MAPS = 16;
 /** Feature maps are drawn at least this many CSS pixels wide (a 4×4 map is otherwise a dot). */
@@ -197,7 +200,7 @@ function renderExplain(p: Page, classIndex: number): void {
         'figure',
         { style: 'margin:0' },
         el('img', { id: 'cam-overlay', class: 'pic', src: cam.overlay, width: size, height: sizeH, alt: `Grad-CAM for ${cam.className}` }),
-        el('figcaption', { class: 'note' }, `${cam.method === 'gradcam' ? 'Grad-CAM' : cam.method} for '${cam.className}'`),
+        el('figcaption', { class: 'note' }, `${METHOD_NAMES[cam.method] ?? cam.method} for '${cam.className}'`),
         el('div', { class: 'legend', style: `background:linear-gradient(to right, ${stops.join(', ')})` }),
         el('div', { class: 'legend-labels' }, el('span', {}, 'no evidence'), el('span', {}, 'most evidence')),
       ),

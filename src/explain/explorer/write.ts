@@ -96,8 +96,19 @@ export async function explorerData(model: ExplorerModel, image: RgbImage | strin
   const png = (img: RgbImage) => `data:image/png;base64,${Buffer.from(encodePng(img.rgb, img.width, img.height)).toString('base64')}`;
 
   const cams: ExplorerCam[] = [];
+  let method = opts.method ?? 'gradcam';
   for (const c of shown) {
-    const cam = await gradCam(subjectModel, x, { target: c, method: opts.method ?? 'gradcam', ...(opts.layer ? { layer: opts.layer } : {}) });
+    const camOf = () => gradCam(subjectModel, x, { target: c, method, ...(opts.layer ? { layer: opts.layer } : {}) });
+    let cam;
+    try {
+      cam = await camOf();
+    } catch (e) {
+      // No layer to weight (a model without spatial maps, e.g. an MLP): gradient saliency
+      // needs none, and the page says which method it shows.
+      if (!(e instanceof ValueError) || opts.layer || (method !== 'gradcam' && method !== 'gradcam++')) throw e;
+      method = 'saliency';
+      cam = await camOf();
+    }
     // The CAM of a tensor input is at the input's resolution: the same pixels as `seen`.
     const overlay = blendHeat(seen, cam.map, [0, 1], camLut, 0.5);
     let peak = 0;
