@@ -250,6 +250,13 @@ function defaultWorkers(cores: number): number {
 
 const isNode = () => typeof process !== 'undefined' && !!process.versions?.node;
 
+/** One epoch's order of items, the seed of each draw, and its number of batches. */
+interface EpochPlan {
+  order: number[];
+  seeds: number[];
+  batches: number;
+}
+
 /**
  * Streams batches of a file list — a `BatchSource` for `fit`. Decoding, resizing and augmentation
  * run in worker threads a few batches ahead; the order and augmentation follow from (seed, epoch,
@@ -357,9 +364,44 @@ export class ImageLoader {
     return this.backendP;
   }
 
+  /**
+   * Batches started for the epoch the caller is expected to ask for next: while the last batches
+   * of an epoch train (and validation runs), the worker decodes the next epoch's first ones, so
+   * an epoch does not begin by waiting for a batch to decode.
+   */
+  private early: { epoch: number; plan: EpochPlan; pending: Promise<Batch>[] } | null = null;
+  /** The epoch of the previous `batches` call: the next is guessed from the step between calls. */
+  private lastEpoch: number | null = null;
+
   /** Epoch `epoch`'s batches, decoded ahead (up to `prefetch` batches) while the caller works on the current one. */
   async *batches(epoch: number): AsyncGenerator<Batch> {
     const backend = await this.backend();
+    const ahead = backend.parallel ? (this.opts.prefetch ?? 2) + 1 : 1;
+    const pending: Promise<Batch>[] = [];
+    let next = 0;
+    if (this.early?.epoch === epoch) {
+      pending.push(...this.early.pending);
+      next = pending.length;
+    }
+    this.early = null;
+    // Training asks for 0, 1, 2, …; evaluation for 0, 0, 0, …
+    const following = epoch + (this.lastEpoch === null ? 1 : epoch - this.lastEpoch);
+    this.lastEpoch = epoch;
+    const plan = this.plan(epoch);
+    const nb = plan.batches;
+    for (let k = 0; k < nb; k++) {
+      while (next < nb && next < k + ahead) pending.push(this.startBatch(backend, plan, next++));
+      // The last batches are in flight: fill the rest of the window from the next epoch.
+      if (next === nb && backend.parallel && following >= 0 && !this.closed) {
+        const early = (this.early ??= { epoch: following, plan: this.plan(following), pending: [] });
+        while (pending.length + early.pending.length < ahead && early.pending.length < early.plan.batches) early.pending.push(this.startBatch(backend, early.plan, early.pending.length));
+      }
+      yield await pending.shift()!;
+    }
+  }
+
+  /** Epoch `epoch`'s order, per-draw seeds and batch count. */
+  private plan(epoch: number): EpochPlan {
     const order = this.epochOrder(epoch);
     const seed = this.opts.seed ?? 0;
     // The k-th draw of an item in an epoch (balanced sampling repeats items) gets its own seed.
@@ -370,29 +412,26 @@ export class ImageLoader {
       return sampleSeed(seed, epoch, i, occ);
     });
     const B = this.batchSize;
-    const nb = this.opts.dropLast ? Math.floor(order.length / B) : Math.ceil(order.length / B);
-    const ahead = backend.parallel ? (this.opts.prefetch ?? 2) + 1 : 1;
-    const pending: Promise<Batch>[] = [];
-    let next = 0;
-    const start = (k: number): Promise<Batch> => {
-      const idx = order.slice(k * B, Math.min(order.length, (k + 1) * B));
-      const jobs = new Uint32Array(idx.length * 2);
-      idx.forEach((i, j) => {
-        jobs[2 * j] = i;
-        jobs[2 * j + 1] = seeds[k * B + j]!;
-      });
-      const p = backend.decode(jobs).then((data) => {
-        const { channels: C, inputSize: S } = this.opts.preprocess;
-        return { images: new Tensor(data, [idx.length, C, S, S]), labels: Int32Array.from(idx, (i) => this.labelsOf[i]!), indices: idx };
-      });
-      // Handled now so that a failure ahead of the consumer is not an unhandled rejection; it is re-thrown when awaited.
-      p.catch(() => {});
-      return p;
-    };
-    for (let k = 0; k < nb; k++) {
-      while (next < nb && next < k + ahead) pending.push(start(next++));
-      yield await pending.shift()!;
-    }
+    return { order, seeds, batches: this.opts.dropLast ? Math.floor(order.length / B) : Math.ceil(order.length / B) };
+  }
+
+  /** Starts decoding batch k of a plan. */
+  private startBatch(backend: Backend, plan: EpochPlan, k: number): Promise<Batch> {
+    const { order, seeds } = plan;
+    const B = this.batchSize;
+    const idx = order.slice(k * B, Math.min(order.length, (k + 1) * B));
+    const jobs = new Uint32Array(idx.length * 2);
+    idx.forEach((i, j) => {
+      jobs[2 * j] = i;
+      jobs[2 * j + 1] = seeds[k * B + j]!;
+    });
+    const p = backend.decode(jobs).then((data) => {
+      const { channels: C, inputSize: S } = this.opts.preprocess;
+      return { images: new Tensor(data, [idx.length, C, S, S]), labels: Int32Array.from(idx, (i) => this.labelsOf[i]!), indices: idx };
+    });
+    // Handled now so that a failure ahead of the consumer is not an unhandled rejection; it is re-thrown when awaited.
+    p.catch(() => {});
+    return p;
   }
 
   /** Cache use and threads: the sums over the workers, as of their latest replies. */
