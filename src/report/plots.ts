@@ -662,25 +662,28 @@ export async function reliabilityDiagram(bins: ReliabilityBins, ece: number, opt
             encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'b', type: 'quantitative' } },
           },
           {
+            // Points, not a line: bins are separate estimates (a line between a one-image bin and
+            // a full one drew a slope that no data shows); the area says how many images.
             data: { values: filled },
-            mark: { type: 'line', color: '#e15759', strokeWidth: 1.5, point: { filled: true, size: 40, color: '#e15759' } },
+            mark: { type: 'point', filled: true, color: '#e15759', opacity: 0.9 },
             encoding: {
               x: { field: 'confidence', type: 'quantitative' },
               y: { field: 'accuracy', type: 'quantitative' },
+              size: { field: 'count', type: 'quantitative', scale: { domain: [0, Math.max(1, ...bins.count)], range: [12, 220] }, legend: null },
             },
           },
           {
             // A key drawn by hand: three layers with fixed colours have no shared legend.
             data: { values: [
               { k: 'accuracy per bin', c: '#4e79a7' },
-              { k: 'mean confidence vs accuracy', c: '#e15759' },
+              { k: 'a bin: mean confidence, accuracy (area: images)', c: '#e15759' },
               { k: 'perfect calibration', c: '#888888' },
             ] },
             mark: { type: 'square', filled: true, opacity: 0 },
             encoding: {
               color: {
                 field: 'k', type: 'nominal', title: null,
-                scale: { domain: ['accuracy per bin', 'mean confidence vs accuracy', 'perfect calibration'], range: ['#4e79a7', '#e15759', '#888888'] },
+                scale: { domain: ['accuracy per bin', 'a bin: mean confidence, accuracy (area: images)', 'perfect calibration'], range: ['#4e79a7', '#e15759', '#888888'] },
                 legend: { orient: 'top', direction: 'horizontal', symbolType: 'square', symbolOpacity: 1, columns: 2 },
               },
             },
@@ -695,7 +698,7 @@ export async function reliabilityDiagram(bins: ReliabilityBins, ece: number, opt
         encoding: {
           x,
           x2: { field: 'hi' },
-          y: { field: 'count', type: 'quantitative', title: 'Samples' },
+          y: { field: 'count', type: 'quantitative', title: 'Samples', axis: { tickMinStep: 1, format: 'd' } },
           y2: { datum: 0 },
         },
       },
