@@ -352,6 +352,33 @@ export const concatCard: OpCard<AxisAttrs> = {
     }
     return new Tensor(out, outShape, first.dtype);
   },
+  cpu(inputs, attrs) {
+    if (inputs.some((t) => t.dtype !== 'float32')) return concatCard.reference(inputs, attrs);
+    const outShape = concatCard.shape(
+      inputs.map((t) => t.shape),
+      attrs,
+    );
+    const a = normAxis(attrs.axis, outShape.length, 'Concat');
+    const outer = sizeOf(outShape.slice(0, a));
+    const inner = sizeOf(outShape.slice(a + 1));
+    const rowLen = outShape[a]! * inner;
+    // In a graph run the output lives in kernel memory, and so do inputs that kernels made: the
+    // copies are then kernel calls (a recorded run replays them), so the layers after a Concat
+    // (DenseNet's BN, GoogLeNet's pools) read it in place instead of falling back to JavaScript.
+    const out = outputBuffer(sizeOf(outShape));
+    const rt = wasmKernelsEnabled() ? runtime() : null;
+    let col = 0;
+    for (const t of inputs) {
+      const len = t.shape[a]! * inner;
+      if (len > 0 && outer > 0) {
+        const src = t.f32();
+        if (rt) copyMatrix(rt, src, len, 1, out.subarray(col), rowLen, 1, outer, len);
+        else for (let o = 0; o < outer; o++) out.set(src.subarray(o * len, (o + 1) * len), o * rowLen + col);
+      }
+      col += len;
+    }
+    return new Tensor(out, outShape, 'float32');
+  },
   grad: concatGrad,
 };
 

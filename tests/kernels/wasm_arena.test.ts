@@ -9,6 +9,7 @@ import { conv, convGeometry } from '../../src/kernels/conv.js';
 import { wasmConv } from '../../src/kernels/wasm/conv.js';
 import { binary } from '../../src/kernels/elementwise.js';
 import { gelu } from '../../src/kernels/gelu.js';
+import { concat } from '../../src/kernels/movement.js';
 import { type PoolAttrs, averagePool, globalAveragePool, maxPool } from '../../src/kernels/pool.js';
 import { KernelArena, openArena } from '../../src/kernels/wasm/arena.js';
 import { wasmPool2d } from '../../src/kernels/wasm/pooling.js';
@@ -190,6 +191,23 @@ describe('kernels reading and writing wasm memory in place (the arena)', () => {
     const got = [...(inArena([special], (x) => gelu(x!)).dataSync() as Float32Array)];
     const ts = [...(withWasmKernels(false, () => gelu(special)).dataSync() as Float32Array)];
     expect(got.map((v) => (Object.is(v, -0) ? '-0' : String(v)))).toEqual(ts.map((v) => (Object.is(v, -0) ? '-0' : String(v))));
+  });
+
+  it('Concat writes its output in kernel memory (kernel copies), equal to the reference on any axis', () => {
+    const cases: [number[][], number][] = [
+      [[[1, 3, 5, 7], [1, 4, 5, 7], [1, 1, 5, 7]], 1], // DenseNet's channel concat
+      [[[2, 3, 5, 7], [2, 2, 5, 7]], 1],
+      [[[2, 3, 5, 7], [2, 3, 5, 2]], 3],
+      [[[2, 3], [5, 3]], 0],
+      [[[1, 0, 4], [1, 2, 4]], 1], // an empty input
+    ];
+    for (const [shapes, axis] of cases) {
+      const xs = shapes.map((sh, i) => randomTensor(sh, 90 + i));
+      const got = inArena(xs, (...ts) => concat(ts as Tensor[], axis));
+      const ref = withBackend(referenceBackend, () => concat(xs, axis));
+      expect(got.shape).toEqual(ref.shape);
+      expect(Array.from(got.dataSync())).toEqual(Array.from(ref.dataSync()));
+    }
   });
 
   it('global average pool over planes of any size', () => {
