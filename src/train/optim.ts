@@ -27,6 +27,27 @@ export interface ParamGroup<O> {
 }
 
 /**
+ * The per-parameter state an optimizer keeps once a parameter has been stepped, under one group's
+ * settings: `tensors` (each of the parameter's shape, float64 for a float64 parameter, else
+ * float32), `counts` (scalars that are non-negative safe integers, such as Adam's `step`), and
+ * which of the tensors can never be negative (second moments). Checkpoint loading refuses state
+ * that differs from it.
+ */
+export interface OptimizerStateSpec {
+  readonly tensors: readonly string[];
+  readonly counts: readonly string[];
+  readonly nonNegative?: readonly string[];
+}
+
+/** Throws ValueError unless `v` is a finite number ≥ `min` (and < `below` when given). */
+function checkRange(who: string, name: string, v: unknown, min: number, below?: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (below !== undefined && !(v < below))) {
+    const range = `${min > -Infinity ? ` ≥ ${min}` : ''}${below !== undefined ? ` and < ${below}` : ''}`;
+    throw new ValueError(`${who}: ${name} must be a finite number${range}, got ${String(v)}`);
+  }
+}
+
+/**
  * The base of the optimizers: holds the parameter groups (a flat list of tensors is one group),
  * the per-parameter state and the step count; `step()` calls the subclass's `update` for every
  * parameter that requires grad and has a gradient, in place, outside autograd. Throws
@@ -48,27 +69,6 @@ export interface ParamGroup<O> {
  * const opt = new Descent([w], { lr: 0.1 });
  * ```
  */
-/**
- * The per-parameter state an optimizer keeps once a parameter has been stepped, under one group's
- * settings: `tensors` (each of the parameter's shape, float64 for a float64 parameter, else
- * float32), `counts` (scalars that are non-negative safe integers, such as Adam's `step`), and
- * which of the tensors can never be negative (second moments). Checkpoint loading refuses state
- * that differs from it.
- */
-export interface OptimizerStateSpec {
-  readonly tensors: readonly string[];
-  readonly counts: readonly string[];
-  readonly nonNegative?: readonly string[];
-}
-
-/** Throws ValueError unless `v` is a finite number ≥ `min` (and < `below` when given). */
-function checkRange(who: string, name: string, v: unknown, min: number, below?: number): void {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (below !== undefined && !(v < below))) {
-    const range = `${min > -Infinity ? ` ≥ ${min}` : ''}${below !== undefined ? ` and < ${below}` : ''}`;
-    throw new ValueError(`${who}: ${name} must be a finite number${range}, got ${String(v)}`);
-  }
-}
-
 export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
   readonly groups: ParamGroup<O>[];
   /** Per-parameter state (momentum buffers, Adam moments, step counts). */
