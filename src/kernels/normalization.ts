@@ -5,6 +5,9 @@ import { type Shape, fmtShape, sizeOf } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { type Activation, NO_ACTIVATION, activateInPlace, activationFn } from './activation.js';
 import { gradArray, gradOf, preActivationGrad } from './grad.js';
+import { outputBuffer } from '../core/storage.js';
+import { wasmChannelAffine } from './wasm/elementwise.js';
+import { wasmActivation } from './wasm/runtime.js';
 
 /**
  * Batch normalisation at inference, per channel (axis 1) of any [N, C, …] input:
@@ -48,11 +51,10 @@ function affineOf(s: ArrayLike<number>, bi: ArrayLike<number>, m: ArrayLike<numb
 }
 
 /** The fast loop of every batch norm: y = a[c]·x + b[c] per channel plane of a float32 [N, C, …] input. */
-function applyChannelAffine(x: Tensor, { a, b }: { a: Float64Array; b: Float64Array }, activation?: Activation): Tensor {
+function applyChannelAffine(x: Tensor, { a, b }: { a: Float64Array; b: Float64Array }, activation?: Activation, out = f32Array(x.size)): Tensor {
   const C = x.shape[1]!;
   const inner = sizeOf(x.shape.slice(2));
   const xd = x.f32();
-  const out = f32Array(xd.length);
   for (let start = 0, c = 0; start < out.length; start += inner, c = (c + 1) % C) {
     const ac = a[c]!;
     const bc = b[c]!;
@@ -96,7 +98,18 @@ export const batchNormCard: OpCard<BatchNormAttrs> = {
   cpu(inputs, attrs) {
     const [x, scale, bias, mean, variance] = inputs as Tensor[];
     if (x!.dtype !== 'float32') return batchNormCard.reference(inputs, attrs);
-    return applyChannelAffine(x!, batchNormAffine(scale!, bias!, mean!, variance!, attrs.epsilon), attrs.activation);
+    const affine = () => batchNormAffine(scale!, bias!, mean!, variance!, attrs.epsilon);
+    // In a graph run: the WebAssembly kernel, in place in kernel memory.
+    const C = x!.shape[1]!;
+    const inner = sizeOf(x!.shape.slice(2));
+    const out = outputBuffer(x!.size);
+    const act = attrs.activation ?? NO_ACTIVATION;
+    const params = [scale!, bias!, mean!, variance!].map((t) => t.dataSync());
+    if (wasmChannelAffine(x!.f32(), out, x!.shape[0]!, C, inner, params, attrs.epsilon, affine, act)) {
+      if (wasmActivation(act.kind) === 'none' && act.kind !== 'none') activateInPlace(out, act);
+      return new Tensor(out, x!.shape, 'float32');
+    }
+    return applyChannelAffine(x!, affine(), attrs.activation, out);
   },
   grad: batchNormGrad,
 };

@@ -68,6 +68,42 @@ describe('a PyTorch decoder with ConvTranspose2d, Upsample, bilinear interpolate
     expectClose(a, b, { atol: 1e-6, rtol: 1e-5 });
   });
 
+  it('fuses an activation into a BatchNormalization that stays (BN before its conv, as DenseNet), with the same outputs', () => {
+    // x → BN → Relu → Conv 1×1 → BN → HardSwish; the second BN folds into the conv, the first stays.
+    const C = 6;
+    const M = 5;
+    const rand = (shape: number[], seed: number, low = -1, high = 1) => Tensor.rand(shape, { seed, low, high });
+    const bytes = modelBytes({
+      nodes: [
+        node('BatchNormalization', ['x', 's1', 'b1', 'm1', 'v1'], ['bn1'], { epsilon: 1e-5 }),
+        node('Relu', ['bn1'], ['r1']),
+        node('Conv', ['r1', 'w'], ['c']),
+        node('BatchNormalization', ['c', 's2', 'b2', 'm2', 'v2'], ['bn2'], { epsilon: 1e-3 }),
+        node('HardSwish', ['bn2'], ['y']),
+      ],
+      inputs: [{ name: 'x', shape: [2, C, 7, 9] }],
+      outputs: [{ name: 'y' }],
+      initializers: {
+        s1: rand([C], 1), b1: rand([C], 2), m1: rand([C], 3), v1: rand([C], 4, 0.5, 2),
+        w: rand([M, C, 1, 1], 5),
+        s2: rand([M], 6), b2: rand([M], 7), m2: rand([M], 8), v2: rand([M], 9, 0.5, 2),
+      },
+      opset: 17,
+    });
+    const fused = loadOnnxSync(bytes);
+    const plain = loadOnnxSync(bytes, { optimize: false });
+    expect(fused.plan.map((n) => n.opType)).toEqual(['BatchNormalization', 'Conv']);
+    expect(fused.plan[0]!.attrs.get('_activation')).toBe('relu');
+    const x = Tensor.randn([2, C, 7, 9], { seed: 10 });
+    // Three runs: node by node, recorded, replayed (the BN's affine kept in kernel memory).
+    for (let r = 0; r < 3; r++) {
+      const a = Object.values(fused.runSync(x))[0]!;
+      const b = Object.values(plain.runSync(x))[0]!;
+      // float32 a·x + b (the TS path rounds once from float64) and a folded BN: a few ulps.
+      expectClose(a, b, { atol: 1e-5, rtol: 1e-5 });
+    }
+  });
+
   it('runs on the GPU backend (gpu.js cpu mode), the new cards visibly on the CPU', async () => {
     const messages: string[] = [];
     const g = await gpu({ mode: 'cpu', log: (m) => messages.push(m) });

@@ -9,8 +9,9 @@ import { lookupOp } from './ops/index.js';
  * as written, e.g. to step through it node by node):
  * 1. Constant nodes become initializers.
  * 2. BatchNormalization after a Conv with constant weights folds into the Conv.
- * 3. An activation right after a Conv or Gemm (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid,
- *    HardSwish, Tanh, and Sigmoid+Mul = SiLU) runs in its epilogue instead of as its own pass.
+ * 3. An activation right after a Conv, Gemm or unfolded inference BatchNormalization (Relu,
+ *    LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, and Sigmoid+Mul = SiLU) runs in its
+ *    epilogue instead of as its own pass.
  * 4. GELU as PyTorch exports it before opset 20 — Div(x, √2) → Erf → Add 1 → Mul x → Mul 0.5 —
  *    becomes one Gelu node: one pass over the tensor instead of five (ConvNeXt, ViT).
  * A rewrite only happens when the intermediate value has no other reader and is not a graph output.
@@ -50,8 +51,11 @@ export function optimizeGraph(
   };
 
   countReaders();
+  // An inference BatchNormalization that stays (one that precedes its conv, as in DenseNet) takes
+  // its activation as a conv does.
+  const inferenceBn = (n: OnnxNode) => n.opType === 'BatchNormalization' && n.outputs.filter(Boolean).length === 1 && !n.attrs.get('training_mode');
   for (const conv of [...nodes]) {
-    if ((conv.opType !== 'Conv' && conv.opType !== 'Gemm') || conv.domain !== '' || !nodes.includes(conv)) continue;
+    if ((conv.opType !== 'Conv' && conv.opType !== 'Gemm' && !inferenceBn(conv)) || conv.domain !== '' || !nodes.includes(conv)) continue;
     let cur = conv;
     // 2. BN folding.
     const bn = soleReader(cur.outputs[0]!);

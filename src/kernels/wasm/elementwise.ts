@@ -2,7 +2,7 @@ import type { Activation } from '../activation.js';
 import { actParams } from './conv.js';
 import { type Call, chunkCount, splitRange, streamNs } from './pool.js';
 import { type WasmActivation, type WasmBinaryOp, BINARY_OPS } from './kernels.js';
-import { type Runtime, f32Index, runtime, wasmActivation, wasmKernelsEnabled } from './runtime.js';
+import { type Runtime, constantCopy, f32Index, runtime, wasmActivation, wasmKernelsEnabled } from './runtime.js';
 import { scratchBytes } from './budget.js';
 
 /**
@@ -113,3 +113,54 @@ function activationPass(kind: WasmActivation, p1: number, p2: number, X: Float32
   rt.pool.run(calls);
   return true;
 }
+
+/** Small numbers for arrays, so that a cache key can name several constants. */
+const arrayIds = new WeakMap<object, number>();
+let nextArrayId = 1;
+function arrayId(a: object): number {
+  let id = arrayIds.get(a);
+  if (id === undefined) arrayIds.set(a, (id = nextArrayId++));
+  return id;
+}
+
+/**
+ * Y = act(a[c]·X + b[c]) per channel plane of an [N, C, inner] float32 tensor, when X and Y live
+ * in wasm memory (a graph run's arena): batch norm at inference. a and b come from `affine` and
+ * are kept in kernel memory with the constant `scale` (a loaded model's BN parameters never
+ * change; the key names the other three), so a recorded run replays them. Returns false,
+ * having done nothing, otherwise; an activation without a wasm epilogue is left to the caller.
+ */
+export function wasmChannelAffine(X: Float32Array, Y: Float32Array, n: number, C: number, inner: number, params: readonly ArrayLike<number>[], epsilon: number, affine: () => { a: Float64Array; b: Float64Array }, act: Activation): boolean {
+  if (!wasmKernelsEnabled() || n * C * inner === 0) return false;
+  const rt = runtime()!;
+  const xAt = rt.addressOf(X);
+  const yAt = rt.addressOf(Y);
+  if (xAt < 0 || yAt < 0) return false;
+  const scale = params[0];
+  const cacheable = scale instanceof Float32Array && params.every((p) => typeof p === 'object');
+  const scratch = rt.alloc(scratchBytes(8 * C + 64));
+  try {
+    const fill = (ptr: number) => {
+      const { a, b } = affine();
+      const v = rt.f32();
+      const o = f32Index(ptr);
+      for (let c = 0; c < C; c++) {
+        v[o + c] = a[c]!;
+        v[o + C + c] = b[c]!;
+      }
+    };
+    const pA = cacheable ? constantCopy(rt, scale, `affine:${epsilon}:${params.slice(1).map((p) => arrayId(p as object)).join(':')}`, 2 * C, scratch, fill) : (fill(scratch), scratch);
+    const pB = pA + 4 * C;
+    const kind = wasmActivation(act.kind);
+    const [p1, p2] = actParams(act);
+    const calls: Call[][] = [];
+    for (let img = 0; img < n; img++) {
+      for (const [c0, c1] of rowChunks(C, C * inner)) calls.push([[`affine_${kind}`, xAt + 4 * img * C * inner, yAt + 4 * img * C * inner, inner, pA, pB, c0, c1, p1, p2]]);
+    }
+    rt.pool.run(calls);
+  } finally {
+    rt.release(scratch);
+  }
+  return true;
+}
+

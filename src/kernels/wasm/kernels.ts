@@ -854,6 +854,61 @@ export function activationPassKernel(act: Exclude<WasmActivation, 'none'>): Fn {
   return f;
 }
 
+/**
+ * affine_<act>(pX, pY, inner, pA, pB, c0, c1, p1, p2): y = act(a[c]·x + b[c]) over the channel
+ * planes c0 ≤ c < c1 of inner floats each (plane c at pX + 4·c·inner; a and b one float per
+ * channel at pA, pB): batch norm at inference, with its fused activation. Each plane runs in
+ * vectors, its last inner mod 4 floats lane by lane from a full load (floats past the plane are
+ * read, never written).
+ */
+export function affineKernel(act: WasmActivation): Fn {
+  const f = new Fn(`affine_${act}`, [I32, I32, I32, I32, I32, I32, I32, F32, F32]);
+  const [pX, pY, inner, pA, pB, c0, c1, p1, p2] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const c = f.local(I32);
+  const x = f.local(I32);
+  const y = f.local(I32);
+  const end4 = f.local(I32);
+  const end = f.local(I32);
+  const a = f.local(V128);
+  const b = f.local(V128);
+  const v = f.local(V128);
+  f.get(c0).set(c);
+  f.get(c).get(c1).geS().brIf(0);
+  f.block().loop(); // channels
+  {
+    f.get(pA).get(c).i32(2).shl().add().loadSplat(0).set(a);
+    f.get(pB).get(c).i32(2).shl().add().loadSplat(0).set(b);
+    // x, y: the plane's first float; end4 past its last whole vector, end past the plane.
+    f.get(c).get(inner).mul().i32(2).shl().tee(x).get(pY).add().set(y);
+    f.get(x).get(pX).add().set(x);
+    f.get(x).get(inner).i32(-4).and().i32(2).shl().add().set(end4);
+    f.get(x).get(inner).i32(2).shl().add().set(end);
+    f.block().loop();
+    f.get(x).get(end4).geU().brIf(1);
+    f.get(x).v128Load(0).get(a).fmul().get(b).fadd().set(v);
+    emitActivation(f, act, v, p1, p2);
+    f.get(y).get(v).v128Store(0);
+    f.get(x).i32(16).add().set(x);
+    f.get(y).i32(16).add().set(y);
+    f.br(0);
+    f.end().end();
+    f.get(x).get(end).ltU().if_();
+    {
+      f.get(x).v128Load(0).get(a).fmul().get(b).fadd().set(v);
+      emitActivation(f, act, v, p1, p2);
+      for (let lane = 0; lane < 3; lane++) {
+        f.get(x).i32(4 * lane).add().get(end).ltU().if_();
+        f.get(y).get(v).extractLane(lane).f32Store(4 * lane);
+        f.end();
+      }
+    }
+    f.end();
+    f.get(c).i32(1).add().tee(c).get(c1).ltS().brIf(0);
+  }
+  f.end().end();
+  return f;
+}
+
 /** The float ops of the elementwise kernels, as their vector instruction. */
 export const BINARY_OPS = { Add: 'fadd', Sub: 'fsub', Mul: 'fmul', Div: 'fdiv' } as const;
 export type WasmBinaryOp = keyof typeof BINARY_OPS;

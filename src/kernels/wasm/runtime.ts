@@ -3,7 +3,7 @@ import { Pool } from './pool.js';
 import { ResourceLimitError, ValueError } from '../../core/errors.js';
 import { fmtBytes } from '../../core/limits.js';
 import { winogradInputKernel, winogradOutputKernel } from './winograd_kernels.js';
-import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel, poolKernel, FUSED_SUFFIX } from './kernels.js';
+import { type DepthwiseSpec, WASM_ACTIVATIONS, activationPassKernel, affineKernel, type WasmActivation, depthwiseChannelsKernel, depthwiseKernel, depthwiseName, gemmKernel, gemvKernel, im2colKernel, padPlaneKernel, padSplitKernel, BINARY_OPS, binaryKernel, meanRowsKernel, type WasmBinaryOp, copy2dKernel, fillKernel, poolKernel, FUSED_SUFFIX } from './kernels.js';
 
 /**
  * The WebAssembly side of the CPU backend: one memory (shared when SharedArrayBuffer is there,
@@ -226,7 +226,7 @@ export class Runtime {
     for (const act of WASM_ACTIVATIONS) fns.push(gemmKernel(act), gemvKernel(act), ...(act === 'none' ? [] : [activationPassKernel(act)]));
     for (const op of Object.keys(BINARY_OPS) as WasmBinaryOp[]) fns.push(binaryKernel(op, 'vv'), binaryKernel(op, 'vs'), binaryKernel(op, 'sv'));
     fns.push(meanRowsKernel(), copy2dKernel(), fillKernel(), winogradInputKernel());
-    for (const act of WASM_ACTIVATIONS) fns.push(winogradOutputKernel(act));
+    for (const act of WASM_ACTIVATIONS) fns.push(winogradOutputKernel(act), affineKernel(act));
     for (const kind of ['max', 'avg'] as const) fns.push(poolKernel(kind, 1), poolKernel(kind, 2));
     this.addModule(fns);
     // The fused-multiply-add GEMMs in a module of their own: engines without relaxed SIMD would

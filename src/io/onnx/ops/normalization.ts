@@ -1,5 +1,6 @@
 import { batchNorm, batchNormTrain, updateRunningStats } from '../../../kernels/normalization.js';
 import type { OnnxOpTable } from '../node.js';
+import { fusedActivation } from './conv.js';
 
 /** ONNX adapters for the normalization op cards. */
 export const normalizationOps: OnnxOpTable = {
@@ -32,7 +33,10 @@ export const normalizationOps: OnnxOpTable = {
       // MobileNetV3 exports epsilon 1e-3, EfficientNet 1e-5: always the node's value.
       const epsilon = node.float('epsilon', 1e-5);
 
+      // The load-time optimiser may fuse a following activation (BN + ReLU in DenseNet's layers).
+      const activation = fusedActivation(node);
       if (training === 1) {
+        if (activation.kind !== 'none') throw node.error('a fused activation needs inference mode');
         // ONNX momentum is the weight of the old running value (PyTorch's momentum m is ONNX's 1 − m).
         const momentum = node.float('momentum', 0.9);
         if (!Number.isFinite(momentum)) throw node.error(`momentum must be finite, got ${momentum}`);
@@ -53,7 +57,7 @@ export const normalizationOps: OnnxOpTable = {
           node.input(inputs, 2, 'B'),
           node.input(inputs, 3, 'input_mean'),
           node.input(inputs, 4, 'input_var'),
-          { epsilon },
+          { epsilon, activation },
         ),
       ];
     },
