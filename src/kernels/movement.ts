@@ -313,6 +313,17 @@ export interface AxisAttrs {
  * Concat copies whole contiguous blocks (one per input per outer index); that loop is already
  * the plain definition and the fast kernel, so the card has a single kernel.
  */
+/** Concat's output as rows: `outer` rows of `rowLen` floats, each input a run of shape[a]·inner in every row. */
+function concatLayout(inputs: readonly Tensor[], attrs: AxisAttrs): { outShape: Shape; a: number; outer: number; inner: number; rowLen: number } {
+  const outShape = concatCard.shape(
+    inputs.map((t) => t.shape),
+    attrs,
+  );
+  const a = normAxis(attrs.axis, outShape.length, 'Concat');
+  const inner = sizeOf(outShape.slice(a + 1));
+  return { outShape, a, outer: sizeOf(outShape.slice(0, a)), inner, rowLen: outShape[a]! * inner };
+}
+
 export const concatCard: OpCard<AxisAttrs> = {
   name: 'Concat',
   shape(inputs, { axis }) {
@@ -334,14 +345,7 @@ export const concatCard: OpCard<AxisAttrs> = {
     for (let i = 1; i < inputs.length; i++) {
       if (inputs[i]!.dtype !== first.dtype) throw new ValueError(`Concat: input ${i} is ${inputs[i]!.dtype} but input 0 is ${first.dtype}`);
     }
-    const outShape = concatCard.shape(
-      inputs.map((t) => t.shape),
-      attrs,
-    );
-    const a = normAxis(attrs.axis, first.rank, 'Concat');
-    const outer = sizeOf(outShape.slice(0, a));
-    const inner = sizeOf(outShape.slice(a + 1));
-    const rowLen = outShape[a]! * inner;
+    const { outShape, a, outer, inner, rowLen } = concatLayout(inputs, attrs);
     const out = alloc(outShape, first.dtype, 'Concat');
     let col = 0;
     for (const t of inputs) {
@@ -354,14 +358,7 @@ export const concatCard: OpCard<AxisAttrs> = {
   },
   cpu(inputs, attrs) {
     if (inputs.some((t) => t.dtype !== 'float32')) return concatCard.reference(inputs, attrs);
-    const outShape = concatCard.shape(
-      inputs.map((t) => t.shape),
-      attrs,
-    );
-    const a = normAxis(attrs.axis, outShape.length, 'Concat');
-    const outer = sizeOf(outShape.slice(0, a));
-    const inner = sizeOf(outShape.slice(a + 1));
-    const rowLen = outShape[a]! * inner;
+    const { outShape, a, outer, inner, rowLen } = concatLayout(inputs, attrs);
     // In a graph run the output lives in kernel memory, and so do inputs that kernels made: the
     // copies are then kernel calls (a recorded run replays them), so the layers after a Concat
     // (DenseNet's BN, GoogLeNet's pools) read it in place instead of falling back to JavaScript.
