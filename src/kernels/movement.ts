@@ -309,10 +309,6 @@ export interface AxisAttrs {
   readonly axis: number;
 }
 
-/**
- * Concat copies whole contiguous blocks (one per input per outer index); that loop is already
- * the plain definition and the fast kernel, so the card has a single kernel.
- */
 /** Concat's output as rows: `outer` rows of `rowLen` floats, each input a run of shape[a]·inner in every row. */
 function concatLayout(inputs: readonly Tensor[], attrs: AxisAttrs): { outShape: Shape; a: number; outer: number; inner: number; rowLen: number } {
   const outShape = concatCard.shape(
@@ -324,6 +320,11 @@ function concatLayout(inputs: readonly Tensor[], attrs: AxisAttrs): { outShape: 
   return { outShape, a, outer: sizeOf(outShape.slice(0, a)), inner, rowLen: outShape[a]! * inner };
 }
 
+/**
+ * The Concat op card (attributes: the axis); {@link concat} applies it. Both kernels copy whole
+ * contiguous blocks (one per input per outer index); the CPU kernel writes float32 outputs
+ * where kernels allocate them, with kernel copies when the data lives in kernel memory.
+ */
 export const concatCard: OpCard<AxisAttrs> = {
   name: 'Concat',
   shape(inputs, { axis }) {
