@@ -13,10 +13,11 @@ import { type Runtime, constantCopy, f32Index, isConstant, placeBias, wasmActiva
  * the 16 transformed weight matrices U[ξ] (out channels × channels) on the GEMM, and the 16
  * products transformed back into 2×2 output tiles with the bias and activation. 2.25× fewer
  * multiply-adds than the direct conv, for the price of the transforms (small when the conv has
- * many channels) and of accuracy: the float32 error grows by the transforms' sums, measured at
- * about 2–3× the direct conv's against a float64 reference (tests/kernels/winograd.test.ts),
- * well inside the conv tolerance. Only for loaded models' constant weights (U is computed once
- * and kept), groups of 1, dilation 1, and enough channels and tiles for the GEMMs to pay.
+ * many channels). Accuracy: the transforms add up to 4 inputs and 9 products, but each GEMM sums
+ * 4× fewer terms; against a float64 reference the error measured below the direct conv's
+ * (bench/winograd.ts) and is tested to stay within 4× of it (tests/kernels/winograd.test.ts).
+ * Only for loaded models' constant weights (U is computed once and kept), groups of 1,
+ * dilation 1, and enough channels and tiles for the GEMMs to pay.
  */
 export function winogradApplies(g: ConvGeometry, W: Float32Array): boolean {
   return (
