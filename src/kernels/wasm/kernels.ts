@@ -844,11 +844,7 @@ export function activationPassKernel(act: Exclude<WasmActivation, 'none'>): Fn {
   {
     f.get(ptr).v128Load(0).set(vs[0]!);
     emitActivations(f, act, [vs[0]!], p1, p2);
-    for (let lane = 0; lane < 3; lane++) {
-      f.get(ptr).i32(4 * lane).add().get(end).ltU().if_();
-      f.get(ptr).get(vs[0]!).extractLane(lane).f32Store(4 * lane);
-      f.end();
-    }
+    emitTailStores(f, ptr, end, ptr, vs[0]!);
   }
   f.end();
   return f;
@@ -896,17 +892,25 @@ export function affineKernel(act: WasmActivation): Fn {
     {
       f.get(x).v128Load(0).get(a).fmul().get(b).fadd().set(v);
       emitActivation(f, act, v, p1, p2);
-      for (let lane = 0; lane < 3; lane++) {
-        f.get(x).i32(4 * lane).add().get(end).ltU().if_();
-        f.get(y).get(v).extractLane(lane).f32Store(4 * lane);
-        f.end();
-      }
+      emitTailStores(f, x, end, y, v);
     }
     f.end();
     f.get(c).i32(1).add().tee(c).get(c1).ltS().brIf(0);
   }
   f.end().end();
   return f;
+}
+
+/**
+ * The last floats of a run, lane by lane: lane k of the vector `v` is stored at dst + 4k while
+ * probe + 4k < end (probe walks the run that `end` bounds; dst the output beside it).
+ */
+function emitTailStores(f: Fn, probe: number, end: number, dst: number, v: number): void {
+  for (let lane = 0; lane < 3; lane++) {
+    f.get(probe).i32(4 * lane).add().get(end).ltU().if_();
+    f.get(dst).get(v).extractLane(lane).f32Store(4 * lane);
+    f.end();
+  }
 }
 
 /** The float ops of the elementwise kernels, as their vector instruction. */
@@ -963,11 +967,7 @@ export function binaryKernel(op: WasmBinaryOp, kind: 'vv' | 'vs' | 'sv'): Fn {
     {
       emitOp();
       f.set(v);
-      for (let lane = 0; lane < 3; lane++) {
-        f.get(y).i32(4 * lane).add().get(end).ltU().if_();
-        f.get(y).get(v).extractLane(lane).f32Store(4 * lane);
-        f.end();
-      }
+      emitTailStores(f, y, end, y, v);
     }
     f.end();
     f.get(end).set(y);
