@@ -132,6 +132,26 @@ describe.skipIf(!existsSync(CHROMIUM))(`explorer page in headless Chromium (${CH
     }
   }, 60_000);
 
+  it('a model without spatial maps: the page shows gradient saliency and says what it is', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lightconv-explorer-mlp-'));
+    temporary.push(dir);
+    const file = join(dir, 'mlp.onnx');
+    const { exportOnnx } = await import('../../src/io/onnx/export.js');
+    const { preprocessToMetadata } = await import('../../src/data/transforms.js');
+    const { Flatten, Linear, Sequential } = await import('../../src/layers/layers.js');
+    const raw = { inputSize: 8, resize: 8, crop: 8, channels: 3 as const, mean: [0, 0, 0], std: [1, 1, 1] };
+    await exportOnnx(new Sequential(new Flatten(), new Linear(3 * 8 * 8, 3)), file, { input: [1, 3, 8, 8], metadata: { 'lightconv.classes': JSON.stringify(['a', 'b', 'c']), ...preprocessToMetadata(raw) } });
+    const image = { width: 8, height: 8, rgb: Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => (i * 37) % 256) };
+    await writeExplorer(file, image, join(dir, 'page'));
+    const { page } = await openPage(browser, pathToFileURL(join(dir, 'page', 'index.html')).href);
+    expect(await page.evaluate(() => document.body.dataset.error ?? null)).toBeNull();
+    const text = await page.evaluate(() => document.getElementById('explain')!.textContent ?? '');
+    expect(text).toContain('Gradient saliency (the input gradient) for');
+    expect(text).toContain('a small change of the input moves the score of');
+    expect(text).not.toContain('Grad-CAM weighs');
+    await page.close();
+  });
+
   it('a trained ONNX model from file://: attention bars, Grad-CAM per class, gradients, arithmetic; screenshots', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lightconv-explorer-'));
     temporary.push(dir);

@@ -11,6 +11,21 @@ import { type Arithmetic, fmtNum, flatOf, unflat } from '../arithmetic.js';
 import { type Step, collectSteps } from '../step.js';
 import { DATA_GLOBAL, type ExplorerData, type ExplorerGradients } from './data.js';
 
+/** What the map shows, in plain words, for the method that made it. */
+function camWords(cam: { method: string; className: string; layer?: string | null }): string {
+  const where = cam.layer ? `layer ${cam.layer}` : 'the last spatial layer';
+  switch (cam.method) {
+    case 'saliency':
+      return `Bright pixels are where a small change of the input moves the score of '${cam.className}' most (the size of its gradient with respect to each pixel). `;
+    case 'occlusion':
+      return `Bright regions lowered the probability of '${cam.className}' most when a square patch over them was replaced by the image's mean. `;
+    case 'gradcam++':
+      return `Bright regions raised the score of '${cam.className}' most: Grad-CAM++ weighs the feature maps of ${where} by their positive gradients, each pixel's counted by how much it adds, sums them and keeps the positive part. `;
+    default:
+      return `Bright regions raised the score of '${cam.className}' most: Grad-CAM weighs the feature maps of ${where} by how much each one raises that score, adds them up and keeps the positive part. `;
+  }
+}
+
 /** How the page names each CAM method. */
 const METHOD_NAMES: Record<string, string> = { gradcam: 'Grad-CAM', 'gradcam++': 'Grad-CAM++', occlusion: 'Occlusion sensitivity', saliency: 'Gradient saliency (the input gradient)' };
 
@@ -207,8 +222,8 @@ function renderExplain(p: Page, classIndex: number): void {
       el(
         'p',
         { class: 'note', style: 'flex:1;min-width:240px' },
-        cam.peak > 0 ? '' : el('b', {}, `No region raised the score of '${cam.className}': every feature map's weight for it is negative, so the map is empty (dark). The other class's map shows where the evidence against it lies. `),
-        `Bright regions raised the score of '${cam.className}' most: Grad-CAM weighs the feature maps of ${cam.layer ? `layer ${cam.layer}` : 'the last spatial layer'} by how much each one raises that score, adds them up and keeps the positive part. `,
+        cam.peak > 0 || !cam.method.startsWith('gradcam') ? '' : el('b', {}, `No region raised the score of '${cam.className}': every feature map's weight for it is negative, so the map is empty (dark). The other class's map shows where the evidence against it lies. `),
+        camWords(cam),
         'Below: if this image were a training example labelled with the chosen class, the bars show how large the gradient of the loss is for each layer\'s weights (the L2 norm of all its parameter gradients) — the layers a training step would change most. A confidently right class gives small gradients everywhere.',
       ),
     ),
